@@ -1,0 +1,37 @@
+/** The one `recorder` command: thin subcommands over device/, gateway/ and hardware/. */
+import { Command, CommanderError } from 'commander';
+import { registerDemo } from './commands/demo.ts';
+import { registerJournal } from './commands/journal.ts';
+import { EXIT_ERROR, EXIT_OK, printError } from './output.ts';
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('recorder')
+    .description('whole-process enforcement recorder and collection station')
+    .showHelpAfterError()
+    .exitOverride();
+  const run = async (action: () => Promise<number>) => {
+    try {
+      setExit(await action());
+    } catch (error) {
+      setExit(printError(error));
+    }
+  };
+  registerDemo(program, run);
+  registerJournal(program, run);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let code = EXIT_OK;
+  const program = buildProgram((c) => (code = c));
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // --help and --version end here with exit code 0; usage errors with 1, which we map to 2.
+      return error.exitCode === 0 ? EXIT_OK : EXIT_ERROR;
+    }
+    return printError(error);
+  }
+  return code;
+}

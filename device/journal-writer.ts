@@ -1,0 +1,246 @@
+/**
+ * The one writer of a device journal: append-only JSON Lines, each entry fsync'd before its
+ * promise resolves. A second writer on the same file is refused. A torn tail left by a power cut
+ * is moved, byte for byte, into a `.torn-OFFSET` file beside the journal and the move is itself
+ * journaled, so no byte is ever dropped silently.
+ */
+import type { KeyObject } from 'node:crypto';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  unlinkSync,
+} from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import { RecorderError } from '../protocol/errors.ts';
+import {
+  EMPTY_HEAD,
+  entryLine,
+  headAfter,
+  sha256Hex,
+  signEntry,
+  type JournalEntry,
+  type JournalHead,
+  type JsonObject,
+} from '../protocol/journal-entry.ts';
+import { replaceFileDurable, writeNewFileDurable } from './fs-durable.ts';
+
+export const TORN_TAIL_KIND = 'journal-torn-tail';
+
+export interface JournalWriterOptions {
+  path: string;
+  device: string;
+  privateKey: KeyObject;
+  /** Wall clock. Default: `() => new Date()`. */
+  now?: () => Date;
+}
+
+const heldInThisProcess = new Set<string>();
+
+export class JournalWriter {
+  private handle: FileHandle | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+  private failure: Error | null = null;
+  private closed = false;
+  private readonly now: () => Date;
+
+  private constructor(
+    private readonly options: JournalWriterOptions,
+    private currentHead: JournalHead,
+    private readonly lockPath: string,
+    private readonly tornTail: { offset: number; bytes: number; sha256: string; file: string } | null,
+  ) {
+    this.now = options.now ?? (() => new Date());
+  }
+
+  /** Opens (creating if needed) the journal for appending. Throws JOURNAL_LOCKED or JOURNAL_CORRUPT. */
+  static async open(options: JournalWriterOptions): Promise<JournalWriter> {
+    mkdirSync(dirname(options.path), { recursive: true });
+    const lockPath = acquireLock(options.path);
+    let writer: JournalWriter;
+    try {
+      const tornTail = moveTornTail(options.path);
+      const head = readHead(options.path);
+      writer = new JournalWriter(options, head, lockPath, tornTail);
+      writer.handle = await open(options.path, 'a', 0o644);
+    } catch (error) {
+      releaseLock(options.path, lockPath);
+      throw error;
+    }
+    if (writer.tornTail) await writer.append(TORN_TAIL_KIND, { ...writer.tornTail });
+    return writer;
+  }
+
+  get head(): JournalHead {
+    return this.currentHead;
+  }
+
+  get path(): string {
+    return this.options.path;
+  }
+
+  /** Signs and appends one entry; resolves once it is on disk (fsync'd). */
+  append(kind: string, body: JsonObject): Promise<JournalEntry> {
+    const time = this.now();
+    const result = this.queue.then(() => this.writeOne(kind, body, time));
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async writeOne(kind: string, body: JsonObject, time: Date): Promise<JournalEntry> {
+    if (this.closed || !this.handle) {
+      throw new RecorderError('JOURNAL_WRITE_FAILED', `${this.options.path} is closed`);
+    }
+    if (this.failure) {
+      throw new RecorderError(
+        'JOURNAL_WRITE_FAILED',
+        `an earlier write to ${this.options.path} failed (${this.failure.message}); reopen the journal`,
+      );
+    }
+    const entry = signEntry(
+      this.currentHead,
+      { device: this.options.device, kind, body, time },
+      this.options.privateKey,
+    );
+    const line = entryLine(entry);
+    try {
+      await this.handle.write(`${line}\n`);
+      await this.handle.sync();
+    } catch (error) {
+      this.failure = error as Error;
+      throw new RecorderError(
+        'JOURNAL_WRITE_FAILED',
+        `cannot append to ${this.options.path}: ${(error as Error).message}`,
+        {
+          cause: (error as NodeJS.ErrnoException).code,
+        },
+      );
+    }
+    this.currentHead = headAfter(entry, line);
+    return entry;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.queue;
+    this.closed = true;
+    await this.handle?.close();
+    this.handle = null;
+    releaseLock(this.options.path, this.lockPath);
+  }
+}
+
+function acquireLock(path: string): string {
+  const lockPath = `${path}.lock`;
+  if (heldInThisProcess.has(path)) {
+    throw new RecorderError('JOURNAL_LOCKED', `${path} is already open for writing in this process`, {
+      path,
+    });
+  }
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeNewFileDurable(lockPath, `${process.pid}\n`);
+      heldInThisProcess.add(path);
+      return lockPath;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const pid = Number.parseInt(readFileSync(lockPath, 'utf8'), 10);
+    if (Number.isInteger(pid) && pid !== process.pid && processAlive(pid)) {
+      throw new RecorderError(
+        'JOURNAL_LOCKED',
+        `${path} is being written by process ${pid}; only one writer may append to a journal`,
+        { path, pid },
+      );
+    }
+    // The lock's owner is gone (a crash or power cut): the lock is stale.
+    unlinkSync(lockPath);
+  }
+  throw new RecorderError('JOURNAL_LOCKED', `cannot take the lock ${lockPath}`, { path });
+}
+
+function releaseLock(path: string, lockPath: string): void {
+  heldInThisProcess.delete(path);
+  try {
+    unlinkSync(lockPath);
+  } catch {
+    // already gone: nothing to release
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Index just past the last '\n' of the file, scanning backwards from `end`. */
+function lastNewlineBefore(fd: number, end: number): number {
+  const chunk = Buffer.alloc(64 * 1024);
+  let pos = end;
+  while (pos > 0) {
+    const start = Math.max(0, pos - chunk.length);
+    const n = readSync(fd, chunk, 0, pos - start, start);
+    const i = chunk.subarray(0, n).lastIndexOf(0x0a);
+    if (i >= 0) return start + i + 1;
+    pos = start;
+  }
+  return 0;
+}
+
+function moveTornTail(path: string): { offset: number; bytes: number; sha256: string; file: string } | null {
+  if (!existsSync(path)) return null;
+  const fd = openSync(path, 'r+');
+  try {
+    const size = fstatSync(fd).size;
+    const offset = lastNewlineBefore(fd, size);
+    if (offset === size) return null;
+    const tail = Buffer.alloc(size - offset);
+    readSync(fd, tail, 0, tail.length, offset);
+    const tornPath = `${path}.torn-${offset}`;
+    // Keep the bytes first, then cut them off: a crash in between repeats the same move.
+    replaceFileDurable(tornPath, tail);
+    ftruncateSync(fd, offset);
+    fsyncSync(fd);
+    return { offset, bytes: tail.length, sha256: sha256Hex(tail), file: basename(tornPath) };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readHead(path: string): JournalHead {
+  if (!existsSync(path)) return EMPTY_HEAD;
+  const fd = openSync(path, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return EMPTY_HEAD;
+    const start = lastNewlineBefore(fd, size - 1);
+    const line = Buffer.alloc(size - 1 - start);
+    readSync(fd, line, 0, line.length, start);
+    let entry: JournalEntry;
+    try {
+      entry = JSON.parse(line.toString('utf8')) as JournalEntry;
+      if (!Number.isSafeInteger(entry.seq)) throw new Error('no seq');
+    } catch (error) {
+      throw new RecorderError(
+        'JOURNAL_CORRUPT',
+        `the last line of ${path} is not a journal entry (${(error as Error).message}); ` +
+          `run 'recorder journal verify ${path}' and keep the file for inspection`,
+        { path },
+      );
+    }
+    return headAfter(entry, line);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,0 +1,134 @@
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { appendFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { join } from 'node:path';
+import { verifyJournalFile } from '../../device/journal-reader.ts';
+import { JournalWriter, TORN_TAIL_KIND } from '../../device/journal-writer.ts';
+import { isRecorderError } from '../../protocol/errors.ts';
+import { sha256Hex } from '../../protocol/journal-entry.ts';
+import { tempDir } from '../helpers/temp.ts';
+
+const keys = generateKeyPairSync('ed25519');
+const open = (path: string, now?: () => Date) =>
+  JournalWriter.open({ path, device: 'HN-CS-0001', privateKey: keys.privateKey, ...(now ? { now } : {}) });
+
+test('entries are appended in order, one canonical line each, and continue after reopening', async (t) => {
+  const path = join(tempDir(t), 'journal.jsonl');
+  const w = await open(path);
+  const appended = await Promise.all([
+    w.append('a', { i: 1 }),
+    w.append('b', { i: 2 }),
+    w.append('c', { i: 3 }),
+  ]);
+  t.deepEqual(
+    appended.map((e) => e.seq),
+    [0, 1, 2],
+  );
+  await w.close();
+  const w2 = await open(path);
+  t.is((await w2.append('d', {})).seq, 3);
+  await w2.close();
+  const lines = readFileSync(path, 'utf8').trimEnd().split('\n');
+  t.is(lines.length, 4);
+  t.deepEqual(
+    lines.map((l) => JSON.parse(l).kind),
+    ['a', 'b', 'c', 'd'],
+  );
+  const report = await verifyJournalFile(path, { publicKey: keys.publicKey });
+  t.true(report.ok, JSON.stringify(report.problems));
+  t.is(report.entries, 4);
+});
+
+test('a second writer in the same process is refused', async (t) => {
+  const path = join(tempDir(t), 'journal.jsonl');
+  const w = await open(path);
+  const error = await t.throwsAsync(open(path));
+  t.true(isRecorderError(error, 'JOURNAL_LOCKED'));
+  await w.close();
+  const again = await open(path);
+  await again.close();
+});
+
+test("a writer held by another live process is refused; a dead one's lock is taken over", async (t) => {
+  const path = join(tempDir(t), 'journal.jsonl');
+  const sleeper = spawn('sleep', ['30']);
+  t.teardown(() => sleeper.kill());
+  writeFileSync(`${path}.lock`, `${sleeper.pid}\n`);
+  const error = await t.throwsAsync(open(path));
+  t.true(isRecorderError(error, 'JOURNAL_LOCKED'));
+  t.regex(error!.message, new RegExp(`process ${sleeper.pid}`));
+
+  sleeper.kill();
+  await new Promise((resolve) => sleeper.once('exit', resolve));
+  const w = await open(path);
+  await w.append('after-crash', {});
+  await w.close();
+  t.false(existsSync(`${path}.lock`));
+});
+
+test('a torn tail is moved byte for byte into a .torn file and the move is journaled', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'journal.jsonl');
+  const w = await open(path);
+  await w.append('a', {});
+  await w.append('b', {});
+  await w.close();
+  const intactSize = readFileSync(path).length;
+  const torn = Buffer.concat([Buffer.from('{"body":{"half":"written'), Buffer.from([0xff, 0x00])]);
+  appendFileSync(path, torn);
+
+  const before = await verifyJournalFile(path, { publicKey: keys.publicKey });
+  t.deepEqual(
+    before.problems.map((p) => [p.line, p.code]),
+    [[3, 'JOURNAL_TORN_TAIL']],
+  );
+
+  const w2 = await open(path);
+  await w2.append('c', {});
+  await w2.close();
+  const tornFile = readdirSync(dir).find((f) => f.includes('.torn-'));
+  t.is(tornFile, `journal.jsonl.torn-${intactSize}`);
+  t.deepEqual(readFileSync(join(dir, tornFile!)), torn);
+
+  const lines = readFileSync(path, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  t.deepEqual(
+    lines.map((e) => e.kind),
+    ['a', 'b', TORN_TAIL_KIND, 'c'],
+  );
+  t.deepEqual(lines[2].body, {
+    offset: intactSize,
+    bytes: torn.length,
+    sha256: sha256Hex(torn),
+    file: tornFile,
+  });
+  t.true((await verifyJournalFile(path, { publicKey: keys.publicKey })).ok);
+});
+
+test('a journal whose last complete line is not an entry is not continued', async (t) => {
+  const path = join(tempDir(t), 'journal.jsonl');
+  const w = await open(path);
+  await w.append('a', {});
+  await w.close();
+  appendFileSync(path, 'garbage\n');
+  const error = await t.throwsAsync(open(path));
+  t.true(isRecorderError(error, 'JOURNAL_CORRUPT'));
+  t.false(existsSync(`${path}.lock`), 'a refused open releases its lock');
+});
+
+test('time comes from the injected clock', async (t) => {
+  const path = join(tempDir(t), 'journal.jsonl');
+  const w = await open(path, () => new Date('2030-01-02T03:04:05.678Z'));
+  t.is((await w.append('a', {})).time, '2030-01-02T03:04:05.678Z');
+  await w.close();
+});
+
+test('appending after close is refused with a code', async (t) => {
+  const path = join(tempDir(t), 'journal.jsonl');
+  const w = await open(path);
+  await w.close();
+  t.true(isRecorderError(await t.throwsAsync(w.append('late', {})), 'JOURNAL_WRITE_FAILED'));
+});
