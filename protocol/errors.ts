@@ -25,6 +25,8 @@ export const ErrorCodes = {
   KEY_MISSING: 'a key file is missing',
   KEY_PERMISSIONS: 'a private key file is readable by others',
   KEY_INVALID: 'a key file cannot be read as a key',
+  // Profiles
+  PROFILE_INVALID: 'a device profile does not pass validation',
   // Command line
   CLI_USAGE: 'the command was called with wrong arguments',
   FILE_NOT_FOUND: 'a file does not exist',
