@@ -10,6 +10,7 @@
  */
 import { createHash, sign, verify, type KeyObject } from 'node:crypto';
 import { canonicalize, type JsonValue } from './canonical-json.ts';
+import { RecorderError } from './errors.ts';
 
 export const JOURNAL_VERSION = 1;
 export const GENESIS_PREV = '0'.repeat(64);
@@ -56,7 +57,36 @@ export interface NewEntry {
   time: Date;
 }
 
+/**
+ * Entries must stay checkable with `jq -cS` (DESIGN.md "The journal"): only strings, booleans,
+ * safe integers, arrays and objects. jq reformats fractional and large numbers, so they are refused;
+ * positions and measurements go in as decimal strings.
+ */
+export function auditableBodyProblem(value: unknown, path = 'body'): string | null {
+  if (typeof value === 'number') {
+    return Number.isSafeInteger(value) ? null : `${path} is ${value}: only safe integers (put decimals in strings)`;
+  }
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return null;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const problem = auditableBodyProblem(value[i], `${path}[${i}]`);
+      if (problem) return problem;
+    }
+    return null;
+  }
+  if (typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      const problem = auditableBodyProblem(item, `${path}.${key}`);
+      if (problem) return problem;
+    }
+    return null;
+  }
+  return `${path} is a ${typeof value}`;
+}
+
 export function signEntry(head: JournalHead, entry: NewEntry, privateKey: KeyObject): JournalEntry {
+  const problem = auditableBodyProblem(entry.body);
+  if (problem) throw new RecorderError('JOURNAL_BAD_ENTRY', `cannot journal ${entry.kind}: ${problem}`);
   const unsigned: UnsignedEntry = {
     v: JOURNAL_VERSION,
     seq: head.nextSeq,
