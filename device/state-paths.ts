@@ -11,6 +11,8 @@ export interface StatePaths {
   publicKey: string;
   journal: string;
   db: string;
+  /** Unix socket for `recorder device press|status|dock|undock` from another shell */
+  controlSocket: string;
 }
 
 export function statePaths(root: string): StatePaths {
@@ -22,5 +24,6 @@ export function statePaths(root: string): StatePaths {
     publicKey: join(keysDir, 'device-signing.pub.pem'),
     journal: join(root, 'journal.jsonl'),
     db: join(root, 'state.json'),
+    controlSocket: join(root, 'control.sock'),
   };
 }

@@ -27,6 +27,9 @@ export const ErrorCodes = {
   KEY_INVALID: 'a key file cannot be read as a key',
   // Profiles
   PROFILE_INVALID: 'a device profile does not pass validation',
+  // Device control socket
+  CONTROL_UNAVAILABLE: 'no recorder is running on this state directory',
+  CONTROL_BAD_REQUEST: 'a control request is malformed or unknown',
   // Command line
   CLI_USAGE: 'the command was called with wrong arguments',
   FILE_NOT_FOUND: 'a file does not exist',

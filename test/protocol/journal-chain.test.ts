@@ -173,11 +173,19 @@ test('headAfter hashes the exact line bytes', (t) => {
 test('entries refuse fractional numbers, which jq would not reproduce', (t) => {
   const keys = generateKeyPairSync('ed25519');
   const error = t.throws(() =>
-    signEntry(EMPTY_HEAD, { device: 'D', kind: 'fix', body: { fix: { lat: 28.5 } }, time: new Date() }, keys.privateKey),
+    signEntry(
+      EMPTY_HEAD,
+      { device: 'D', kind: 'fix', body: { fix: { lat: 28.5 } }, time: new Date() },
+      keys.privateKey,
+    ),
   );
   t.is((error as { code?: string }).code, 'JOURNAL_BAD_ENTRY');
   t.regex(error!.message, /body\.fix\.lat/);
   t.notThrows(() =>
-    signEntry(EMPTY_HEAD, { device: 'D', kind: 'fix', body: { fix: { lat: '28.5000000', n: 3 } }, time: new Date() }, keys.privateKey),
+    signEntry(
+      EMPTY_HEAD,
+      { device: 'D', kind: 'fix', body: { fix: { lat: '28.5000000', n: 3 } }, time: new Date() },
+      keys.privateKey,
+    ),
   );
 });
