@@ -44,14 +44,13 @@ test('property: with contiguous segments, pre-record coverage is at least the co
       (segS, preS, pressS) => {
         const segments: SpanSegment[] = [];
         for (let s = 0; s < 500; s += segS) segments.push(seg(s, s + segS));
-        // The ring keeps what pruning at the press leaves; the event takes what overlaps its window.
-        const [kept] = pruneRing(
-          segments.filter((s) => s.endMs <= pressS * 1000),
-          pressS * 1000,
-          preS * 1000,
-        );
+        // At the press, the ring holds the closed segments pruning left; the open one closes later.
+        const press = pressS * 1000;
+        const closed = segments.filter((s) => s.endMs <= press);
+        const open = segments.filter((s) => s.startMs < press && s.endMs > press);
+        const [kept] = pruneRing(closed, press, preS * 1000);
         const e = [event(pressS, preS, null)];
-        const covered = kept.filter((s) => assignSegment(s, e) !== null);
+        const covered = [...kept, ...open].filter((s) => assignSegment(s, e) !== null);
         const earliest = Math.min(...covered.map((s) => s.startMs), pressS * 1000);
         return pressS * 1000 - earliest >= preS * 1000;
       },
