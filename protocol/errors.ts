@@ -30,6 +30,10 @@ export const ErrorCodes = {
   // Device control socket
   CONTROL_UNAVAILABLE: 'no recorder is running on this state directory',
   CONTROL_BAD_REQUEST: 'a control request is malformed or unknown',
+  // Uploads
+  UPLOAD_BAD_MESSAGE: 'an upload message does not match its schema',
+  RECEIPT_INVALID: 'an upload receipt is not signed by the trusted gateway',
+  RECEIPT_MISMATCH: 'an upload receipt names another item',
   // Command line
   CLI_USAGE: 'the command was called with wrong arguments',
   FILE_NOT_FOUND: 'a file does not exist',

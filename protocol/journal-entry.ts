@@ -64,7 +64,9 @@ export interface NewEntry {
  */
 export function auditableBodyProblem(value: unknown, path = 'body'): string | null {
   if (typeof value === 'number') {
-    return Number.isSafeInteger(value) ? null : `${path} is ${value}: only safe integers (put decimals in strings)`;
+    return Number.isSafeInteger(value)
+      ? null
+      : `${path} is ${value}: only safe integers (put decimals in strings)`;
   }
   if (value === null || typeof value === 'string' || typeof value === 'boolean') return null;
   if (Array.isArray(value)) {

@@ -1,0 +1,171 @@
+/**
+ * The upload protocol (DESIGN.md "Uploads"), independent of the transport:
+ *
+ *   device  → offer   {id, entry (the signed journal entry of the item), bytes, sha256}
+ *   gateway → state   {id, status: send|have|refused, offset, reason?}
+ *   device  → data    raw bytes at an offset (QoS 1, a window in flight)
+ *   device  → done    {id, bytes, sha256}
+ *   gateway → receipt {receipt, sig} signed with the gateway's own Ed25519 key
+ *
+ * The device deletes its local copy only after it has checked and journaled a receipt for exactly
+ * that item: same id, same journal entry hash, same ciphertext hash and size (a receipt replayed
+ * for another segment deletes nothing).
+ */
+import { sign, verify, type KeyObject } from 'node:crypto';
+import { Type, type Static } from '@sinclair/typebox';
+import { canonicalize } from './canonical-json.ts';
+import { RecorderError } from './errors.ts';
+import { entryLine, sha256Hex, type JournalEntry } from './journal-entry.ts';
+import { parseWithSchema } from './schemas/validate.ts';
+
+const Hex64 = Type.String({ pattern: '^[0-9a-f]{64}$' });
+export const UploadId = Type.String({
+  pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$',
+  description: 'the evidence file name',
+});
+
+const JournalEntrySchema = Type.Object(
+  {
+    v: Type.Literal(1),
+    seq: Type.Integer({ minimum: 0 }),
+    prev: Hex64,
+    time: Type.String(),
+    device: Type.String({ minLength: 1 }),
+    kind: Type.String({ minLength: 1 }),
+    body: Type.Record(Type.String(), Type.Unknown()),
+    sig: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+export const OfferSchema = Type.Object(
+  {
+    id: UploadId,
+    entry: JournalEntrySchema,
+    bytes: Type.Integer({ minimum: 0 }),
+    sha256: Hex64,
+  },
+  { additionalProperties: false, description: 'an item the device wants to upload' },
+);
+
+export const UploadStateSchema = Type.Object(
+  {
+    id: UploadId,
+    status: Type.Union([Type.Literal('send'), Type.Literal('have'), Type.Literal('refused')]),
+    offset: Type.Integer({ minimum: 0, description: 'bytes the gateway already holds' }),
+    code: Type.Optional(Type.String()),
+    reason: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+export const DoneSchema = Type.Object(
+  { id: UploadId, bytes: Type.Integer({ minimum: 0 }), sha256: Hex64 },
+  { additionalProperties: false },
+);
+
+export const ReceiptBodySchema = Type.Object(
+  {
+    v: Type.Literal(1),
+    id: UploadId,
+    device: Type.String({ minLength: 1 }),
+    /** seq and line hash of the device's journal entry that sealed the item */
+    entrySeq: Type.Integer({ minimum: 0 }),
+    entryHash: Hex64,
+    bytes: Type.Integer({ minimum: 0 }),
+    sha256: Hex64,
+    /** who holds it now: the unit's station or the provincial center */
+    holder: Type.String({ minLength: 1 }),
+    role: Type.Union([Type.Literal('station'), Type.Literal('center')]),
+    storedAt: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+export const ReceiptSchema = Type.Object(
+  { receipt: ReceiptBodySchema, sig: Type.String() },
+  { additionalProperties: false },
+);
+
+export type Offer = Static<typeof OfferSchema>;
+export type UploadState = Static<typeof UploadStateSchema>;
+export type Done = Static<typeof DoneSchema>;
+export type ReceiptBody = Static<typeof ReceiptBodySchema>;
+export type Receipt = Static<typeof ReceiptSchema>;
+
+export function parseOffer(value: unknown): Offer {
+  return parseWithSchema(OfferSchema, value, 'UPLOAD_BAD_MESSAGE', 'upload offer');
+}
+
+export function parseDone(value: unknown): Done {
+  return parseWithSchema(DoneSchema, value, 'UPLOAD_BAD_MESSAGE', 'upload done');
+}
+
+export function parseUploadState(value: unknown): UploadState {
+  return parseWithSchema(UploadStateSchema, value, 'UPLOAD_BAD_MESSAGE', 'upload state');
+}
+
+export function parseReceipt(value: unknown): Receipt {
+  return parseWithSchema(ReceiptSchema, value, 'UPLOAD_BAD_MESSAGE', 'upload receipt');
+}
+
+/** The hash a receipt names for an entry: SHA-256 of its journal line, as `prev` chains them. */
+export function entryHash(entry: JournalEntry): string {
+  return sha256Hex(entryLine(entry));
+}
+
+export function signReceipt(body: ReceiptBody, privateKey: KeyObject): Receipt {
+  return { receipt: body, sig: sign(null, Buffer.from(canonicalize(body)), privateKey).toString('base64') };
+}
+
+/**
+ * Checks a receipt against what the device holds. Throws RECEIPT_INVALID with the reason; the
+ * caller must not delete anything then.
+ */
+export function checkReceipt(
+  receipt: Receipt,
+  expected: { id: string; device: string; entry: JournalEntry; bytes: number; sha256: string },
+  gatewayKey: KeyObject,
+): ReceiptBody {
+  const body = receipt.receipt;
+  const sig = Buffer.from(receipt.sig, 'base64');
+  if (sig.length !== 64 || !verify(null, Buffer.from(canonicalize(body)), gatewayKey, sig)) {
+    throw new RecorderError(
+      'RECEIPT_INVALID',
+      `the receipt for ${body.id} is not signed by the trusted gateway key`,
+    );
+  }
+  const mismatches: string[] = [];
+  if (body.id !== expected.id) mismatches.push(`id ${body.id} ≠ ${expected.id}`);
+  if (body.device !== expected.device) mismatches.push(`device ${body.device} ≠ ${expected.device}`);
+  if (body.entrySeq !== expected.entry.seq)
+    mismatches.push(`entry seq ${body.entrySeq} ≠ ${expected.entry.seq}`);
+  if (body.entryHash !== entryHash(expected.entry)) mismatches.push('entry hash differs');
+  if (body.bytes !== expected.bytes) mismatches.push(`bytes ${body.bytes} ≠ ${expected.bytes}`);
+  if (body.sha256 !== expected.sha256) mismatches.push('ciphertext hash differs');
+  if (mismatches.length) {
+    throw new RecorderError(
+      'RECEIPT_MISMATCH',
+      `the receipt does not match ${expected.id}: ${mismatches.join('; ')}`,
+      {
+        mismatches,
+      },
+    );
+  }
+  return body;
+}
+
+export interface QueuedItem {
+  id: string;
+  /** wall-clock ms the item was sealed */
+  sealedAt: number;
+  /** the event the item belongs to has marks (R3: reviewers need those first) */
+  marked: boolean;
+}
+
+/** Upload order (issue 6): events with marks first, then oldest first. */
+export function uploadOrder<T extends QueuedItem>(items: readonly T[]): T[] {
+  return [...items].sort(
+    (a, b) => Number(b.marked) - Number(a.marked) || a.sealedAt - b.sealedAt || (a.id < b.id ? -1 : 1),
+  );
+}

@@ -1,0 +1,111 @@
+import test from 'ava';
+import { generateKeyPairSync } from 'node:crypto';
+import { isRecorderError } from '../../protocol/errors.ts';
+import { EMPTY_HEAD, signEntry, type JournalEntry } from '../../protocol/journal-entry.ts';
+import {
+  checkReceipt,
+  entryHash,
+  parseOffer,
+  signReceipt,
+  uploadOrder,
+  type ReceiptBody,
+} from '../../protocol/upload.ts';
+
+const device = generateKeyPairSync('ed25519');
+const gateway = generateKeyPairSync('ed25519');
+const stranger = generateKeyPairSync('ed25519');
+const sha = (c: string) => c.repeat(64);
+
+function sealedEntry(seq: number, file: string): JournalEntry {
+  return signEntry(
+    { nextSeq: seq, prev: EMPTY_HEAD.prev },
+    {
+      device: 'HN-CS-0001',
+      kind: 'segment',
+      time: new Date(),
+      body: { evidence: { file, bytes: 10, sha256: sha('a') } },
+    },
+    device.privateKey,
+  );
+}
+
+function receiptFor(entry: JournalEntry, patch: Partial<ReceiptBody> = {}): ReceiptBody {
+  return {
+    v: 1,
+    id: 'E1-0.ts.enc',
+    device: 'HN-CS-0001',
+    entrySeq: entry.seq,
+    entryHash: entryHash(entry),
+    bytes: 10,
+    sha256: sha('a'),
+    holder: 'HN-station',
+    role: 'station',
+    storedAt: new Date().toISOString(),
+    ...patch,
+  };
+}
+
+test('a receipt for exactly this item, signed by the gateway, is accepted', (t) => {
+  const entry = sealedEntry(4, 'E1-0.ts.enc');
+  const receipt = signReceipt(receiptFor(entry), gateway.privateKey);
+  const body = checkReceipt(
+    receipt,
+    { id: 'E1-0.ts.enc', device: 'HN-CS-0001', entry, bytes: 10, sha256: sha('a') },
+    gateway.publicKey,
+  );
+  t.is(body.entrySeq, 4);
+});
+
+test('a receipt replayed for another segment is refused', (t) => {
+  const first = sealedEntry(4, 'E1-0.ts.enc');
+  const second = sealedEntry(5, 'E1-1.ts.enc');
+  const receipt = signReceipt(receiptFor(first), gateway.privateKey);
+  const error = t.throws(() =>
+    checkReceipt(
+      receipt,
+      { id: 'E1-1.ts.enc', device: 'HN-CS-0001', entry: second, bytes: 10, sha256: sha('b') },
+      gateway.publicKey,
+    ),
+  );
+  t.true(isRecorderError(error, 'RECEIPT_MISMATCH'));
+  t.regex(error!.message, /id .*entry seq .*entry hash differs.*ciphertext hash differs/);
+});
+
+test('a receipt signed by another key, or altered after signing, is refused', (t) => {
+  const entry = sealedEntry(4, 'E1-0.ts.enc');
+  const expected = { id: 'E1-0.ts.enc', device: 'HN-CS-0001', entry, bytes: 10, sha256: sha('a') };
+  const forged = signReceipt(receiptFor(entry), stranger.privateKey);
+  t.true(
+    isRecorderError(
+      t.throws(() => checkReceipt(forged, expected, gateway.publicKey)),
+      'RECEIPT_INVALID',
+    ),
+  );
+  const altered = signReceipt(receiptFor(entry), gateway.privateKey);
+  altered.receipt.bytes = 11;
+  t.true(
+    isRecorderError(
+      t.throws(() => checkReceipt(altered, expected, gateway.publicKey)),
+      'RECEIPT_INVALID',
+    ),
+  );
+});
+
+test('offers are validated with every problem named', (t) => {
+  const error = t.throws(() => parseOffer({ id: '../etc/passwd', entry: {}, bytes: -1, sha256: 'x' }));
+  t.true(isRecorderError(error, 'UPLOAD_BAD_MESSAGE'));
+  for (const path of ['/id', '/entry', '/bytes', '/sha256']) t.true(error!.message.includes(path), path);
+});
+
+test('upload order: marked events first, then oldest first', (t) => {
+  const order = uploadOrder([
+    { id: 'c', sealedAt: 3, marked: false },
+    { id: 'a', sealedAt: 1, marked: false },
+    { id: 'm2', sealedAt: 9, marked: true },
+    { id: 'm1', sealedAt: 5, marked: true },
+  ]);
+  t.deepEqual(
+    order.map((i) => i.id),
+    ['m1', 'm2', 'a', 'c'],
+  );
+});
