@@ -34,6 +34,8 @@ export const ErrorCodes = {
   UPLOAD_BAD_MESSAGE: 'an upload message does not match its schema',
   RECEIPT_INVALID: 'an upload receipt is not signed by the trusted gateway',
   RECEIPT_MISMATCH: 'an upload receipt names another item',
+  // Evidence store
+  STORE_CONFLICT: 'an item is stored already with different content',
   // Command line
   CLI_USAGE: 'the command was called with wrong arguments',
   FILE_NOT_FOUND: 'a file does not exist',

@@ -9,6 +9,7 @@ const natives: [string, (m: Record<string, unknown>) => boolean][] = [
   ['gstreamer-superficial', (m) => typeof m.Pipeline === 'function'],
   ['@serialport/bindings-cpp', (m) => typeof m.autoDetect === 'function'],
   ['epoll', (m) => 'Epoll' in m],
+  ['better-sqlite3', (m) => typeof m === 'function'],
 ];
 
 for (const [name, check] of natives) {
