@@ -34,6 +34,11 @@ export const ErrorCodes = {
   UPLOAD_BAD_MESSAGE: 'an upload message does not match its schema',
   RECEIPT_INVALID: 'an upload receipt is not signed by the trusted gateway',
   RECEIPT_MISMATCH: 'an upload receipt names another item',
+  UPLOAD_FORGED: 'an upload offer is not signed by the device that sends it',
+  UPLOAD_TOO_LARGE: 'an upload is larger than the gateway accepts',
+  UPLOAD_TIMEOUT: 'the gateway did not answer an upload message in time',
+  UPLOAD_REFUSED: 'the gateway refused an upload',
+  UPLOAD_FAILED: 'an upload failed',
   // Evidence store
   STORE_CONFLICT: 'an item is stored already with different content',
   // Command line

@@ -1,0 +1,339 @@
+/**
+ * Receives uploads (DESIGN.md "Uploads"), independent of the transport: the broker hands it offers,
+ * chunks and done messages from authenticated devices; it answers with states and receipts.
+ *
+ * Partial data never enters the store: chunks go to a file under `incoming/`, and only a complete
+ * file whose size and SHA-256 match the device-signed journal entry is moved into the write-once
+ * store and receipted. A restart resumes from what the incoming file holds.
+ */
+import { EventEmitter } from 'node:events';
+import { createHash, type KeyObject } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { open, stat, truncate, unlink } from 'node:fs/promises';
+import { RecorderError, isRecorderError } from '../protocol/errors.ts';
+import { entryLine, verifyEntrySignature, type JournalEntry } from '../protocol/journal-entry.ts';
+import {
+  entryHash,
+  parseDone,
+  parseOffer,
+  signReceipt,
+  type Offer,
+  type Receipt,
+  type UploadState,
+} from '../protocol/upload.ts';
+import type { EvidenceStore, StoredItem } from './evidence-store.ts';
+
+export interface UploadReceiverOptions {
+  store: EvidenceStore;
+  unit: string;
+  /** the name receipts give as holder, e.g. the station's gateway id */
+  holder: string;
+  role: 'station' | 'center';
+  /** the gateway's Ed25519 receipt-signing key */
+  receiptKey: KeyObject;
+  /** the evidence-signing key bound to a device's certificate, or null when unknown */
+  deviceKey: (device: string) => KeyObject | null;
+  /** largest item accepted. Default 4 GiB. */
+  maxItemBytes?: number;
+  now?: () => Date;
+}
+
+export interface UploadAlert {
+  code: string;
+  device: string;
+  id: string | null;
+  message: string;
+}
+
+export interface ReceiverReply {
+  state?: UploadState;
+  receipt?: Receipt;
+}
+
+interface Session {
+  offer: Offer;
+  path: string;
+  size: number;
+}
+
+const EVIDENCE_KINDS = new Set(['segment', 'photo']);
+
+export class UploadReceiver extends EventEmitter {
+  private readonly sessions = new Map<string, Session>();
+  /** per device and item, messages are handled one at a time, in arrival order */
+  private readonly queues = new Map<string, Promise<unknown>>();
+  private readonly now: () => Date;
+  private readonly maxBytes: number;
+
+  constructor(private readonly options: UploadReceiverOptions) {
+    super();
+    this.now = options.now ?? (() => new Date());
+    this.maxBytes = options.maxItemBytes ?? 4 * 1024 ** 3;
+  }
+
+  private serial<T>(device: string, id: unknown, task: () => Promise<T>): Promise<T> {
+    const k = key(device, typeof id === 'string' ? id : '');
+    const run = (this.queues.get(k) ?? Promise.resolve()).then(task);
+    const tail = run.catch(() => undefined);
+    this.queues.set(k, tail);
+    void tail.then(() => {
+      if (this.queues.get(k) === tail) this.queues.delete(k);
+    });
+    return run;
+  }
+
+  /** An offer from `device` (as authenticated by its certificate). */
+  offer(device: string, payload: unknown): Promise<ReceiverReply> {
+    return this.serial(device, (payload as { id?: unknown })?.id, () => this.handleOffer(device, payload));
+  }
+
+  /**
+   * A chunk at `offset`. Returns null when it was appended (or was a duplicate of bytes held), or
+   * a state telling the device where to resume.
+   */
+  chunk(device: string, id: string, offset: number, data: Buffer): Promise<UploadState | null> {
+    return this.serial(device, id, () => this.handleChunk(device, id, offset, data));
+  }
+
+  /** The device says it sent everything: check, store, receipt. */
+  done(device: string, payload: unknown): Promise<ReceiverReply> {
+    return this.serial(device, (payload as { id?: unknown })?.id, () => this.handleDone(device, payload));
+  }
+
+  private async handleOffer(device: string, payload: unknown): Promise<ReceiverReply> {
+    let offer: Offer;
+    try {
+      offer = parseOffer(payload);
+    } catch (error) {
+      return this.refuse(device, null, error as RecorderError);
+    }
+    const problem = this.offerProblem(device, offer);
+    if (problem) {
+      this.alert({ code: problem.code, device, id: offer.id, message: problem.detail });
+      return this.refuse(device, offer.id, problem);
+    }
+    const stored = this.options.store.get(device, offer.id);
+    if (stored)
+      return {
+        state: { id: offer.id, status: 'have', offset: stored.bytes },
+        receipt: this.receiptFor(stored),
+      };
+
+    const path = this.options.store.incomingPath(device, offer.id);
+    let size = await stat(path).then(
+      (s) => s.size,
+      () => 0,
+    );
+    if (size > offer.bytes) {
+      await truncate(path, 0);
+      size = 0;
+    }
+    if (size === 0) await (await open(path, 'a')).close(); // even an empty item has a file
+    this.sessions.set(key(device, offer.id), { offer, path, size });
+    return { state: { id: offer.id, status: 'send', offset: size } };
+  }
+
+  private async handleChunk(
+    device: string,
+    id: string,
+    offset: number,
+    data: Buffer,
+  ): Promise<UploadState | null> {
+    const session = this.sessions.get(key(device, id));
+    if (!session) return { id, status: 'refused', offset: 0, code: 'UPLOAD_NO_OFFER', reason: 'offer first' };
+    if (offset + data.length <= session.size) return null; // a QoS 1 resend of bytes already held
+    if (offset !== session.size || offset + data.length > session.offer.bytes) {
+      return { id, status: 'send', offset: session.size };
+    }
+    try {
+      const handle = await open(session.path, 'a');
+      try {
+        await handle.write(data);
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      const code =
+        (error as NodeJS.ErrnoException).code === 'ENOSPC' ? 'STORAGE_FULL' : 'UPLOAD_WRITE_FAILED';
+      this.alert({ code, device, id, message: `cannot write ${session.path}: ${(error as Error).message}` });
+      // Whatever part of the chunk landed is cut off again, so the file stays a clean prefix.
+      await truncate(session.path, session.size).catch(() => undefined);
+      return { id, status: 'refused', offset: session.size, code, reason: (error as Error).message };
+    }
+    session.size += data.length;
+    return null;
+  }
+
+  private async handleDone(device: string, payload: unknown): Promise<ReceiverReply> {
+    let done;
+    try {
+      done = parseDone(payload);
+    } catch (error) {
+      return this.refuse(device, null, error as RecorderError);
+    }
+    const session = this.sessions.get(key(device, done.id));
+    if (!session) {
+      const stored = this.options.store.get(device, done.id);
+      if (stored)
+        return {
+          state: { id: done.id, status: 'have', offset: stored.bytes },
+          receipt: this.receiptFor(stored),
+        };
+      return {
+        state: { id: done.id, status: 'refused', offset: 0, code: 'UPLOAD_NO_OFFER', reason: 'offer first' },
+      };
+    }
+    const { offer } = session;
+    if (session.size < offer.bytes) return { state: { id: offer.id, status: 'send', offset: session.size } };
+    const actual = await hashFile(session.path);
+    if (actual.bytes !== offer.bytes || actual.sha256 !== offer.sha256) {
+      // Corrupted on the way (or on disk): drop the bytes and have them sent again.
+      await unlink(session.path).catch(() => undefined);
+      session.size = 0;
+      this.alert({
+        code: 'UPLOAD_HASH_MISMATCH',
+        device,
+        id: offer.id,
+        message: 'received bytes do not match the signed hash; resending',
+      });
+      return {
+        state: {
+          id: offer.id,
+          status: 'send',
+          offset: 0,
+          code: 'UPLOAD_HASH_MISMATCH',
+          reason: 'hash mismatch',
+        },
+      };
+    }
+    let stored: StoredItem;
+    try {
+      stored = this.options.store.put(session.path, this.itemFor(device, offer), this.now().toISOString());
+    } catch (error) {
+      const code = isRecorderError(error)
+        ? error.code
+        : (error as NodeJS.ErrnoException).code === 'ENOSPC'
+          ? 'STORAGE_FULL'
+          : 'STORE_FAILED';
+      this.alert({ code, device, id: offer.id, message: (error as Error).message });
+      return {
+        state: {
+          id: offer.id,
+          status: 'refused',
+          offset: session.size,
+          code,
+          reason: (error as Error).message,
+        },
+      };
+    }
+    this.sessions.delete(key(device, offer.id));
+    const receipt = this.receiptFor(stored);
+    this.emit('stored', stored);
+    return { state: { id: offer.id, status: 'have', offset: stored.bytes }, receipt };
+  }
+
+  private offerProblem(device: string, offer: Offer): RecorderError | null {
+    const entry = offer.entry as JournalEntry;
+    if (entry.device !== device) {
+      return new RecorderError(
+        'UPLOAD_FORGED',
+        `the entry names device ${entry.device}, the connection is ${device}`,
+      );
+    }
+    const publicKey = this.options.deviceKey(device);
+    if (!publicKey) return new RecorderError('UPLOAD_FORGED', `no evidence key is known for ${device}`);
+    if (!verifyEntrySignature(entry, publicKey)) {
+      return new RecorderError(
+        'UPLOAD_FORGED',
+        `the journal entry of ${offer.id} is not signed by ${device}'s evidence key`,
+      );
+    }
+    if (!EVIDENCE_KINDS.has(entry.kind))
+      return new RecorderError('UPLOAD_BAD_MESSAGE', `a ${entry.kind} entry seals no evidence`);
+    const evidence = (entry.body as { evidence?: { file?: unknown; bytes?: unknown; sha256?: unknown } })
+      .evidence;
+    if (
+      !evidence ||
+      evidence.file !== offer.id ||
+      evidence.bytes !== offer.bytes ||
+      evidence.sha256 !== offer.sha256
+    ) {
+      return new RecorderError(
+        'UPLOAD_FORGED',
+        `the offer of ${offer.id} does not match the file its signed entry names`,
+      );
+    }
+    if (offer.bytes > this.maxBytes)
+      return new RecorderError('UPLOAD_TOO_LARGE', `${offer.bytes} bytes is over ${this.maxBytes}`);
+    return null;
+  }
+
+  private itemFor(device: string, offer: Offer): Omit<StoredItem, 'storedAt' | 'receipt'> {
+    const entry = offer.entry as JournalEntry;
+    const body = entry.body as Record<string, unknown>;
+    const str = (v: unknown) => (typeof v === 'string' ? v : null);
+    return {
+      id: offer.id,
+      unit: this.options.unit,
+      device,
+      officer: str(body.officer),
+      event: str(body.event),
+      kind: entry.kind,
+      start: str(body.start),
+      end: str(body.end),
+      entrySeq: entry.seq,
+      entryHash: entryHash(entry),
+      entryLine: entryLine(entry),
+      bytes: offer.bytes,
+      sha256: offer.sha256,
+      positions: JSON.stringify(Array.isArray(body.fixes) ? body.fixes : []),
+    };
+  }
+
+  private receiptFor(item: StoredItem): Receipt {
+    if (item.receipt) return JSON.parse(item.receipt) as Receipt;
+    const receipt = signReceipt(
+      {
+        v: 1,
+        id: item.id,
+        device: item.device,
+        entrySeq: item.entrySeq,
+        entryHash: item.entryHash,
+        bytes: item.bytes,
+        sha256: item.sha256,
+        holder: this.options.holder,
+        role: this.options.role,
+        storedAt: item.storedAt,
+      },
+      this.options.receiptKey,
+    );
+    // The first receipt is kept, so a re-offer gets the very same one.
+    this.options.store.setReceipt(item.device, item.id, JSON.stringify(receipt));
+    return receipt;
+  }
+
+  private refuse(device: string, id: string | null, error: RecorderError): ReceiverReply {
+    this.emit('rejected', { device, id, code: error.code, message: error.message });
+    return {
+      state: { id: id ?? 'unknown', status: 'refused', offset: 0, code: error.code, reason: error.detail },
+    };
+  }
+
+  private alert(alert: UploadAlert): void {
+    this.emit('alert', alert);
+  }
+}
+
+function key(device: string, id: string): string {
+  return `${device}\u0000${id}`;
+}
+
+async function hashFile(path: string): Promise<{ bytes: number; sha256: string }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    hash.update(chunk);
+    bytes += chunk.length;
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}

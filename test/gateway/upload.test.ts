@@ -1,0 +1,241 @@
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
+import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { JournalWriter } from '../../device/journal-writer.ts';
+import { Uploader, type PendingUpload } from '../../device/uploader.ts';
+import { EvidenceStore } from '../../gateway/evidence-store.ts';
+import { UploadReceiver, type UploadAlert } from '../../gateway/upload-receiver.ts';
+import { isRecorderError } from '../../protocol/errors.ts';
+import type { JournalEntry } from '../../protocol/journal-entry.ts';
+import { signReceipt } from '../../protocol/upload.ts';
+import { TestWire, type WireFaults } from '../helpers/upload-wire.ts';
+import { tempDir } from '../helpers/temp.ts';
+
+const DEVICE = 'HN-CS-0001';
+const deviceKeys = generateKeyPairSync('ed25519');
+const gatewayKeys = generateKeyPairSync('ed25519');
+
+interface Rig {
+  dir: string;
+  evidenceDir: string;
+  journal: JournalWriter;
+  items: PendingUpload[];
+  entries: Map<string, JournalEntry>;
+  store: EvidenceStore;
+  receiver: UploadReceiver;
+  alerts: UploadAlert[];
+  wire: TestWire;
+  uploader: Uploader;
+}
+
+async function rig(
+  t: ExecutionContext,
+  sizes: number[],
+  faults: WireFaults = {},
+  signer: KeyObject = deviceKeys.privateKey,
+): Promise<Rig> {
+  const dir = tempDir(t);
+  const evidenceDir = join(dir, 'evidence');
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(evidenceDir);
+  const journal = await JournalWriter.open({
+    path: join(dir, 'journal.jsonl'),
+    device: DEVICE,
+    privateKey: signer,
+  });
+  t.teardown(() => journal.close());
+  const items: PendingUpload[] = [];
+  const entries = new Map<string, JournalEntry>();
+  for (const [i, size] of sizes.entries()) {
+    const file = `E1-${i}.ts.enc`;
+    const data = randomBytes(size);
+    writeFileSync(join(evidenceDir, file), data);
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    const entry = await journal.append('segment', {
+      event: 'E1',
+      segment: i,
+      officer: 'O1',
+      evidence: { file, bytes: size, sha256 },
+    });
+    entries.set(file, entry);
+    items.push({ file, sha256, bytes: size, seq: entry.seq, sealedAt: entry.time });
+  }
+  const store = new EvidenceStore(join(dir, 'station'));
+  t.teardown(() => store.close());
+  const alerts: UploadAlert[] = [];
+  const receiver = newReceiver(store, alerts);
+  const wire = new TestWire(receiver, DEVICE, faults);
+  const uploader = new Uploader({
+    link: wire,
+    device: DEVICE,
+    evidenceDir,
+    gatewayKey: gatewayKeys.publicKey,
+    pending: () => items,
+    entryFor: async (item) => entries.get(item.file)!,
+    journal,
+    forget: async (file) =>
+      items.splice(
+        items.findIndex((i) => i.file === file),
+        1,
+      ),
+    chunkBytes: 4096,
+    window: 4,
+    replyTimeoutMs: 150,
+    maxAttempts: 40,
+  });
+  return { dir, evidenceDir, journal, items, entries, store, receiver, alerts, wire, uploader };
+}
+
+function newReceiver(store: EvidenceStore, alerts: UploadAlert[]): UploadReceiver {
+  const receiver = new UploadReceiver({
+    store,
+    unit: 'HN',
+    holder: 'HN-station',
+    role: 'station',
+    receiptKey: gatewayKeys.privateKey,
+    deviceKey: (d) => (d === DEVICE ? deviceKeys.publicKey : null),
+  });
+  receiver.on('alert', (a: UploadAlert) => alerts.push(a));
+  return receiver;
+}
+
+function journalKinds(r: Rig): string[] {
+  return readFileSync(join(r.dir, 'journal.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l).kind);
+}
+
+test('items travel, are stored once, receipted, journaled, and only then deleted', async (t) => {
+  const r = await rig(t, [50_000, 10, 0]);
+  const result = await r.uploader.uploadAll();
+  t.deepEqual(result.failed, []);
+  t.is(result.receipted.length, 3);
+  t.deepEqual(readdirSync(r.evidenceDir), []);
+  t.is(r.store.list().length, 3);
+  for (const item of r.store.list()) t.is(await r.store.checkObject(item), null);
+  t.deepEqual(journalKinds(r).filter((k) => k === 'upload-receipt').length, 3);
+});
+
+test('50 seeded trials: a connection cut at a random point resumes with nothing lost or duplicated', async (t) => {
+  let seed = 12345;
+  const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  for (let trial = 0; trial < 50; trial++) {
+    const cutAt = 1 + Math.floor(random() * 30);
+    const downFor = 1 + Math.floor(random() * 10);
+    const r = await rig(t, [40_000 + Math.floor(random() * 20_000)], {
+      onMessage: (n) => (n >= cutAt && n < cutAt + downFor ? 'drop' : 'pass'),
+    });
+    const original = readFileSync(join(r.evidenceDir, r.items[0]!.file));
+    const result = await r.uploader.uploadAll();
+    t.deepEqual(result.failed, [], `trial ${trial}`);
+    const stored = r.store.list();
+    t.is(stored.length, 1, `trial ${trial}`);
+    t.deepEqual(readFileSync(r.store.objectPath(stored[0]!.sha256)), original, `trial ${trial}`);
+    t.deepEqual(readdirSync(join(r.dir, 'station', 'incoming')), [], `trial ${trial}`);
+  }
+});
+
+test('a corrupted chunk is rejected and the item resent', async (t) => {
+  const r = await rig(t, [30_000], {
+    onMessage: (n, kind) => (n === 3 && kind === 'chunk' ? 'corrupt' : 'pass'),
+  });
+  const result = await r.uploader.uploadAll();
+  t.deepEqual(result.failed, []);
+  t.true(r.alerts.some((a) => a.code === 'UPLOAD_HASH_MISMATCH'));
+  t.is(await r.store.checkObject(r.store.list()[0]!), null);
+});
+
+test('the gateway restarted mid-upload resumes from what it holds; partial data never enters the store', async (t) => {
+  const alerts: UploadAlert[] = [];
+  let restarted = false;
+  const r = await rig(t, [60_000], {
+    onMessage: (n) => {
+      if (n === 6 && !restarted) {
+        restarted = true;
+        t.is(r.store.list().length, 0, 'nothing stored before done');
+        r.wire.receiver = newReceiver(r.store, alerts); // a new gateway process, same disk
+        return 'drop';
+      }
+      return 'pass';
+    },
+  });
+  const result = await r.uploader.uploadAll();
+  t.deepEqual(result.failed, []);
+  t.true(restarted);
+  t.is(r.store.list().length, 1);
+});
+
+test('a forged offer (entry signed by another key) is refused and alerted; the device keeps its copy', async (t) => {
+  const r = await rig(t, [1000], {}, generateKeyPairSync('ed25519').privateKey);
+  const result = await r.uploader.uploadAll();
+  t.is(result.failed.length, 1);
+  t.is(result.failed[0]!.code, 'UPLOAD_REFUSED');
+  t.true(r.alerts.some((a) => a.code === 'UPLOAD_FORGED'));
+  t.true(existsSync(join(r.evidenceDir, 'E1-0.ts.enc')));
+  t.is(r.store.list().length, 0);
+});
+
+test('a receipt replayed for another segment deletes nothing', async (t) => {
+  const r = await rig(t, [1000, 2000]);
+  // Store the first and keep its genuine receipt.
+  const first = await r.uploader.uploadOne(r.items[0]!);
+  // A gateway that answers every later offer with that old receipt.
+  r.wire.sendOffer = async (offer) => {
+    setImmediate(() => {
+      r.wire.emit('state', { id: offer.id, status: 'have', offset: offer.bytes });
+      r.wire.emit('receipt', { ...first, receipt: { ...first.receipt, id: offer.id } });
+    });
+  };
+  const second = r.items[0]!;
+  const error = await t.throwsAsync(r.uploader.uploadOne(second));
+  t.true(isRecorderError(error, 'RECEIPT_INVALID'));
+  t.true(existsSync(join(r.evidenceDir, second.file)));
+  // The same, re-signed by the real gateway key for the wrong item content.
+  r.wire.sendOffer = async (offer) => {
+    setImmediate(() => {
+      r.wire.emit('state', { id: offer.id, status: 'have', offset: offer.bytes });
+      r.wire.emit('receipt', signReceipt({ ...first.receipt, id: offer.id }, gatewayKeys.privateKey));
+    });
+  };
+  t.true(isRecorderError(await t.throwsAsync(r.uploader.uploadOne(second)), 'RECEIPT_MISMATCH'));
+  t.true(existsSync(join(r.evidenceDir, second.file)));
+  t.is(journalKinds(r).filter((k) => k === 'upload-receipt').length, 1);
+});
+
+test('re-offering a receipted item returns the same receipt and stores nothing twice', async (t) => {
+  const r = await rig(t, [5000]);
+  const item = { ...r.items[0]! };
+  const data = readFileSync(join(r.evidenceDir, item.file));
+  const first = await r.uploader.uploadOne(item);
+  writeFileSync(join(r.evidenceDir, item.file), data);
+  r.items.push(item);
+  const second = await r.uploader.uploadOne(item);
+  t.deepEqual(second, first);
+  t.is(r.store.list().length, 1);
+});
+
+test("the station's disk full: the device keeps its copy and an alert is raised", async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdirSync } = await import('node:fs');
+  const dir = tempDir(t);
+  const station = join(dir, 'station-small');
+  mkdirSync(station);
+  // A real, small filesystem (root can mount tmpfs; this test needs it).
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', station]);
+  t.teardown(() => execFileSync('umount', ['-l', station]));
+  const r = await rig(t, [600_000]);
+  r.store.close();
+  const store = new EvidenceStore(station);
+  t.teardown(() => store.close());
+  r.wire.receiver = newReceiver(store, r.alerts);
+  const result = await r.uploader.uploadAll();
+  t.is(result.failed.length, 1);
+  t.is(result.failed[0]!.code, 'UPLOAD_REFUSED');
+  t.regex(result.failed[0]!.message, /STORAGE_FULL/);
+  t.true(r.alerts.some((a) => a.code === 'STORAGE_FULL'));
+  t.true(existsSync(join(r.evidenceDir, 'E1-0.ts.enc')));
+  t.is(store.list().length, 0);
+});
