@@ -9,7 +9,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { KeyObject } from 'node:crypto';
-import { open, unlink } from 'node:fs/promises';
+import { open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RecorderError, isRecorderError } from '../protocol/errors.ts';
 import type { JournalEntry, JsonObject } from '../protocol/journal-entry.ts';
@@ -17,6 +17,8 @@ import {
   checkReceipt,
   uploadOrder,
   type Done,
+  type JournalBatch,
+  type JournalState,
   type Offer,
   type Receipt,
   type UploadState,
@@ -29,6 +31,8 @@ export interface UploadLink extends EventEmitter {
   /** resolves when the transport has accepted the chunk (a PUBACK never means "stored") */
   sendChunk(id: string, offset: number, data: Buffer): Promise<void>;
   sendDone(done: Done): Promise<void>;
+  /** event 'journal-state' (JournalState) answers it */
+  sendJournal(batch: JournalBatch): Promise<void>;
 }
 
 export interface PendingUpload {
@@ -58,6 +62,10 @@ export interface UploaderOptions {
   journal: { append(kind: string, body: JsonObject): Promise<JournalEntry> };
   /** removes an item from the pending queue once receipted and deleted */
   forget: (file: string) => Promise<unknown>;
+  /** the journal file, sent whole so the station holds the device's whole chain */
+  journalPath?: string;
+  /** journal lines per message. Default 200. */
+  journalBatchLines?: number;
   /** Default 256 KiB. */
   chunkBytes?: number;
   /** chunks in flight. Default 8. */
@@ -84,6 +92,64 @@ export class Uploader {
     this.chunkBytes = options.chunkBytes ?? 256 * 1024;
     this.window = options.window ?? 8;
     this.timeoutMs = options.replyTimeoutMs ?? 15_000;
+  }
+
+  /**
+   * Sends the journal lines the station does not hold yet, until its head is the device's. Returns
+   * the station's head. Throws UPLOAD_REFUSED when the station finds a gap, fork or forgery.
+   */
+  async syncJournal(): Promise<JournalState['head']> {
+    if (!this.options.journalPath) throw new RecorderError('UPLOAD_FAILED', 'no journal path configured');
+    const text = await readFile(this.options.journalPath, 'utf8');
+    // Only complete lines: a torn tail is not part of the chain until the writer moves it aside.
+    const lines = text
+      .slice(0, text.lastIndexOf('\n') + 1)
+      .split('\n')
+      .slice(0, -1);
+    const batchLines = this.options.journalBatchLines ?? 200;
+    const states: JournalState[] = [];
+    let wake: (() => void) | null = null;
+    const onState = (state: JournalState) => {
+      states.push(state);
+      wake?.();
+    };
+    this.options.link.on('journal-state', onState);
+    try {
+      if (lines.length === 0) return null;
+      // Start optimistic at 0; the station answers with its head and we go on from there. At least
+      // one line goes out each time, so a station that holds everything still says so.
+      let from = 0;
+      for (let rounds = 0; rounds < lines.length / batchLines + 20; rounds++) {
+        const start = Math.min(from, lines.length - 1);
+        states.length = 0;
+        await this.options.link.sendJournal({ from: start, lines: lines.slice(start, start + batchLines) });
+        const deadline = Date.now() + this.timeoutMs;
+        while (states.length === 0 && Date.now() < deadline) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, deadline - Date.now());
+            wake = () => {
+              clearTimeout(timer);
+              resolve();
+            };
+          });
+          wake = null;
+        }
+        const state = states.shift();
+        if (!state) continue; // lost on the way: send again
+        if (state.status === 'refused') {
+          throw new RecorderError(
+            'UPLOAD_REFUSED',
+            `the station refused the journal: ${state.code ?? ''} ${state.reason ?? ''}`.trim(),
+          );
+        }
+        const held = state.head ? state.head.seq + 1 : 0;
+        if (held >= lines.length) return state.head;
+        from = held;
+      }
+      throw new RecorderError('UPLOAD_TIMEOUT', 'the journal did not reach the station');
+    } finally {
+      this.options.link.off('journal-state', onState);
+    }
   }
 
   /** One pass over everything pending, in upload order. */

@@ -79,6 +79,13 @@ CREATE INDEX IF NOT EXISTS items_time ON items (start, "end");
 CREATE INDEX IF NOT EXISTS items_officer ON items (officer, start);
 CREATE INDEX IF NOT EXISTS items_event ON items (event);
 CREATE INDEX IF NOT EXISTS items_sha ON items (sha256);
+CREATE TABLE IF NOT EXISTS journal_lines (
+  device TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  hash TEXT NOT NULL,
+  line TEXT NOT NULL,
+  PRIMARY KEY (device, seq)
+);
 `;
 
 export class EvidenceStore {
@@ -180,6 +187,46 @@ export class EvidenceStore {
     const hash = createHash('sha256');
     for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
     return hash.digest('hex') === item.sha256 ? null : 'STORE_OBJECT_HASH';
+  }
+
+  /** The last journal line held for a device. */
+  journalHead(device: string): { seq: number; hash: string } | null {
+    const row = this.db
+      .prepare('SELECT seq, hash FROM journal_lines WHERE device = ? ORDER BY seq DESC LIMIT 1')
+      .get(device) as { seq: number; hash: string } | undefined;
+    return row ?? null;
+  }
+
+  journalHash(device: string, seq: number): string | null {
+    const row = this.db
+      .prepare('SELECT hash FROM journal_lines WHERE device = ? AND seq = ?')
+      .get(device, seq) as { hash: string } | undefined;
+    return row?.hash ?? null;
+  }
+
+  /** Appends verified journal lines in one transaction. */
+  appendJournal(device: string, lines: { seq: number; hash: string; line: string }[]): void {
+    const insert = this.db.prepare('INSERT INTO journal_lines (device, seq, hash, line) VALUES (?, ?, ?, ?)');
+    this.db.transaction(() => {
+      for (const l of lines) insert.run(device, l.seq, l.hash, l.line);
+    })();
+  }
+
+  /** Every journal line held for a device, in order. */
+  journalLines(device: string): string[] {
+    return (
+      this.db.prepare('SELECT line FROM journal_lines WHERE device = ? ORDER BY seq').all(device) as {
+        line: string;
+      }[]
+    ).map((r) => r.line);
+  }
+
+  devices(): string[] {
+    return (
+      this.db
+        .prepare('SELECT DISTINCT device FROM journal_lines UNION SELECT DISTINCT device FROM items')
+        .all() as { device: string }[]
+    ).map((r) => r.device);
   }
 
   close(): void {

@@ -12,11 +12,14 @@ import { createReadStream } from 'node:fs';
 import { open, stat, truncate, unlink } from 'node:fs/promises';
 import { RecorderError, isRecorderError } from '../protocol/errors.ts';
 import { entryLine, verifyEntrySignature, type JournalEntry } from '../protocol/journal-entry.ts';
+import { ChainVerifier } from '../protocol/journal-chain.ts';
 import {
   entryHash,
   parseDone,
+  parseJournalBatch,
   parseOffer,
   signReceipt,
+  type JournalState,
   type Offer,
   type Receipt,
   type UploadState,
@@ -98,6 +101,56 @@ export class UploadReceiver extends EventEmitter {
   /** The device says it sent everything: check, store, receipt. */
   done(device: string, payload: unknown): Promise<ReceiverReply> {
     return this.serial(device, (payload as { id?: unknown })?.id, () => this.handleDone(device, payload));
+  }
+
+  /**
+   * A batch of the device's journal lines. They must continue the chain the station holds for that
+   * device, signed by its key; a gap, fork or forgery is refused and alerted, and nothing of the
+   * batch is kept.
+   */
+  journal(device: string, payload: unknown): Promise<JournalState> {
+    return this.serial(device, '\u0000journal', async () => {
+      let batch;
+      try {
+        batch = parseJournalBatch(payload);
+      } catch (error) {
+        return {
+          status: 'refused',
+          head: this.options.store.journalHead(device),
+          code: (error as RecorderError).code,
+        };
+      }
+      const head = this.options.store.journalHead(device);
+      const nextSeq = head ? head.seq + 1 : 0;
+      if (batch.from !== nextSeq) return { status: 'ok', head }; // the device resends from head + 1
+      const publicKey = this.options.deviceKey(device);
+      if (!publicKey)
+        return {
+          status: 'refused',
+          head,
+          code: 'UPLOAD_FORGED',
+          reason: `no evidence key is known for ${device}`,
+        };
+      const verifier = new ChainVerifier({
+        publicKey,
+        device,
+        ...(head ? { continueFrom: { nextSeq, prev: head.hash } } : {}),
+      });
+      const rows = batch.lines.map((line, i) => {
+        const bytes = Buffer.from(line, 'utf8');
+        verifier.push(bytes);
+        return { seq: batch.from + i, hash: createHash('sha256').update(bytes).digest('hex'), line };
+      });
+      const report = verifier.finish();
+      if (!report.ok) {
+        const first = report.problems[0]!;
+        const message = `journal of ${device} from seq ${batch.from}: line ${first.line} ${first.code} ${first.message}`;
+        this.alert({ code: first.code, device, id: null, message });
+        return { status: 'refused', head, code: first.code, reason: message };
+      }
+      this.options.store.appendJournal(device, rows);
+      return { status: 'ok', head: { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash } };
+    });
   }
 
   private async handleOffer(device: string, payload: unknown): Promise<ReceiverReply> {
@@ -246,6 +299,13 @@ export class UploadReceiver extends EventEmitter {
       return new RecorderError(
         'UPLOAD_FORGED',
         `the journal entry of ${offer.id} is not signed by ${device}'s evidence key`,
+      );
+    }
+    const held = this.options.store.journalHash(device, entry.seq);
+    if (held !== null && held !== entryHash(entry)) {
+      return new RecorderError(
+        'UPLOAD_FORGED',
+        `entry ${entry.seq} differs from the journal line the station holds`,
       );
     }
     if (!EVIDENCE_KINDS.has(entry.kind))

@@ -32,6 +32,8 @@ export interface ChainVerifierOptions {
    * boundary cannot be told from a journal that simply ends there.
    */
   knownHead?: { seq: number; hash: string };
+  /** Verify a continuation: the first line must follow this head (seq and line hash). */
+  continueFrom?: { nextSeq: number; prev: string };
 }
 
 /** Entries of this kind record a deliberate clock step; time comparisons restart after them. */
@@ -63,6 +65,10 @@ export class ChainVerifier {
   constructor(private readonly options: ChainVerifierOptions) {
     this.tolerance = options.timeToleranceMs ?? 2000;
     this.device = options.device;
+    if (options.continueFrom) {
+      this.expectedSeq = options.continueFrom.nextSeq;
+      this.expectedPrev = options.continueFrom.prev;
+    }
   }
 
   /**
@@ -115,7 +121,7 @@ export class ChainVerifier {
       this.report(
         lineNo,
         'JOURNAL_BAD_PREV',
-        lineNo === 1
+        lineNo === 1 && !this.options.continueFrom
           ? `the first line's prev should be 64 zeros, is ${entry.prev}`
           : `prev ${entry.prev} is not the hash of line ${lineNo - 1} (${expectedPrev})`,
       );

@@ -169,3 +169,38 @@ export function uploadOrder<T extends QueuedItem>(items: readonly T[]): T[] {
     (a, b) => Number(b.marked) - Number(a.marked) || a.sealedAt - b.sealedAt || (a.id < b.id ? -1 : 1),
   );
 }
+
+/** The device's journal, sent in order so the station holds each device's whole chain. */
+export const JournalBatchSchema = Type.Object(
+  {
+    /** seq of the first line */
+    from: Type.Integer({ minimum: 0 }),
+    lines: Type.Array(Type.String({ maxLength: 1 << 20 }), { minItems: 1, maxItems: 500 }),
+  },
+  { additionalProperties: false },
+);
+
+export const JournalStateSchema = Type.Object(
+  {
+    status: Type.Union([Type.Literal('ok'), Type.Literal('refused')]),
+    /** the last line the station holds, or null */
+    head: Type.Union([
+      Type.Null(),
+      Type.Object({ seq: Type.Integer({ minimum: 0 }), hash: Hex64 }, { additionalProperties: false }),
+    ]),
+    code: Type.Optional(Type.String()),
+    reason: Type.Optional(Type.String()),
+  },
+  { additionalProperties: false },
+);
+
+export type JournalBatch = Static<typeof JournalBatchSchema>;
+export type JournalState = Static<typeof JournalStateSchema>;
+
+export function parseJournalBatch(value: unknown): JournalBatch {
+  return parseWithSchema(JournalBatchSchema, value, 'UPLOAD_BAD_MESSAGE', 'journal batch');
+}
+
+export function parseJournalState(value: unknown): JournalState {
+  return parseWithSchema(JournalStateSchema, value, 'UPLOAD_BAD_MESSAGE', 'journal state');
+}

@@ -4,7 +4,7 @@ import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'no
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JournalWriter } from '../../device/journal-writer.ts';
-import { Uploader, type PendingUpload } from '../../device/uploader.ts';
+import { Uploader, type PendingUpload, type UploaderOptions } from '../../device/uploader.ts';
 import { EvidenceStore } from '../../gateway/evidence-store.ts';
 import { UploadReceiver, type UploadAlert } from '../../gateway/upload-receiver.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
@@ -28,6 +28,7 @@ interface Rig {
   alerts: UploadAlert[];
   wire: TestWire;
   uploader: Uploader;
+  uploaderOptions: UploaderOptions;
 }
 
 async function rig(
@@ -67,7 +68,7 @@ async function rig(
   const alerts: UploadAlert[] = [];
   const receiver = newReceiver(store, alerts);
   const wire = new TestWire(receiver, DEVICE, faults);
-  const uploader = new Uploader({
+  const uploaderOptions: UploaderOptions = {
     link: wire,
     device: DEVICE,
     evidenceDir,
@@ -84,8 +85,21 @@ async function rig(
     window: 4,
     replyTimeoutMs: 150,
     maxAttempts: 40,
-  });
-  return { dir, evidenceDir, journal, items, entries, store, receiver, alerts, wire, uploader };
+  };
+  const uploader = new Uploader(uploaderOptions);
+  return {
+    dir,
+    evidenceDir,
+    journal,
+    items,
+    entries,
+    store,
+    receiver,
+    alerts,
+    wire,
+    uploader,
+    uploaderOptions,
+  };
 }
 
 function newReceiver(store: EvidenceStore, alerts: UploadAlert[]): UploadReceiver {
@@ -238,4 +252,31 @@ test("the station's disk full: the device keeps its copy and an alert is raised"
   t.true(r.alerts.some((a) => a.code === 'STORAGE_FULL'));
   t.true(existsSync(join(r.evidenceDir, 'E1-0.ts.enc')));
   t.is(store.list().length, 0);
+});
+
+test('the journal reaches the station whole, in batches, resuming after losses; a forged line is refused', async (t) => {
+  const r = await rig(t, [100, 200], {
+    onMessage: (n, kind) => (kind === 'journal' && n % 3 === 0 ? 'drop' : 'pass'),
+  });
+  for (let i = 0; i < 25; i++) await r.journal.append('event', { i });
+  const uploader = new Uploader({
+    ...r.uploaderOptions,
+    journalPath: join(r.dir, 'journal.jsonl'),
+    journalBatchLines: 4,
+  });
+  const head = await uploader.syncJournal();
+  const local = readFileSync(join(r.dir, 'journal.jsonl'), 'utf8').trim().split('\n');
+  t.is(head!.seq, local.length - 1);
+  t.deepEqual(r.store.journalLines(DEVICE), local);
+  // Already held: one round trip says so.
+  t.deepEqual(await uploader.syncJournal(), head);
+
+  // A line that does not continue the chain is refused and alerted, and nothing of it is kept.
+  await r.journal.append('event', { i: 99 });
+  const text = readFileSync(join(r.dir, 'journal.jsonl'), 'utf8');
+  writeFileSync(join(r.dir, 'journal.jsonl'), text.replace('"i":99', '"i":98'));
+  const error = await t.throwsAsync(uploader.syncJournal());
+  t.true(isRecorderError(error, 'UPLOAD_REFUSED'));
+  t.true(r.alerts.some((a) => a.code === 'JOURNAL_BAD_SIGNATURE'));
+  t.is(r.store.journalLines(DEVICE).length, local.length);
 });

@@ -6,11 +6,11 @@
 import { EventEmitter } from 'node:events';
 import type { UploadLink } from '../../device/uploader.ts';
 import type { UploadReceiver } from '../../gateway/upload-receiver.ts';
-import type { Done, Offer, Receipt, UploadState } from '../../protocol/upload.ts';
+import type { Done, JournalBatch, Offer, Receipt, UploadState } from '../../protocol/upload.ts';
 
 export interface WireFaults {
   /** called for every message device→gateway with its running number; return 'drop' to lose it */
-  onMessage?: (n: number, kind: 'offer' | 'chunk' | 'done') => 'pass' | 'drop' | 'corrupt';
+  onMessage?: (n: number, kind: 'offer' | 'chunk' | 'done' | 'journal') => 'pass' | 'drop' | 'corrupt';
 }
 
 export class TestWire extends EventEmitter implements UploadLink {
@@ -25,7 +25,7 @@ export class TestWire extends EventEmitter implements UploadLink {
     super();
   }
 
-  private fate(kind: 'offer' | 'chunk' | 'done'): 'pass' | 'drop' | 'corrupt' {
+  private fate(kind: 'offer' | 'chunk' | 'done' | 'journal'): 'pass' | 'drop' | 'corrupt' {
     const n = ++this.count;
     if (!this.up) return 'drop';
     return this.faults.onMessage?.(n, kind) ?? 'pass';
@@ -58,5 +58,11 @@ export class TestWire extends EventEmitter implements UploadLink {
   async sendDone(done: Done): Promise<void> {
     if (this.fate('done') === 'drop') return;
     this.deliver(await this.receiver.done(this.device, JSON.parse(JSON.stringify(done))));
+  }
+
+  async sendJournal(batch: JournalBatch): Promise<void> {
+    if (this.fate('journal') === 'drop') return;
+    const state = await this.receiver.journal(this.device, JSON.parse(JSON.stringify(batch)));
+    if (this.up) setImmediate(() => this.emit('journal-state', state));
   }
 }
