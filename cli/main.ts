@@ -1,6 +1,7 @@
 /** The one `recorder` command: thin subcommands over device/, gateway/ and hardware/. */
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './commands/demo.ts';
+import { registerGnss } from './commands/gnss.ts';
 import { registerJournal } from './commands/journal.ts';
 import { EXIT_ERROR, EXIT_OK, printError } from './output.ts';
 
@@ -18,6 +19,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   };
   registerDemo(program, run);
   registerJournal(program, run);
+  registerGnss(program, run);
   return program;
 }
 

@@ -12,6 +12,8 @@ export interface BatteryReading {
   minutesLeft: number | null;
   /** external power present (docked or on a charger) */
   externalPower: boolean;
+  /** attributes that were present but unreadable, as `name: what was wrong` (garbage is never thrown) */
+  problems?: string[];
 }
 
 export interface Battery {

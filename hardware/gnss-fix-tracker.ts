@@ -13,14 +13,6 @@ import type { DecodedSentence, TimeOfDay, UtcDate } from './nmea-sentences.ts';
 
 const DAY_MS = 86_400_000;
 
-export interface GnssFixTrackerOptions {
-  /**
-   * Largest |GNSS − system| accepted before... nothing: the offset is reported as measured, so the
-   * clock status can say how wrong the system clock is. Kept as an option for symmetry; default none.
-   */
-  readonly _reserved?: never;
-}
-
 export class GnssFixTracker {
   #mode: 1 | 2 | 3 = 1;
   #date: UtcDate | null = null;
@@ -98,7 +90,7 @@ export class GnssFixTracker {
 
   #apply(s: DecodedSentence, systemNow: number): void {
     switch (s.id) {
-      case 'GGA':
+      case 'GGA': {
         // GPSD: an empty quality field is not "invalid" (MyGuide 3100 leaves it empty with a fix).
         // With an empty quality it takes three satellites for a (2D) fix, as GPSD decides.
         const guessed = s.quality === null;
@@ -119,6 +111,7 @@ export class GnssFixTracker {
         this.#sawAltitudeSentence = true;
         this.#mode = s.altMSL !== null && !guessed ? 3 : 2;
         break;
+      }
       case 'GNS':
         if (!/[^N]/.test(s.modeIndicator)) {
           this.#noFix(s.time);

@@ -8,5 +8,7 @@ export type IndicatorPattern =
 
 export interface Indicators {
   set(name: IndicatorName, pattern: IndicatorPattern): void;
+  /** The pattern last set, 'off' before any; a driver playing a pulse train in real time reads 'off' once it ends. */
+  state(name: IndicatorName): IndicatorPattern;
   close(): Promise<void>;
 }

@@ -6,7 +6,7 @@
 // says so (gnss-fix-tracker.ts): GGA/GNS, not GSA, decide 2D/3D once seen (Garmin 25LP, MTK-3329
 // send `GSA,A,2` with an altitude); a GGA with zero satellites is no fix; an empty GGA quality needs
 // three satellites and gives 2D (MyGuide 3100); a date only from a valid RMC or ZDA (Motorola T805).
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { readdirSync } from 'node:fs';
 import { open, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -52,7 +52,7 @@ function compare(tpv: Tpv, fix: GnssFix): string[] {
   return problems;
 }
 
-async function replay(t: import('ava').ExecutionContext, name: string, pace: 'fast' | 'receiver') {
+async function replay(t: ExecutionContext, name: string, pace: 'fast' | 'receiver') {
   const log = await readFile(join(NMEA_DIR, name), 'latin1');
   const chk = await readFile(join(NMEA_DIR, `${name}.chk`), 'utf8');
   const schedule = replaySchedule(log);
