@@ -14,6 +14,7 @@ import { EVIDENCE_SUFFIX } from '../../protocol/evidence-format.ts';
 import type { JsonObject } from '../../protocol/journal-entry.ts';
 import { hashFile } from './evidence-file.ts';
 import { EVIDENCE_ORPHAN_KIND, readSealedIndex } from './journal-index.ts';
+import type { StateStore } from '../state-store.ts';
 import type { JournalAppender, SealMeta, SealResult, Sealer } from './sealer.ts';
 
 export interface RecoverSpoolOptions {
@@ -30,6 +31,14 @@ export interface RecoverSpoolOptions {
   metaFor?: (file: string, index: number, mtime: Date) => SealMeta;
   /** Default `() => new Date()`. */
   now?: () => Date;
+  /**
+   * When given: journaled items whose evidence file is still here but missing from the upload
+   * queue (a crash between journal and state update) are queued again, and the known journal head
+   * is brought up to date.
+   */
+  state?: StateStore;
+  /** for re-queued items; HN 23: 24 h. Default 24. */
+  uploadDeadlineHours?: number;
 }
 
 export interface RecoveryReport {
@@ -41,6 +50,8 @@ export interface RecoveryReport {
   orphans: string[];
   /** unfinished temp files removed from the evidence dir */
   tempsRemoved: string[];
+  /** evidence files put back into the upload queue */
+  requeued: string[];
   /** spool files that could not be sealed now (left in the spool), with the error code */
   failed: { file: string; code: string; message: string }[];
 }
@@ -69,6 +80,7 @@ export async function recoverSpool(spoolDir: string, options: RecoverSpoolOption
     alreadySealed: [],
     orphans: [],
     tempsRemoved: [],
+    requeued: [],
     failed: [],
   };
   const evidenceDir = options.sealer.evidenceDir;
@@ -101,6 +113,26 @@ export async function recoverSpool(spoolDir: string, options: RecoverSpoolOption
     const list = sealedBySpool.get(item.spool) ?? [];
     list.push({ bytes: item.bytes, sha256: item.sha256 });
     sealedBySpool.set(item.spool, list);
+  }
+
+  const state = options.state;
+  if (state) {
+    const queued = new Set(state.data.uploadQueue.map((i) => i.file));
+    const present = new Set(await listFiles(evidenceDir));
+    const hours = options.uploadDeadlineHours ?? 24;
+    for (const item of index.items) {
+      if (queued.has(item.evidence.file) || !present.has(item.evidence.file)) continue;
+      await state.enqueueUpload({
+        file: item.evidence.file,
+        sha256: item.evidence.sha256,
+        bytes: item.evidence.bytes,
+        kind: item.kind,
+        seq: item.seq,
+        sealedAt: item.entry.time,
+        deadline: new Date(Date.parse(item.entry.time) + hours * 3_600_000).toISOString(),
+      });
+      report.requeued.push(item.evidence.file);
+    }
   }
 
   const now = (options.now ?? (() => new Date()))();
@@ -142,6 +174,9 @@ export async function recoverSpool(spoolDir: string, options: RecoverSpoolOption
       const e = error as { code?: string; message: string };
       report.failed.push({ file: name, code: e.code ?? 'SEAL_FAILED', message: e.message });
     }
+  }
+  if (state && options.journal.head.nextSeq > 0) {
+    await state.setJournalHead({ seq: options.journal.head.nextSeq - 1, hash: options.journal.head.prev });
   }
   return report;
 }

@@ -125,6 +125,11 @@ export interface SealerOptions {
   chunkBytes?: number;
   /** files at least this large hash their plaintext on a worker thread. Default 8 MiB. */
   parallelHashMinBytes?: number;
+  /**
+   * Free space that must remain after the evidence file, for file system metadata. Default 64 KiB.
+   * (Tests set it negative to reach the ENOSPC-while-writing path.)
+   */
+  spaceMarginBytes?: number;
 }
 
 export const SEGMENT_KIND = 'segment';
@@ -324,8 +329,8 @@ export class Sealer {
     } catch (error) {
       throw sealFailed(spoolPath, error);
     }
-    // Leave a margin for the directory entry and file system metadata.
-    if (free < evidenceBytes + 64 * 1024) throw storageFull(this.evidenceDir, spoolPath, evidenceBytes, free);
+    if (free < evidenceBytes + (this.options.spaceMarginBytes ?? 64 * 1024))
+      throw storageFull(this.evidenceDir, spoolPath, evidenceBytes, free);
   }
 }
 
