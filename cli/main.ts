@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './commands/demo.ts';
 import { registerJournal } from './commands/journal.ts';
+import { registerKeysCenter, registerProfile } from './commands/profile.ts';
 import { EXIT_ERROR, EXIT_OK, printError } from './output.ts';
 
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -18,6 +19,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
   };
   registerDemo(program, run);
   registerJournal(program, run);
+  registerProfile(program, run);
+  registerKeysCenter(program, run);
   return program;
 }
 
