@@ -132,6 +132,6 @@ test('profile check lists every problem with its field and exits 1; --on-device 
   );
   const onDevice = await runRecorder(['profile', 'check', '--on-device', file]);
   t.is(onDevice.code, 1);
-  t.regex(onDevice.stdout, /  \/capture\/encoder: GStreamer element 'nosuchh264enc' is not installed/);
+  t.regex(onDevice.stdout, / {2}\/capture\/encoder: GStreamer element 'nosuchh264enc' is not installed/);
   t.is((await runRecorder(['profile', 'check', join(dir, 'none.json')])).code, 2);
 });
