@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { registerDemo } from './commands/demo.ts';
 import { registerJournal } from './commands/journal.ts';
 import { registerKeysCenter, registerProfile } from './commands/profile.ts';
+import { registerVerify } from './commands/verify.ts';
 import { EXIT_ERROR, EXIT_OK, printError } from './output.ts';
 
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -21,6 +22,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerJournal(program, run);
   registerProfile(program, run);
   registerKeysCenter(program, run);
+  registerVerify(program, run);
   return program;
 }
 

@@ -7,6 +7,12 @@ import { createInterface } from 'node:readline';
 import type { JournalEntry } from '../../protocol/journal-entry.ts';
 import { PHOTO_KIND, SEGMENT_KIND } from './sealer.ts';
 
+/**
+ * Kind of the entry the uploader writes when a gateway's signed receipt arrives; `body.file` names
+ * the evidence file, which may then be deleted locally (DESIGN.md "Uploads").
+ */
+export const UPLOAD_RECEIPT_KIND = 'upload-receipt';
+
 /** Kind of the entry that recovery writes for an evidence file that was never journaled. */
 export const EVIDENCE_ORPHAN_KIND = 'evidence-orphan';
 
@@ -28,11 +34,19 @@ export interface SealedIndex {
   byEvidenceFile: Map<string, SealedItem>;
   /** evidence files journaled as orphans (complete files left by a crash before their entry) */
   orphans: Map<string, { bytes: number; sha256: string; line: number }>;
+  /** evidence files a gateway has receipted: their local copy may be gone */
+  receipted: Set<string>;
   entries: number;
 }
 
 export async function readSealedIndex(journalPath: string): Promise<SealedIndex> {
-  const index: SealedIndex = { items: [], byEvidenceFile: new Map(), orphans: new Map(), entries: 0 };
+  const index: SealedIndex = {
+    items: [],
+    byEvidenceFile: new Map(),
+    orphans: new Map(),
+    receipted: new Set(),
+    entries: 0,
+  };
   let stream;
   try {
     stream = createReadStream(journalPath);
@@ -73,6 +87,8 @@ export async function readSealedIndex(journalPath: string): Promise<SealedIndex>
       };
       index.items.push(item);
       index.byEvidenceFile.set(ev.file, item);
+    } else if (entry.kind === UPLOAD_RECEIPT_KIND && typeof b.file === 'string') {
+      index.receipted.add(b.file);
     } else if (entry.kind === EVIDENCE_ORPHAN_KIND && typeof b.file === 'string') {
       index.orphans.set(b.file, { bytes: Number(b.bytes), sha256: String(b.sha256), line });
     }
