@@ -45,6 +45,7 @@ export const ErrorCodes = {
   EVIDENCE_PLAINTEXT_MISMATCH: 'decrypted evidence does not hash to the journaled plaintext SHA-256',
   MEDIA_DEMUX_FAILED: 'decrypted media does not demux cleanly',
   STATE_INVALID: 'the device state file cannot be read',
+  SPOOL_NOT_RAM: 'the plaintext spool is not on a RAM file system',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
