@@ -3,6 +3,8 @@ import { Command, CommanderError } from 'commander';
 import { registerDemo } from './commands/demo.ts';
 import { registerGnss } from './commands/gnss.ts';
 import { registerJournal } from './commands/journal.ts';
+import { registerKeysCenter, registerProfile } from './commands/profile.ts';
+import { registerVerify } from './commands/verify.ts';
 import { EXIT_ERROR, EXIT_OK, printError } from './output.ts';
 
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -20,6 +22,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerDemo(program, run);
   registerJournal(program, run);
   registerGnss(program, run);
+  registerProfile(program, run);
+  registerKeysCenter(program, run);
+  registerVerify(program, run);
   return program;
 }
 

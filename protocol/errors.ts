@@ -53,6 +53,22 @@ export const ErrorCodes = {
   STORAGE_UNAVAILABLE: 'the evidence volume cannot be measured',
   HARDWARE_DRIVER_UNKNOWN: 'the profile names a hardware driver that does not exist',
   HARDWARE_CONFIG_INVALID: 'a hardware setting is out of range',
+  // Sealing, evidence files, storage guard, device state (issue 3, branch sealing)
+  PROFILE_ENCODER_UNKNOWN: 'the profile names a GStreamer encoder element that is not installed',
+  STORAGE_FULL: 'the evidence volume has no room for this item; nothing was deleted',
+  STORAGE_LOW: 'free space on the evidence volume is below the profile minimum',
+  SEAL_FAILED: 'a spool file could not be sealed; the plaintext stays in the spool',
+  SPOOL_NOT_FOUND: 'a spool file to seal does not exist',
+  EVIDENCE_BAD_FORMAT: 'an evidence file does not have the sealed-evidence format',
+  EVIDENCE_MISSING: 'a journaled evidence file is missing',
+  EVIDENCE_MISMATCH: 'an evidence file differs from its journal entry (size or SHA-256)',
+  EVIDENCE_UNJOURNALED: 'an evidence file has no journal entry',
+  EVIDENCE_INCOMPLETE: 'an unfinished temporary evidence file was left by an interrupted seal',
+  EVIDENCE_DECRYPT_FAILED: 'an evidence file does not decrypt (wrong key or tampered ciphertext)',
+  EVIDENCE_PLAINTEXT_MISMATCH: 'decrypted evidence does not hash to the journaled plaintext SHA-256',
+  MEDIA_DEMUX_FAILED: 'decrypted media does not demux cleanly',
+  STATE_INVALID: 'the device state file cannot be read',
+  SPOOL_NOT_RAM: 'the plaintext spool is not on a RAM file system',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -5,6 +5,8 @@
  * a schema cannot express.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { createPublicKey } from 'node:crypto';
+import { centerKeyProblem } from '../evidence-format.ts';
 import { invalid, parseWithSchema, type SchemaProblem } from './validate.ts';
 
 const Id = (description: string) =>
@@ -263,6 +265,15 @@ export function profileRuleProblems(profile: Profile): SchemaProblem[] {
       path: '/centerPublicKey',
       message: 'must be a PEM public key (-----BEGIN PUBLIC KEY-----)',
     });
+  } else {
+    // Sealing wraps every segment key to this key (RSA-OAEP-SHA256): check it can, now.
+    let problem: string | null;
+    try {
+      problem = centerKeyProblem(createPublicKey(profile.centerPublicKey));
+    } catch (error) {
+      problem = `cannot be read as a PEM public key: ${(error as Error).message}`;
+    }
+    if (problem) problems.push({ path: '/centerPublicKey', message: problem });
   }
   if (new Set(profile.officers).size !== profile.officers.length) {
     problems.push({ path: '/officers', message: 'an officer is listed twice' });

@@ -1,0 +1,92 @@
+import test from 'ava';
+import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { verifyJournalFile } from '../../device/journal-reader.ts';
+import { readSealedIndex } from '../../device/sealing/journal-index.ts';
+import { recoverSpool } from '../../device/sealing/recover-spool.ts';
+import { Sealer, type SealedBody } from '../../device/sealing/sealer.ts';
+import { isRecorderError } from '../../protocol/errors.ts';
+import { sha256Hex } from '../../protocol/journal-entry.ts';
+import { makeTsClip, testCenterKeys } from '../helpers/media.ts';
+import { deviceKeys, sealingRig, sealMeta } from '../helpers/sealing.ts';
+
+test('recovery seals unjournaled spool files, deletes already-sealed ones, keeps and journals orphans', async (t) => {
+  const { dir, spool, evidence, journal, sealer } = await sealingRig(t);
+
+  // 1. sealed and journaled, but the crash came before the spool delete
+  const done = makeTsClip(spool, 'seg-00001.ts', 5);
+  const keep = join(dir, 'keep.ts');
+  copyFileSync(done, keep);
+  await sealer.seal(done, sealMeta({ segment: 1 }));
+  copyFileSync(keep, done);
+
+  // 2. evidence written and renamed, but the journal append never happened (crash before step 3)
+  const orphanSpool = makeTsClip(spool, 'seg-00002.ts', 6);
+  const failing = new Sealer({
+    evidenceDir: evidence,
+    journal: {
+      append: () => Promise.reject(new Error('power cut')),
+      head: journal.head,
+    },
+    centerPublicKey: testCenterKeys().publicKey,
+  });
+  const error = await t.throwsAsync(failing.seal(orphanSpool, sealMeta({ segment: 2 })));
+  t.true(isRecorderError(error, 'SEAL_FAILED'));
+  t.true(existsSync(orphanSpool), 'the plaintext stays when the journal append fails');
+
+  // 3. a torn temp file from a crash while writing
+  writeFileSync(join(evidence, '.EV_00003.ts.tmp-4242-deadbeef'), 'partial');
+
+  // 4. never sealed; and 5. a capture restart reused a sealed file's name with new content
+  const fresh = makeTsClip(spool, 'seg-00003.ts', 7);
+  const freshBytes = readFileSync(fresh);
+  const reusedSpool = makeTsClip(spool, 'seg-00009.ts', 4);
+  await sealer.seal(reusedSpool, sealMeta({ segment: 9 }));
+  makeTsClip(spool, 'seg-00009.ts', 9);
+  const reusedBytes = readFileSync(join(spool, 'seg-00009.ts'));
+
+  const report = await recoverSpool(spool, {
+    sealer,
+    journal,
+    officer: 'OF-0042',
+    now: () => new Date('2026-11-22T11:00:00Z'),
+  });
+  t.deepEqual(report.alreadySealed, ['seg-00001.ts']);
+  t.deepEqual(report.orphans, ['EV-20261122T100000Z_00002.ts.rse']);
+  t.deepEqual(report.tempsRemoved, ['.EV_00003.ts.tmp-4242-deadbeef']);
+  t.deepEqual(report.failed, []);
+  const resealed = report.resealed.map((r) => r.entry.body as unknown as SealedBody);
+  t.deepEqual(
+    resealed.map((b) => b.spool),
+    ['seg-00002.ts', 'seg-00003.ts', 'seg-00009.ts'],
+  );
+  for (const b of resealed) {
+    t.true(b.recovered);
+    t.is(b.reason, 'recovered');
+    t.is(b.event, 'recovered-20261122T110000Z');
+  }
+  t.is(resealed[1]!.sha256, sha256Hex(freshBytes));
+  t.is(resealed[2]!.sha256, sha256Hex(reusedBytes));
+  t.deepEqual(readdirSync(spool), [], 'the spool is empty');
+  const files = readdirSync(evidence).sort();
+  t.true(files.includes('EV-20261122T100000Z_00002.ts.rse'), 'the orphan evidence file is kept');
+  t.is(files.filter((f) => f.startsWith('.')).length, 0);
+
+  const index = await readSealedIndex(journal.path);
+  t.true(index.orphans.has('EV-20261122T100000Z_00002.ts.rse'));
+  // every evidence file is accounted for by an entry or an orphan record
+  for (const f of files) t.true(index.byEvidenceFile.has(f) || index.orphans.has(f), f);
+  const chain = await verifyJournalFile(journal.path, { publicKey: deviceKeys.publicKey });
+  t.true(chain.ok, JSON.stringify(chain.problems));
+
+  // a second recovery finds nothing to do
+  const again = await recoverSpool(spool, { sealer, journal, officer: 'OF-0042' });
+  t.deepEqual(again, {
+    resealed: [],
+    alreadySealed: [],
+    orphans: [],
+    tempsRemoved: [],
+    requeued: [],
+    failed: [],
+  });
+});

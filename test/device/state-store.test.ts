@@ -1,0 +1,64 @@
+import test from 'ava';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { StateStore } from '../../device/state-store.ts';
+import { isRecorderError } from '../../protocol/errors.ts';
+import { tempDir } from '../helpers/temp.ts';
+
+const item = (file: string) => ({
+  file,
+  sha256: 'a'.repeat(64),
+  bytes: 10,
+  kind: 'segment',
+  seq: 1,
+  sealedAt: '2026-11-22T10:00:00.000Z',
+  deadline: '2026-11-23T10:00:00.000Z',
+});
+
+test('state is written to the file (even under NODE_ENV=test) and read back', async (t) => {
+  t.is(process.env.NODE_ENV, 'test', 'AVA sets NODE_ENV=test, the case JSONFilePreset gets wrong');
+  const path = join(tempDir(t), 'state.json');
+  const store = await StateStore.open(path);
+  await store.setProfile({ id: 'HN-CS/HN-CS-0001', version: 3, evidenceDir: '/e', spoolDir: '/s' });
+  await store.setJournalHead({ seq: 7, hash: 'b'.repeat(64) });
+  await store.enqueueUpload(item('x.rse'));
+  await store.enqueueUpload(item('y.rse'));
+  await store.enqueueUpload(item('x.rse'));
+  await store.count('segments');
+  await store.count('segments');
+  const onDisk = JSON.parse(readFileSync(path, 'utf8'));
+  t.is(onDisk.profile.version, 3);
+  t.deepEqual(onDisk.journalHead, { seq: 7, hash: 'b'.repeat(64) });
+  t.deepEqual(
+    onDisk.uploadQueue.map((i: { file: string }) => i.file),
+    ['y.rse', 'x.rse'],
+  );
+  t.is(onDisk.counters.segments, 2);
+
+  const again = await StateStore.open(path);
+  t.is(again.data.uploadQueue.length, 2);
+  t.true(await again.removeUpload('x.rse'));
+  t.false(await again.removeUpload('x.rse'));
+  // the known head never goes back
+  await again.setJournalHead({ seq: 3, hash: 'c'.repeat(64) });
+  t.is((await StateStore.peek(path)).journalHead?.seq, 7);
+  t.deepEqual(
+    (await StateStore.peek(path)).uploadQueue.map((i) => i.file),
+    ['y.rse'],
+  );
+});
+
+test('a state file that is not JSON is a coded error, left untouched', async (t) => {
+  const path = join(tempDir(t), 'state.json');
+  writeFileSync(path, '{"format": "recorder-state/1", ');
+  const error = await t.throwsAsync(StateStore.open(path));
+  t.true(isRecorderError(error, 'STATE_INVALID'));
+  t.is(readFileSync(path, 'utf8'), '{"format": "recorder-state/1", ');
+});
+
+test('peek of a missing state file gives empty state without creating it', async (t) => {
+  const path = join(tempDir(t), 'none.json');
+  const state = await StateStore.peek(path);
+  t.is(state.journalHead, null);
+  t.throws(() => readFileSync(path));
+});
