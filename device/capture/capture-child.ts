@@ -118,7 +118,12 @@ async function finish(code: number): Promise<never> {
   process.exit(code);
 }
 
-pipeline.pollBus((message) => {
+let pipelineSeenLeavingNull = false;
+let pumping = false;
+
+function onBusMessage(message: GstBusMessage): void {
+  if (pipelineName.test(message._src_element_name ?? '')) pipelineSeenLeavingNull = true;
+  if (pumping && !pipelineSeenLeavingNull) setImmediate(() => pipeline.pollBus(onBusMessage));
   switch (message.type) {
     case 'element': {
       if (message.name === 'splitmuxsink-fragment-opened' && message.location) {
@@ -177,7 +182,9 @@ pipeline.pollBus((message) => {
     default:
       break;
   }
-});
+}
+
+pipeline.pollBus(onBusMessage);
 
 baseWallMs = Date.now();
 baseMonoNs = process.hrtime.bigint();
@@ -189,6 +196,18 @@ const spanNs = afterMono - baseMonoNs;
 playCallMs = Number(spanNs / 1000n) / 1000;
 baseWallMs += Number(spanNs / 2n / 1_000_000n);
 baseMonoNs += spanNs / 2n;
+
+// gstreamer-superficial stops polling the bus after any message that finds the pipeline in NULL,
+// which is where a pipeline that failed to start (camera missing) stays: its error message would
+// never be read. The top-level pipeline posts state changes within milliseconds of play(); none
+// after 1.5 s means it never left NULL. Then poll one message at a time (each poll ends after its
+// message) until the error arrives, and exit on it.
+const rearm = setTimeout(() => {
+  if (pipelineSeenLeavingNull) return;
+  pumping = true;
+  pipeline.pollBus(onBusMessage);
+}, 1500);
+rearm.unref();
 
 const heartbeatMs = config.heartbeatMs ?? 1000;
 // Progress is the growth of the open segment file: the pipeline's position query answers per
