@@ -1,6 +1,10 @@
 // Real GStreamer: the capture child is killed, stopped dead, or cannot open its camera.
 import test from 'ava';
-import { existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import {
   CaptureSupervisor,
   type CaptureRestart,
@@ -143,5 +147,48 @@ test.serial(
     t.regex(restarts[0]!.detail, /no-such-camera|Cannot identify|not exist/i);
     t.is(sup.status, 'fault');
     await sup.stop();
+  },
+);
+
+test.serial(
+  'the device process dies (SIGKILL): the orphaned capture child closes its open segment and exits',
+  async (t) => {
+    needPrograms('ffprobe', 'gst-launch-1.0');
+    const spool = tempDir(t);
+    const device = spawn(
+      process.execPath,
+      ['--import=tsx', fileURLToPath(new URL('fixtures/supervised-device.ts', import.meta.url)), spool],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    t.teardown(() => device.kill('SIGKILL'));
+    const lines = createInterface({ input: device.stdout! });
+    let childPid = 0;
+    for await (const line of lines) {
+      const msg = JSON.parse(line) as { child?: number; segment?: ClosedSegment };
+      if (msg.child) childPid = msg.child;
+      if (msg.segment) break; // one segment closed: the second is open now
+    }
+    t.true(childPid > 0);
+    await sleep(1500);
+    device.kill('SIGKILL');
+    const deadline = Date.now() + 15_000;
+    while (alive(childPid) && Date.now() < deadline) await sleep(100);
+    t.false(alive(childPid), 'the capture child does not outlive the device process');
+    const files = readdirSync(spool)
+      .filter((f) => f.endsWith('.ts'))
+      .sort();
+    t.is(files.length, 2);
+    // the segment that was open is complete: it demuxes cleanly and decodes without error
+    const last = join(spool, files.at(-1)!);
+    const p = probe(last);
+    t.true(p.ok, p.stderr);
+    t.is(p.stderr, '');
+    t.is(decodeErrors(last), '');
+    t.true(
+      videoPackets(last).length >= 10,
+      'it holds the second and a half recorded after the first segment',
+    );
   },
 );
