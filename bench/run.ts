@@ -1,7 +1,8 @@
 /**
- * `npm run bench [-- NAME…]`: imports every bench module in this folder (or the ones named) and
- * prints its rows. A module exports `bench(): Promise<BenchRow[]>`; each row is a figure measured
- * against a baseline in the same run, so the ratio holds on any machine.
+ * `npm run bench [-- NAME…] [--flag value…]`: imports every bench module in this folder (or the
+ * ones named) and prints its rows. A module exports `bench(args): Promise<BenchRow[]>`; each row
+ * is a figure measured against a baseline in the same run, so the ratio holds on any machine.
+ * Flags go to every module (e.g. `npm run bench -- capture --seconds 20`).
  */
 import { readdirSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -11,39 +12,50 @@ export interface BenchRow {
   /** the measured figure, with unit */
   figure: string;
   /** the baseline measured in the same run, with unit */
-  baseline: string;
+  baseline?: string;
   /** figure relative to the baseline (higher is better), when there is one */
   ratio?: number;
   /** the goal for `ratio`, e.g. `≥ 0.7` */
   goal?: string;
+  note?: string;
 }
 
+type BenchModule = { bench?: (args: string[]) => Promise<BenchRow[]> };
+
 const here = new URL('.', import.meta.url);
-const wanted = process.argv.slice(2);
+const args = process.argv.slice(2);
+// Positional words before the first flag name modules; the rest are flags for the modules.
+const firstFlag = args.findIndex((a) => a.startsWith('--'));
+const wanted = (firstFlag < 0 ? args : args.slice(0, firstFlag)).map((a) => a.replace(/\.ts$/, ''));
+const flags = firstFlag < 0 ? [] : args.slice(firstFlag);
+const onlyAt = flags.indexOf('--only');
+if (onlyAt >= 0 && flags[onlyAt + 1]) wanted.push(flags[onlyAt + 1]!);
 const modules = readdirSync(here)
-  .filter((f) => f.endsWith('.ts') && f !== 'run.ts')
+  .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.endsWith('.d.ts'))
   .filter((f) => wanted.length === 0 || wanted.includes(f.replace(/\.ts$/, '')))
   .sort();
 
-process.stdout.write(
-  `load average before: ${loadavg()
+const load = () =>
+  loadavg()
     .map((l) => l.toFixed(2))
-    .join(' ')}\n`,
-);
+    .join(' ');
+process.stdout.write(`load average before: ${load()}\n`);
+let failed = false;
 for (const file of modules) {
-  const mod = (await import(new URL(file, here).href)) as { bench?: () => Promise<BenchRow[]> };
+  const mod = (await import(new URL(file, here).href)) as BenchModule;
   if (typeof mod.bench !== 'function') continue;
   process.stdout.write(`\n## ${file}\n`);
-  for (const row of await mod.bench()) {
-    const ratio =
-      row.ratio === undefined
-        ? ''
-        : ` → ratio ${row.ratio.toFixed(2)}${row.goal ? ` (goal ${row.goal})` : ''}`;
-    process.stdout.write(`${row.what}: ${row.figure} vs ${row.baseline}${ratio}\n`);
+  try {
+    for (const row of await mod.bench(flags)) {
+      const ratio = row.ratio === undefined ? '' : ` → ratio ${row.ratio.toFixed(2)}${row.goal ? ` (goal ${row.goal})` : ''}`;
+      const baseline = row.baseline ? ` vs ${row.baseline}` : '';
+      const note = row.note ? ` (${row.note})` : '';
+      process.stdout.write(`${row.what}: ${row.figure}${baseline}${ratio}${note}\n`);
+    }
+  } catch (error) {
+    failed = true;
+    process.stderr.write(`${file} failed: ${(error as Error).stack ?? String(error)}\n`);
   }
 }
-process.stdout.write(
-  `\nload average after: ${loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ')}\n`,
-);
+process.stdout.write(`\nload average after: ${load()}\n`);
+process.exitCode = failed ? 1 : 0;

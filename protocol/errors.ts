@@ -69,6 +69,14 @@ export const ErrorCodes = {
   MEDIA_DEMUX_FAILED: 'decrypted media does not demux cleanly',
   STATE_INVALID: 'the device state file cannot be read',
   SPOOL_NOT_RAM: 'the plaintext spool is not on a RAM file system',
+  // Capture
+  CAPTURE_ENCODER_UNSUPPORTED: 'the profile names an encoder element the capture pipeline cannot drive',
+  CAPTURE_PIPELINE_FAILED: 'the capture pipeline reported an error or could not be built',
+  CAPTURE_CHILD_EXITED: 'the capture child process exited unexpectedly',
+  CAPTURE_HUNG: 'the capture pipeline made no progress within the watchdog timeout',
+  CAPTURE_NOT_RUNNING: 'the capture pipeline is not running',
+  CAPTURE_SNAPSHOT_FAILED: 'a snapshot could not be taken',
+  CAPTURE_FAULT: 'the capture pipeline keeps failing after restarts',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
