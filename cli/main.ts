@@ -1,6 +1,9 @@
 /** The one `recorder` command: thin subcommands over device/, gateway/ and hardware/. */
 import { Command, CommanderError } from 'commander';
+import { registerCa } from './commands/ca.ts';
 import { registerDemo } from './commands/demo.ts';
+import { registerFleet } from './commands/fleet.ts';
+import { registerGateway } from './commands/gateway.ts';
 import { registerJournal } from './commands/journal.ts';
 import { EXIT_ERROR, EXIT_OK, printError } from './output.ts';
 
@@ -18,6 +21,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
   };
   registerDemo(program, run);
   registerJournal(program, run);
+  registerCa(program, run);
+  registerGateway(program, run);
+  registerFleet(program, run);
   return program;
 }
 

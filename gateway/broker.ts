@@ -12,7 +12,7 @@
  *   an unreadable `$dropped/...` topic and never retained or forwarded.
  * - A refused subscription gets the failure return code 0x80 and the connection stays up.
  */
-import { Aedes, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
 import { EventEmitter } from 'node:events';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
@@ -99,6 +99,7 @@ export class GatewayBroker extends EventEmitter {
       id: `gateway-${o.unit}`,
       maxClientsIdLength: 128,
       preConnect: (client, packet, done) => this.preConnect(client, packet, done),
+      authenticate: (client, _username, _password, done) => this.authenticate(client, done),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
       authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done),
     });
@@ -177,35 +178,45 @@ export class GatewayBroker extends EventEmitter {
     return client ? this.identities.get(client.conn as object) : undefined;
   }
 
-  private preConnect(
-    client: Client,
-    packet: { clientId: string; will?: { topic: string; payload: string | Buffer } | undefined },
-    done: (e: Error | null, ok: boolean) => void,
-  ) {
+  private preConnect(client: Client, _packet: unknown, done: (e: Error | null, ok: boolean) => void) {
+    done(null, this.identityOf(client) !== undefined);
+  }
+
+  /**
+   * Runs on CONNECT: the client id must be the certificate's id (or `{id}:…`) and the last will must
+   * pass the ACL and schema. Refused with CONNACK return code 5 (not authorized), then closed.
+   */
+  private authenticate(client: Client, done: (e: AuthenticateError | null, ok: boolean | null) => void) {
     const who = this.identityOf(client);
-    if (!who) return done(null, false);
-    const clientId = packet.clientId;
+    const refuse = (event: RejectEvent) => {
+      this.reject(event);
+      const error = new Error(event.detail) as AuthenticateError;
+      error.returnCode = 5;
+      done(error, null);
+    };
+    const clientId = client.id;
+    if (!who) return refuse({ reason: 'identity', clientId, detail: 'no verified certificate' });
     if (clientId !== who.id && !clientId.startsWith(`${who.id}:`)) {
-      this.reject({
+      return refuse({
         reason: 'identity',
         clientId,
         role: who.role,
         id: who.id,
         detail: `client id ${clientId} is not the certificate id ${who.id} (or ${who.id}:…)`,
       });
-      return done(null, false);
     }
-    if (packet.will) {
-      const problem = this.checkPublish(who, packet.will.topic, Buffer.from(packet.will.payload));
+    // aedes keeps the CONNECT will on `_will` until the connection is accepted.
+    const will = (client as Client & { _will?: { topic: string; payload: string | Buffer } })._will;
+    if (will) {
+      const problem = this.checkPublish(who, will.topic, Buffer.from(will.payload));
       if (problem) {
-        this.reject({
+        return refuse({
           ...problem,
           clientId,
           role: who.role,
           id: who.id,
           detail: `last will refused: ${problem.detail}`,
         });
-        return done(null, false);
       }
     }
     done(null, true);

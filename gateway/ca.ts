@@ -241,7 +241,7 @@ export function issueCertificate(caDir: string, options: IssueOptions): IssuedCe
   if (role === 'device' && !options.evidencePublicKeyPem) {
     throw new RecorderError(
       'CA_BAD_REQUEST',
-      "a device certificate binds the device's Ed25519 evidence key: give evidencePublicKeyPem",
+      "a device certificate binds the device's Ed25519 evidence key: give its public key (--evidence-key FILE)",
     );
   }
   const ca = loadCa(caDir);

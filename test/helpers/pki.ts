@@ -22,8 +22,9 @@ export interface TestPki {
   config(overrides?: Record<string, unknown>): GatewayConfig;
 }
 
-export function testPki(t: ExecutionContext, unit = 'HN-CS'): TestPki {
-  const dir = tempDir(t, 'recorder-pki-');
+/** `where`: a test (a temp dir removed at its end) or a directory the caller removes (for hooks). */
+export function testPki(where: ExecutionContext | string, unit = 'HN-CS'): TestPki {
+  const dir = typeof where === 'string' ? where : tempDir(where, 'recorder-pki-');
   const caDir = join(dir, 'ca');
   initCa(caDir, { unit });
   const issue: TestPki['issue'] = (role, id, extra = {}) => {
