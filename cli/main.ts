@@ -1,7 +1,10 @@
 /** The one `recorder` command: thin subcommands over device/, gateway/ and hardware/. */
 import { Command, CommanderError } from 'commander';
+import { registerCa } from './commands/ca.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerGnss } from './commands/gnss.ts';
+import { registerFleet } from './commands/fleet.ts';
+import { registerGateway } from './commands/gateway.ts';
 import { registerJournal } from './commands/journal.ts';
 import { registerKeysCenter, registerProfile } from './commands/profile.ts';
 import { registerVerify } from './commands/verify.ts';
@@ -25,6 +28,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerProfile(program, run);
   registerKeysCenter(program, run);
   registerVerify(program, run);
+  registerCa(program, run);
+  registerGateway(program, run);
+  registerFleet(program, run);
   return program;
 }
 

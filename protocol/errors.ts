@@ -77,6 +77,15 @@ export const ErrorCodes = {
   CAPTURE_NOT_RUNNING: 'the capture pipeline is not running',
   CAPTURE_SNAPSHOT_FAILED: 'a snapshot could not be taken',
   CAPTURE_FAULT: 'the capture pipeline keeps failing after restarts',
+  // Gateway, certificate authority and MQTT telemetry (issue 5)
+  CA_EXISTS: 'a certificate authority already exists in this directory',
+  CA_MISSING: 'the directory holds no certificate authority',
+  CA_BAD_REQUEST: 'a certificate request cannot be issued',
+  CA_UNKNOWN_SERIAL: 'no certificate with this serial number was issued',
+  GATEWAY_CONFIG_INVALID: 'a gateway configuration does not pass validation',
+  MQTT_PAYLOAD_INVALID: 'an MQTT payload does not match its schema',
+  MQTT_TOPIC_REFUSED: 'the ACL refuses this topic for this identity',
+  MQTT_NOT_CONNECTED: 'the MQTT client is not connected',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

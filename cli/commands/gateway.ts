@@ -1,0 +1,86 @@
+import type { Command } from 'commander';
+import { writeFileSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import { caPaths, issueCertificate, loadCa, writeIssued } from '../../gateway/ca.ts';
+import { loadGatewayConfig, parseGatewayConfig } from '../../gateway/config.ts';
+import { startGateway } from '../../gateway/gateway.ts';
+import { asyncApiDocument } from '../../protocol/asyncapi.ts';
+import { RecorderError } from '../../protocol/errors.ts';
+import { EXIT_OK } from '../output.ts';
+
+type Run = (action: () => Promise<number>) => Promise<void>;
+
+export function parseListen(text: string): { host: string; port: number } {
+  const match = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(text);
+  const port = Number(match?.[2]);
+  if (!match || !match[1] || port > 65535)
+    throw new RecorderError('CLI_USAGE', `--listen must be HOST:PORT, got ${text}`);
+  return { host: match[1], port };
+}
+
+export function registerGateway(program: Command, run: Run): void {
+  const gateway = program
+    .command('gateway')
+    .description('the station gateway: MQTT broker with mutual TLS and fleet monitor');
+  gateway
+    .command('init')
+    .description('issue the gateway certificate from the unit CA and write a working configuration')
+    .requiredOption('--ca <dir>', 'the unit CA directory (recorder ca init)')
+    .option('--listen <host:port>', 'address to listen on (R14: the VPN address)', '127.0.0.1:8883')
+    .option('--id <id>', 'the station id (CN of its certificate)', 'station')
+    .requiredOption('--out <file>', 'the configuration file; the key and certificate go next to it')
+    .action((opts: { ca: string; listen: string; id: string; out: string }) =>
+      run(async () => {
+        const listen = parseListen(opts.listen);
+        const caDir = resolve(opts.ca);
+        const { unit } = loadCa(caDir);
+        const any = listen.host === '0.0.0.0' || listen.host === '::';
+        const ips = ['127.0.0.1', '::1', ...(isIP(listen.host) && !any ? [listen.host] : [])];
+        const dns = ['localhost', ...(!isIP(listen.host) ? [listen.host] : [])];
+        const issued = issueCertificate(caDir, {
+          role: 'gateway',
+          id: opts.id,
+          ipAddresses: ips,
+          dnsNames: dns,
+        });
+        const out = resolve(opts.out);
+        const paths = writeIssued(dirname(out), 'gateway', opts.id, issued);
+        const config = parseGatewayConfig({
+          format: 'recorder-gateway/1',
+          unit,
+          listen,
+          tls: { cert: paths.cert, key: paths.key, ca: caPaths(caDir).cert, crl: caPaths(caDir).crl },
+        });
+        writeFileSync(out, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o644 });
+        process.stdout.write(
+          `gateway configuration for unit ${unit} written to ${out}\nrun it: recorder gateway run --config ${out}\n`,
+        );
+        return EXIT_OK;
+      }),
+    );
+  gateway
+    .command('run')
+    .description('run the gateway until SIGINT or SIGTERM; logs are JSON lines on stdout')
+    .requiredOption('--config <file>', 'the configuration (recorder gateway init)')
+    .action((opts: { config: string }) =>
+      run(async () => {
+        const handle = await startGateway(loadGatewayConfig(resolve(opts.config)));
+        await new Promise<void>((done) => {
+          process.once('SIGINT', done);
+          process.once('SIGTERM', done);
+        });
+        await handle.close();
+        return EXIT_OK;
+      }),
+    );
+  gateway
+    .command('asyncapi')
+    .description('print the AsyncAPI 3.0 document of the MQTT API, generated from the protocol schemas')
+    .action(() =>
+      run(async () => {
+        process.stdout.write(`${JSON.stringify(asyncApiDocument(), null, 2)}\n`);
+        return EXIT_OK;
+      }),
+    );
+}

@@ -1,0 +1,58 @@
+/**
+ * The fleet view for a device manager with a few hundred recorders: one line per device, alerts
+ * first (the snapshot is already sorted so), every figure with its unit, nothing to decode.
+ */
+import type { Fleet, FleetDevice } from '../protocol/schemas/fleet.ts';
+
+function ago(ms: number): string {
+  if (ms < 60_000) return `${Math.max(0, Math.round(ms / 1000))} s ago`;
+  if (ms < 3_600_000) return `${Math.round(ms / 60_000)} min ago`;
+  return `${Math.round(ms / 3_600_000)} h ago`;
+}
+
+function due(deadline: string | null, now: number): string {
+  if (!deadline) return '-';
+  const ms = Date.parse(deadline) - now;
+  if (ms < 0) return `OVERDUE ${ago(-ms).replace(' ago', '')}`;
+  return ms < 3_600_000 ? `in ${Math.round(ms / 60_000)} min` : `in ${Math.round(ms / 3_600_000)} h`;
+}
+
+const columns: [string, (d: FleetDevice, now: number) => string][] = [
+  ['', (d) => (d.alerts.length > 0 ? '!' : ' ')],
+  ['DEVICE', (d) => d.device],
+  ['ALERTS', (d) => d.alerts.join(',') || 'ok'],
+  ['STATE', (d) => (d.online ? (d.state ?? '?') : 'OFFLINE')],
+  ['BATTERY', (d) => (d.batteryPercent === null ? '-' : `${d.batteryPercent}%${d.charging ? '+' : ''}`)],
+  ['BATT MIN', (d) => (d.batteryMinutesLeft === null ? '-' : `${d.batteryMinutesLeft}`)],
+  ['REC MIN', (d) => (d.recordingMinutesLeft === null ? '-' : `${d.recordingMinutesLeft}`)],
+  ['FREE', (d) => (d.storageFreePercent === null ? '-' : `${d.storageFreePercent}%`)],
+  ['UPLOADS', (d) => (d.pendingUploads === null ? '-' : `${d.pendingUploads}`)],
+  ['OLDEST DUE', (d, now) => due(d.oldestDeadline, now)],
+  [
+    'CLOCK',
+    (d) =>
+      d.clockOffsetMs === null
+        ? '-'
+        : `${d.clockOffsetMs >= 0 ? '+' : ''}${(d.clockOffsetMs / 1000).toFixed(1)} s`,
+  ],
+  ['OFFICER', (d) => d.officer ?? '-'],
+  ['LAST SEEN', (d, now) => ago(now - Date.parse(d.lastSeen))],
+];
+
+export function renderFleetTable(fleet: Fleet, now = Date.now()): string {
+  const rows = fleet.devices.map((d) => columns.map(([, f]) => f(d, now)));
+  const header = columns.map(([h]) => h);
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
+  const s = fleet.summary;
+  return [
+    `unit ${fleet.unit}: ${s.devices} devices, ${s.online} online, ${s.withAlerts} with alerts — as of ${fleet.time}`,
+    line(header),
+    ...rows.map(line),
+    '',
+  ].join('\n');
+}

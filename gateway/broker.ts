@@ -1,0 +1,323 @@
+/**
+ * The station broker (issue 5 item 2): aedes 1.x behind `node:tls` with client certificates
+ * required and verified by OpenSSL, a frame limit at the transport, the ACL of protocol/acl.ts, and
+ * schema validation of every payload.
+ *
+ * - Identity (role, id, unit) comes from the verified client certificate (OU, CN, O), never from the
+ *   CONNECT packet. The MQTT client id must be the certificate id, or start with `{id}:` (a manager
+ *   may run several tools), so one client cannot take over another's session.
+ * - A publish the ACL refuses disconnects the client (aedes' only way; STACK-NOTES "MQTT") and is
+ *   counted. A publish on an allowed topic with an invalid payload is dropped without disconnecting:
+ *   it is acknowledged (so an honest-but-buggy client does not resend it forever) but re-addressed to
+ *   an unreadable `$dropped/...` topic and never retained or forwarded.
+ * - A refused subscription gets the failure return code 0x80 and the connection stays up.
+ */
+import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { EventEmitter } from 'node:events';
+import { readFileSync, unwatchFile, watchFile } from 'node:fs';
+import type { AddressInfo, Socket } from 'node:net';
+import { createServer, type Server, type TLSSocket } from 'node:tls';
+import { mayPublish, maySubscribe, type Identity } from '../protocol/acl.ts';
+import type { RejectReason } from '../protocol/schemas/fleet.ts';
+import { RejectReasons } from '../protocol/schemas/fleet.ts';
+import { ROLES, decodePayload, parseTopic, type Role, type TopicName } from '../protocol/topics.ts';
+import type { SchemaProblem } from '../protocol/schemas/validate.ts';
+import { identityFromSubject } from './ca.ts';
+import { FrameGuard } from './frame-guard.ts';
+import type { Logger } from './log.ts';
+
+export interface BrokerOptions {
+  unit: string;
+  host: string;
+  port: number;
+  tls: { cert: string; key: string; ca: string; crl: string };
+  maxFrameBytes: number;
+  log: Logger;
+  /** called for every valid message from a client, after validation */
+  onMessage?: (who: Identity, name: TopicName, device: string, value: unknown, receivedAt: number) => void;
+  onDisconnect?: (who: Identity) => void;
+  /** how often to look for a new CRL (ms); default 1000 */
+  crlPollMs?: number;
+}
+
+export interface RejectEvent {
+  reason: RejectReason;
+  clientId?: string;
+  role?: string;
+  id?: string;
+  topic?: string;
+  detail: string;
+  problems?: SchemaProblem[];
+}
+
+export class GatewayBroker extends EventEmitter {
+  readonly counters = Object.fromEntries(RejectReasons.map((r) => [r, 0])) as Record<RejectReason, number>;
+  private readonly identities = new WeakMap<object, Identity>();
+  private readonly sockets = new Set<Socket>();
+  private server!: Server;
+  aedes!: Aedes;
+
+  private constructor(private readonly options: BrokerOptions) {
+    super();
+  }
+
+  static async start(options: BrokerOptions): Promise<GatewayBroker> {
+    const broker = new GatewayBroker(options);
+    await broker.listen();
+    return broker;
+  }
+
+  get address(): { host: string; port: number } {
+    const a = this.server.address() as AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  get clients(): number {
+    return this.aedes.connectedClients;
+  }
+
+  private reject(event: RejectEvent): void {
+    this.counters[event.reason]++;
+    this.options.log('warn', `rejected: ${event.detail}`, { ...event });
+    this.emit('reject', event);
+  }
+
+  private secureContextOptions() {
+    const { tls } = this.options;
+    return {
+      cert: readFileSync(tls.cert),
+      key: readFileSync(tls.key),
+      ca: readFileSync(tls.ca),
+      // With a CRL OpenSSL checks every client leaf against it (X509_V_FLAG_CRL_CHECK).
+      crl: readFileSync(tls.crl),
+    };
+  }
+
+  private async listen(): Promise<void> {
+    const o = this.options;
+    this.aedes = await Aedes.createBroker({
+      id: `gateway-${o.unit}`,
+      maxClientsIdLength: 128,
+      preConnect: (client, packet, done) => this.preConnect(client, packet, done),
+      authenticate: (client, _username, _password, done) => this.authenticate(client, done),
+      authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),
+      authorizeSubscribe: (client, sub, done) => this.authorizeSubscribe(client, sub, done),
+    });
+    this.aedes.on('clientDisconnect', (client) => {
+      const who = this.identityOf(client);
+      if (who) o.onDisconnect?.(who);
+    });
+    this.aedes.on('clientError', (client, error) =>
+      o.log('debug', 'client error', { clientId: client.id, error: error.message }),
+    );
+    this.server = createServer({
+      ...this.secureContextOptions(),
+      requestCert: true,
+      rejectUnauthorized: true,
+      minVersion: 'TLSv1.2',
+    });
+    this.server.on('secureConnection', (socket) => this.onSecureConnection(socket));
+    this.server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
+      this.reject({
+        reason: 'tls',
+        detail: `TLS handshake refused from ${socket.remoteAddress}: ${error.code ?? error.message}`,
+      });
+    });
+    let lastCrl = readFileSync(o.tls.crl, 'utf8');
+    // Revocation takes effect for new connections as soon as `recorder ca revoke` rewrites crl.pem.
+    watchFile(o.tls.crl, { interval: o.crlPollMs ?? 1000 }, () => {
+      try {
+        const crl = readFileSync(o.tls.crl, 'utf8');
+        if (crl === lastCrl) return;
+        this.server.setSecureContext(this.secureContextOptions());
+        lastCrl = crl;
+        o.log('info', 'loaded a new CRL', { path: o.tls.crl });
+      } catch (error) {
+        o.log('error', 'cannot load the new CRL; keeping the previous one', {
+          error: (error as Error).message,
+        });
+      }
+    });
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(o.port, o.host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
+    });
+  }
+
+  private onSecureConnection(socket: TLSSocket): void {
+    const peer = identityFromSubject(socket.getPeerCertificate().subject ?? {});
+    if (!peer || !ROLES.includes(peer.role as Role) || peer.unit !== this.options.unit) {
+      this.reject({
+        reason: 'identity',
+        detail: `certificate names no role of unit ${this.options.unit}`,
+        ...(peer ? { role: peer.role, id: peer.id } : {}),
+      });
+      socket.destroy();
+      return;
+    }
+    const who: Identity = { role: peer.role as Role, id: peer.id, unit: peer.unit };
+    this.sockets.add(socket);
+    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    const guard = new FrameGuard(socket, this.options.maxFrameBytes, (announced) =>
+      this.reject({
+        reason: 'frame-too-large',
+        role: who.role,
+        id: who.id,
+        detail: `${who.role} ${who.id} announced a ${announced}-byte packet (limit ${this.options.maxFrameBytes})`,
+      }),
+    );
+    this.identities.set(guard, who);
+    this.aedes.handle(guard);
+  }
+
+  private identityOf(client: Client | null): Identity | undefined {
+    return client ? this.identities.get(client.conn as object) : undefined;
+  }
+
+  private preConnect(client: Client, _packet: unknown, done: (e: Error | null, ok: boolean) => void) {
+    done(null, this.identityOf(client) !== undefined);
+  }
+
+  /**
+   * Runs on CONNECT: the client id must be the certificate's id (or `{id}:…`) and the last will must
+   * pass the ACL and schema. Refused with CONNACK return code 5 (not authorized), then closed.
+   */
+  private authenticate(client: Client, done: (e: AuthenticateError | null, ok: boolean | null) => void) {
+    const who = this.identityOf(client);
+    const refuse = (event: RejectEvent) => {
+      this.reject(event);
+      const error = new Error(event.detail) as AuthenticateError;
+      error.returnCode = 5;
+      done(error, null);
+    };
+    const clientId = client.id;
+    if (!who) return refuse({ reason: 'identity', clientId, detail: 'no verified certificate' });
+    if (clientId !== who.id && !clientId.startsWith(`${who.id}:`)) {
+      return refuse({
+        reason: 'identity',
+        clientId,
+        role: who.role,
+        id: who.id,
+        detail: `client id ${clientId} is not the certificate id ${who.id} (or ${who.id}:…)`,
+      });
+    }
+    // aedes keeps the CONNECT will on `_will` until the connection is accepted.
+    const will = (client as Client & { _will?: { topic: string; payload: string | Buffer } })._will;
+    if (will) {
+      const problem = this.checkPublish(who, will.topic, Buffer.from(will.payload));
+      if (problem) {
+        return refuse({
+          ...problem,
+          clientId,
+          role: who.role,
+          id: who.id,
+          detail: `last will refused: ${problem.detail}`,
+        });
+      }
+    }
+    done(null, true);
+  }
+
+  private checkPublish(
+    who: Identity,
+    topic: string,
+    payload: Buffer,
+  ): (Pick<RejectEvent, 'reason' | 'detail' | 'topic' | 'problems'> & { name?: TopicName }) | undefined {
+    const name = mayPublish(who, topic);
+    if (!name)
+      return { reason: 'acl-publish', topic, detail: `${who.role} ${who.id} may not publish on ${topic}` };
+    const decoded = decodePayload(name, payload);
+    let problems = decoded.ok ? [] : decoded.problems;
+    if (decoded.ok && typeof decoded.value === 'object' && decoded.value && 'device' in decoded.value) {
+      const device = parseTopic(topic)!.device;
+      if ((decoded.value as { device: string }).device !== device) {
+        problems = [{ path: '/device', message: `names another device than the topic (${device})` }];
+      }
+    }
+    if (problems.length > 0) {
+      return { reason: 'schema', topic, problems, name, detail: `invalid ${name} payload on ${topic}` };
+    }
+    return undefined;
+  }
+
+  private authorizePublish(
+    client: Client | null,
+    packet: PublishPacket,
+    done: (error?: Error | null) => void,
+  ) {
+    const who = this.identityOf(client);
+    if (!client || !who) return done(null); // the broker's own publications
+    const receivedAt = Date.now();
+    const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
+    const problem = this.checkPublish(who, packet.topic, payload);
+    if (problem?.reason === 'acl-publish') {
+      this.reject({ ...problem, clientId: client.id, role: who.role, id: who.id });
+      // Keeps aedes' refusal of $SYS and refuses everything else outside the ACL: disconnects.
+      return done(new Error(problem.detail));
+    }
+    if (problem) {
+      this.reject({ ...problem, clientId: client.id, role: who.role, id: who.id });
+      packet.topic = `$dropped/${who.role}/${who.id}`;
+      packet.retain = false;
+      packet.payload = Buffer.alloc(0);
+      return done(null);
+    }
+    const parsed = parseTopic(packet.topic)!;
+    try {
+      this.options.onMessage?.(
+        who,
+        parsed.name,
+        parsed.device,
+        decodePayloadValue(parsed.name, payload),
+        receivedAt,
+      );
+    } catch (error) {
+      this.options.log('error', 'message handler failed', { error: (error as Error).message });
+    }
+    done(null);
+  }
+
+  private authorizeSubscribe(
+    client: Client,
+    sub: Subscription,
+    done: (error: Error | null, subscription?: Subscription | null) => void,
+  ) {
+    const who = this.identityOf(client);
+    if (who && maySubscribe(who, sub.topic)) return done(null, sub);
+    this.reject({
+      reason: 'acl-subscribe',
+      clientId: client.id,
+      ...(who ? { role: who.role, id: who.id } : {}),
+      topic: sub.topic,
+      detail: `${who?.role} ${who?.id} may not subscribe to ${sub.topic}`,
+    });
+    done(null, null);
+  }
+
+  /** Publishes a retained message as the gateway itself (gateway topics are nobody else's). */
+  publishRetained(topic: string, text: string): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.aedes.publish(
+        { cmd: 'publish', topic, payload: Buffer.from(text), qos: 0, retain: true, dup: false },
+        (error) => (error ? reject(error) : resolve()),
+      ),
+    );
+  }
+
+  async close(): Promise<void> {
+    unwatchFile(this.options.tls.crl);
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+    await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
+  }
+}
+
+function decodePayloadValue(name: TopicName, payload: Buffer): unknown {
+  const d = decodePayload(name, payload);
+  return d.ok ? d.value : undefined;
+}

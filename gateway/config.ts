@@ -1,0 +1,86 @@
+/**
+ * The gateway's settings file (`recorder gateway init` writes it, `recorder gateway run` reads it).
+ * One TypeBox schema gives the type, the defaults and every problem at once (STYLE.md
+ * "Configuration and profiles").
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { RecorderError } from '../protocol/errors.ts';
+import { parseWithSchema } from '../protocol/schemas/validate.ts';
+
+export const FleetThresholdsSchema = Type.Object(
+  {
+    publishIntervalMs: Type.Integer({ minimum: 100, default: 10_000, description: 'fleet snapshot period' }),
+    offlineAfterMs: Type.Integer({
+      minimum: 1000,
+      default: 180_000,
+      description: 'a device silent this long is offline even without its last will',
+    }),
+    batteryLowPercent: Type.Integer({ minimum: 0, maximum: 100, default: 20 }),
+    storageLowMinutes: Type.Integer({ minimum: 0, default: 60, description: 'minutes of recording left' }),
+    clockDriftMs: Type.Integer({ minimum: 0, default: 3000, description: 'issue 5: alert beyond 3 s' }),
+  },
+  { additionalProperties: false },
+);
+export type FleetThresholds = Static<typeof FleetThresholdsSchema>;
+
+export const GatewayConfigSchema = Type.Object(
+  {
+    format: Type.Literal('recorder-gateway/1'),
+    unit: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' }),
+    listen: Type.Object(
+      {
+        host: Type.String({
+          default: '127.0.0.1',
+          description: 'R14: bind to the enforcement VPN address only',
+        }),
+        port: Type.Integer({ minimum: 0, maximum: 65535, default: 8883, description: '0: any free port' }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    tls: Type.Object(
+      {
+        cert: Type.String({ description: "the gateway's certificate (PEM file)" }),
+        key: Type.String({ description: 'its private key (PEM file, mode 0600)' }),
+        ca: Type.String({ description: 'the unit CA certificate: clients must chain to it' }),
+        crl: Type.String({ description: "the CA's crl.pem; re-read when it changes" }),
+      },
+      { additionalProperties: false },
+    ),
+    maxFrameBytes: Type.Integer({
+      minimum: 1024,
+      maximum: 268_435_455,
+      default: 327_680,
+      description: 'largest MQTT packet accepted; bigger ones close the connection before they are buffered',
+    }),
+    statusIntervalMs: Type.Integer({ minimum: 100, default: 10_000, description: 'gateway/status period' }),
+    fleet: Type.Object(FleetThresholdsSchema.properties, { additionalProperties: false, default: {} }),
+  },
+  { additionalProperties: false, title: 'Gateway configuration' },
+);
+export type GatewayConfig = Static<typeof GatewayConfigSchema>;
+
+export function parseGatewayConfig(value: unknown): GatewayConfig {
+  return parseWithSchema(GatewayConfigSchema, value, 'GATEWAY_CONFIG_INVALID', 'the gateway configuration');
+}
+
+/** Reads a config file; relative TLS paths are taken relative to the file. */
+export function loadGatewayConfig(path: string): GatewayConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    throw new RecorderError('FILE_NOT_FOUND', `cannot read the gateway configuration ${path}`, { path });
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new RecorderError('GATEWAY_CONFIG_INVALID', `${path} is not JSON: ${(error as Error).message}`);
+  }
+  const config = parseGatewayConfig(json);
+  const base = dirname(resolve(path));
+  for (const k of ['cert', 'key', 'ca', 'crl'] as const) config.tls[k] = resolve(base, config.tls[k]);
+  return config;
+}

@@ -1,0 +1,144 @@
+/**
+ * The fleet monitor (issue 5 item 4; R5 overdue uploads, R16 battery and storage): keeps the last
+ * status of every device and turns it into one snapshot with alerts. No I/O and no timers: the
+ * gateway feeds it messages with the time they arrived and asks for snapshots.
+ */
+import type { Availability } from '../protocol/schemas/availability.ts';
+import type { AlertName, Fleet, FleetDevice } from '../protocol/schemas/fleet.ts';
+import type { Status } from '../protocol/schemas/status.ts';
+import type { FleetThresholds } from './config.ts';
+
+interface DeviceRecord {
+  device: string;
+  online: boolean;
+  lastSeen: number;
+  status?: Status;
+  /** device clock minus gateway clock when the status arrived */
+  clockOffsetMs?: number;
+}
+
+export interface AlertChange {
+  device: string;
+  alert: AlertName;
+  active: boolean;
+}
+
+export class FleetMonitor {
+  private readonly devices = new Map<string, DeviceRecord>();
+  private lastAlerts = new Map<string, Set<AlertName>>();
+
+  constructor(
+    readonly unit: string,
+    private readonly thresholds: FleetThresholds,
+  ) {}
+
+  private record(device: string, at: number): DeviceRecord {
+    let r = this.devices.get(device);
+    if (!r) {
+      r = { device, online: true, lastSeen: at };
+      this.devices.set(device, r);
+    }
+    return r;
+  }
+
+  onStatus(device: string, status: Status, receivedAt: number): void {
+    const r = this.record(device, receivedAt);
+    r.status = status;
+    r.lastSeen = receivedAt;
+    r.online = true;
+    // Measured, not declared: the status was written just now, so its time minus ours is the offset
+    // (network delay on a station LAN is milliseconds against the 3 s threshold).
+    r.clockOffsetMs = Date.parse(status.time) - receivedAt;
+  }
+
+  onAvailability(device: string, value: Availability, at: number): void {
+    const r = this.record(device, at);
+    r.online = value === 'online';
+    r.lastSeen = at;
+  }
+
+  /** Any valid message from the device proves it is alive. */
+  onSeen(device: string, at: number): void {
+    const r = this.record(device, at);
+    r.lastSeen = at;
+  }
+
+  onDisconnect(device: string, at: number): void {
+    const r = this.devices.get(device);
+    if (r) {
+      r.online = false;
+      r.lastSeen = Math.max(r.lastSeen, at);
+    }
+  }
+
+  private alertsOf(r: DeviceRecord, now: number): AlertName[] {
+    const t = this.thresholds;
+    const alerts: AlertName[] = [];
+    const s = r.status;
+    if (!r.online || now - r.lastSeen > t.offlineAfterMs) alerts.push('offline');
+    if (s && s.battery.percent < t.batteryLowPercent && !s.battery.charging) alerts.push('battery-low');
+    if (s && s.storage.minutesLeft < t.storageLowMinutes) alerts.push('storage-low');
+    if (s?.uploads.oldestDeadline && Date.parse(s.uploads.oldestDeadline) < now)
+      alerts.push('upload-overdue');
+    if (r.clockOffsetMs !== undefined && Math.abs(r.clockOffsetMs) > t.clockDriftMs)
+      alerts.push('clock-drift');
+    return alerts;
+  }
+
+  snapshot(now: number): Fleet {
+    const devices: FleetDevice[] = [...this.devices.values()].map((r) => {
+      const s = r.status;
+      const alerts = this.alertsOf(r, now);
+      return {
+        device: r.device,
+        online: r.online && !alerts.includes('offline'),
+        lastSeen: new Date(r.lastSeen).toISOString(),
+        state: s?.state ?? null,
+        officer: s?.officer ?? null,
+        batteryPercent: s?.battery.percent ?? null,
+        charging: s?.battery.charging ?? null,
+        batteryMinutesLeft: s?.battery.minutesLeft ?? null,
+        recordingMinutesLeft: s?.storage.minutesLeft ?? null,
+        storageFreePercent:
+          s && s.storage.totalBytes > 0
+            ? Math.floor((s.storage.freeBytes * 100) / s.storage.totalBytes)
+            : null,
+        pendingUploads: s?.uploads.pending ?? null,
+        oldestDeadline: s?.uploads.oldestDeadline ?? null,
+        clockOffsetMs: r.clockOffsetMs ?? null,
+        alerts,
+      };
+    });
+    // A device manager reads the top of the list: alerts first, then by device number.
+    devices.sort(
+      (a, b) =>
+        Number(b.alerts.length > 0) - Number(a.alerts.length > 0) ||
+        (a.device < b.device ? -1 : a.device > b.device ? 1 : 0),
+    );
+    return {
+      unit: this.unit,
+      time: new Date(now).toISOString(),
+      devices,
+      summary: {
+        devices: devices.length,
+        online: devices.filter((d) => d.online).length,
+        withAlerts: devices.filter((d) => d.alerts.length > 0).length,
+      },
+    };
+  }
+
+  /** Alerts raised or cleared since the previous call, given a fresh snapshot. */
+  alertChanges(fleet: Fleet): AlertChange[] {
+    const changes: AlertChange[] = [];
+    const next = new Map<string, Set<AlertName>>();
+    for (const d of fleet.devices) {
+      const now = new Set(d.alerts);
+      const before = this.lastAlerts.get(d.device) ?? new Set<AlertName>();
+      for (const a of now) if (!before.has(a)) changes.push({ device: d.device, alert: a, active: true });
+      for (const a of before) if (!now.has(a)) changes.push({ device: d.device, alert: a, active: false });
+      next.set(d.device, now);
+    }
+    this.lastAlerts = next;
+    return changes;
+  }
+}

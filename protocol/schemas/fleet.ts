@@ -1,0 +1,84 @@
+/**
+ * `rec/v1/{unit}/gateway/fleet` (retained): the fleet monitor's view of every device, alerts first,
+ * and `rec/v1/{unit}/gateway/status` (retained): the gateway's own health and reject counters.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { DeviceId, IsoTime } from './mqtt-common.ts';
+import { DeviceStateSchema } from './status.ts';
+
+export const AlertNames = ['offline', 'battery-low', 'storage-low', 'upload-overdue', 'clock-drift'] as const;
+export type AlertName = (typeof AlertNames)[number];
+
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
+  Type.Union([schema, Type.Null()]);
+
+export const FleetDeviceSchema = Type.Object(
+  {
+    device: DeviceId(),
+    online: Type.Boolean(),
+    lastSeen: IsoTime('gateway clock: the last message from this device'),
+    state: Nullable(DeviceStateSchema),
+    officer: Nullable(Type.String()),
+    batteryPercent: Nullable(Type.Integer()),
+    charging: Nullable(Type.Boolean()),
+    batteryMinutesLeft: Nullable(Type.Integer()),
+    recordingMinutesLeft: Nullable(
+      Type.Integer({ description: 'minutes of recording the free storage holds' }),
+    ),
+    storageFreePercent: Nullable(Type.Integer()),
+    pendingUploads: Nullable(Type.Integer()),
+    oldestDeadline: Nullable(IsoTime('R5: the oldest pending upload is due then')),
+    clockOffsetMs: Nullable(
+      Type.Integer({ description: 'device clock minus gateway clock, measured on receipt' }),
+    ),
+    alerts: Type.Array(Type.Union(AlertNames.map((a) => Type.Literal(a)))),
+  },
+  { additionalProperties: false },
+);
+export type FleetDevice = Static<typeof FleetDeviceSchema>;
+
+export const FleetSchema = Type.Object(
+  {
+    unit: Type.String(),
+    time: IsoTime('gateway clock'),
+    devices: Type.Array(FleetDeviceSchema, { description: 'alerts first, then by device number' }),
+    summary: Type.Object(
+      {
+        devices: Type.Integer(),
+        online: Type.Integer(),
+        withAlerts: Type.Integer(),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false, title: 'Fleet snapshot', $id: 'Fleet' },
+);
+export type Fleet = Static<typeof FleetSchema>;
+
+export const RejectReasons = [
+  'tls',
+  'identity',
+  'acl-publish',
+  'acl-subscribe',
+  'schema',
+  'frame-too-large',
+] as const;
+export type RejectReason = (typeof RejectReasons)[number];
+
+export const GatewayStatusSchema = Type.Object(
+  {
+    unit: Type.String(),
+    time: IsoTime('gateway clock'),
+    startedAt: IsoTime('when the gateway started'),
+    clients: Type.Integer({ minimum: 0 }),
+    rejects: Type.Object(
+      Object.fromEntries(RejectReasons.map((r) => [r, Type.Integer({ minimum: 0 })])) as Record<
+        RejectReason,
+        ReturnType<typeof Type.Integer>
+      >,
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false, title: 'Gateway status', $id: 'GatewayStatus' },
+);
+export type GatewayStatus = Static<typeof GatewayStatusSchema>;
