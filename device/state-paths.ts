@@ -11,6 +11,20 @@ export interface StatePaths {
   publicKey: string;
   journal: string;
   db: string;
+  /** Provisioning (issue 7): the device number, set once by the service port. */
+  identity: string;
+  /** RSA key of the device's TLS client certificate (0600). */
+  tlsKey: string;
+  tlsCsr: string;
+  tlsCert: string;
+  /** CA chain delivered with the certificate, leaf's issuer first. */
+  caChain: string;
+  /** The unit CA pinned at provisioning: profiles and the gateway must chain to it. */
+  caCert: string;
+  /** The signed profile in force (replaced atomically). */
+  profile: string;
+  /** Partial uploads over the service port, resumable after a pulled cable. */
+  stagingDir: string;
 }
 
 export function statePaths(root: string): StatePaths {
@@ -22,5 +36,13 @@ export function statePaths(root: string): StatePaths {
     publicKey: join(keysDir, 'device-signing.pub.pem'),
     journal: join(root, 'journal.jsonl'),
     db: join(root, 'state.json'),
+    identity: join(root, 'identity.json'),
+    tlsKey: join(keysDir, 'device-tls.key.pem'),
+    tlsCsr: join(root, 'identity', 'device.csr.pem'),
+    tlsCert: join(root, 'identity', 'device.cert.pem'),
+    caChain: join(root, 'identity', 'chain.pem'),
+    caCert: join(root, 'identity', 'unit-ca.cert.pem'),
+    profile: join(root, 'profile.signed.json'),
+    stagingDir: join(root, 'staging'),
   };
 }
