@@ -18,6 +18,20 @@ export interface StatePaths {
   controlSocket: string;
   /** encrypted, sealed evidence (flash); the profile's storage.evidenceDir by default */
   evidenceDir: string;
+  /** Provisioning (issue 7): the device number, set once by the service port. */
+  identity: string;
+  /** RSA key of the device's TLS client certificate (0600). */
+  tlsKey: string;
+  tlsCsr: string;
+  tlsCert: string;
+  /** CA chain delivered with the certificate, leaf's issuer first. */
+  caChain: string;
+  /** The unit CA pinned at provisioning: profiles and the gateway must chain to it. */
+  caCert: string;
+  /** The signed profile in force (replaced atomically). */
+  profile: string;
+  /** Partial uploads over the service port, resumable after a pulled cable. */
+  stagingDir: string;
 }
 
 export function statePaths(root: string): StatePaths {
@@ -31,6 +45,14 @@ export function statePaths(root: string): StatePaths {
     db: join(root, 'state.json'),
     controlSocket: join(root, 'control.sock'),
     evidenceDir: join(root, 'evidence'),
+    identity: join(root, 'identity.json'),
+    tlsKey: join(keysDir, 'device-tls.key.pem'),
+    tlsCsr: join(root, 'identity', 'device.csr.pem'),
+    tlsCert: join(root, 'identity', 'device.cert.pem'),
+    caChain: join(root, 'identity', 'chain.pem'),
+    caCert: join(root, 'identity', 'unit-ca.cert.pem'),
+    profile: join(root, 'profile.signed.json'),
+    stagingDir: join(root, 'staging'),
   };
 }
 

@@ -86,6 +86,18 @@ export const ErrorCodes = {
   MQTT_PAYLOAD_INVALID: 'an MQTT payload does not match its schema',
   MQTT_TOPIC_REFUSED: 'the ACL refuses this topic for this identity',
   MQTT_NOT_CONNECTED: 'the MQTT client is not connected',
+  // Provisioning (signed profiles, serial link, service port, flashing)
+  PROFILE_UNSIGNED: 'a profile carries no signature',
+  PROFILE_FOREIGN: 'a profile signature does not chain to the pinned unit CA',
+  PROFILE_WRONG_DEVICE: 'a profile names another device',
+  PROFILE_ROLLBACK: 'a profile version is not higher than the one in force',
+  PROFILE_TOO_LARGE: 'a signed profile exceeds the size limit',
+  LINK_TIMEOUT: 'the serial link got no acknowledgement after repeated retransmissions',
+  LINK_CLOSED: 'the serial link is closed',
+  SERVICE_REFUSED: 'the device refused a service-port command',
+  SERVICE_PROTOCOL: 'a service-port message is malformed or unexpected',
+  IDENTITY_INVALID: 'a device certificate or CA chain does not fit this device',
+  CA_INVALID: 'a unit CA directory is missing a file or holds a bad one',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
