@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerCa } from './commands/ca.ts';
 import { registerDemo } from './commands/demo.ts';
+import { registerDevice } from './commands/device.ts';
 import { registerGnss } from './commands/gnss.ts';
 import { registerFleet } from './commands/fleet.ts';
 import { registerGateway } from './commands/gateway.ts';
@@ -24,6 +25,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   };
   registerDemo(program, run);
   registerJournal(program, run);
+  registerDevice(program, run);
   registerGnss(program, run);
   registerProfile(program, run);
   registerKeysCenter(program, run);

@@ -99,7 +99,7 @@ export function makeUnitCa(
   };
 }
 
-const centerKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({
+const centerKey = generateKeyPairSync('rsa', { modulusLength: 3072 }).publicKey.export({
   type: 'spki',
   format: 'pem',
 }) as string;
