@@ -47,7 +47,10 @@ for (const file of modules) {
   process.stdout.write(`\n## ${file}\n`);
   try {
     for (const row of await mod.bench(flags)) {
-      const ratio = row.ratio === undefined ? '' : ` → ratio ${row.ratio.toFixed(2)}${row.goal ? ` (goal ${row.goal})` : ''}`;
+      const ratio =
+        row.ratio === undefined
+          ? ''
+          : ` → ratio ${row.ratio.toFixed(2)}${row.goal ? ` (goal ${row.goal})` : ''}`;
       const baseline = row.baseline ? ` vs ${row.baseline}` : '';
       const note = row.note ? ` (${row.note})` : '';
       process.stdout.write(`${row.what}: ${row.figure}${baseline}${ratio}${note}\n`);
