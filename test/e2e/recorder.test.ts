@@ -1,0 +1,114 @@
+import test from 'ava';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runRecorder } from '../helpers/cli.ts';
+import { DeviceProcess, journalEntries, simRecorderFiles, sleep } from '../helpers/device-process.ts';
+import { tempDir } from '../helpers/temp.ts';
+
+test('record with pre-record, mark, photo, stop: sealed segments cover the pre-record without gaps and verify', async (t) => {
+  const files = await simRecorderFiles(tempDir(t));
+  const device = await DeviceProcess.start(t, files);
+  await sleep(5000); // let the spool ring hold more than the pre-record
+  const pressedAt = Date.now();
+  const recording = await device.press('record');
+  t.is(recording.state, 'recording');
+  await sleep(2500);
+  await device.press('mark');
+  await device.press('photo');
+  // A short press while recording is a bump: it never stops the recording.
+  t.is((await device.press('record')).state, 'recording');
+  const cli = await runRecorder(['device', 'press', 'record', '--long', '--state', files.state]);
+  t.is(cli.code, 0, cli.stderr);
+  t.regex(cli.stdout, /STOPPING/);
+  await device.until((s) => s.state === 'standby');
+  await sleep(1500);
+  t.is(await device.stop('SIGINT'), 0, device.output);
+
+  const entries = journalEntries(files.state);
+  const start = entries.find((e) => e.kind === 'record-start')!;
+  const segments = entries.filter((e) => e.kind === 'segment' && e.body.event === start.body.event);
+  t.true(segments.length >= 5, `${segments.length} segments`);
+  // Pre-record (R2): the event reaches back at least 3 s before the press (one frame of tolerance).
+  const coveredFrom = Date.parse(segments[0]!.body.start);
+  t.true(pressedAt - coveredFrom >= 3000 - 100, `covered ${pressedAt - coveredFrom} ms before the press`);
+  t.is(segments[0]!.body.reason, 'prerecord');
+  t.deepEqual(
+    segments.map((s) => s.body.segment),
+    segments.map((_, i) => i),
+  );
+  // No gap and no overlap between consecutive segments (within one frame at 10 fps).
+  for (let i = 1; i < segments.length; i++) {
+    const gap = Date.parse(segments[i]!.body.start) - Date.parse(segments[i - 1]!.body.end);
+    t.true(Math.abs(gap) <= 100, `gap of ${gap} ms before segment ${i}`);
+  }
+  t.truthy(entries.find((e) => e.kind === 'mark' && e.body.event === start.body.event));
+  t.truthy(entries.find((e) => e.kind === 'photo'));
+  t.truthy(entries.find((e) => e.kind === 'announcement'));
+  t.deepEqual(
+    entries.filter((e) => e.kind === 'state').map((e) => e.body.to),
+    ['recording', 'stopping', 'standby'],
+  );
+
+  const verify = await runRecorder([
+    'verify',
+    '--state',
+    files.state,
+    '--center-key',
+    files.centerKey,
+    '--json',
+  ]);
+  t.is(verify.code, 0, verify.stdout + verify.stderr);
+  const report = JSON.parse(verify.stdout);
+  t.true(report.ok);
+  t.is(report.segments, entries.filter((e) => e.kind === 'segment' || e.kind === 'photo').length);
+});
+
+test('SIGKILL of the device process mid-recording: after restart the torn segment is recovered and verify passes', async (t) => {
+  const files = await simRecorderFiles(tempDir(t));
+  const first = await DeviceProcess.start(t, files);
+  await first.press('record');
+  await sleep(3500);
+  await first.stop('SIGKILL');
+  await sleep(1500); // the orphaned capture child closes its segment and exits
+  const second = await DeviceProcess.start(t, files);
+  await sleep(1000);
+  t.is(await second.stop('SIGINT'), 0, second.output);
+  const entries = journalEntries(files.state);
+  const recovered = entries.filter((e) => e.kind === 'segment' && e.body.recovered === true);
+  t.true(recovered.length >= 1, 'the segment open at the kill was sealed as recovered');
+  const verify = await runRecorder([
+    'verify',
+    '--state',
+    files.state,
+    '--center-key',
+    files.centerKey,
+    '--json',
+  ]);
+  t.is(verify.code, 0, verify.stdout + verify.stderr);
+});
+
+test('storage below the minimum: recording is refused with the reason, and no evidence is deleted', async (t) => {
+  const dir = tempDir(t);
+  const small = join(dir, 'small-volume');
+  mkdirSync(small);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=1m', 'tmpfs', small]);
+  t.teardown(() => execFileSync('umount', ['-l', small]));
+  const files = await simRecorderFiles(dir, (p) => {
+    p.storage.evidenceDir = join(small, 'evidence');
+    p.storage.minimumMB = 2;
+    p.storage.reserveMB = 4;
+  });
+  mkdirSync(join(small, 'evidence'));
+  writeFileSync(join(small, 'evidence', 'earlier.ts.enc'), 'not receipted yet');
+  const device = await DeviceProcess.start(t, files);
+  const status = await device.until((s) => s.storage.level === 'refuse');
+  t.regex(status.storage.reason ?? '', /below the minimum of 2 MB/);
+  const after = await device.press('record');
+  t.is(after.state, 'standby');
+  t.is(await device.stop('SIGINT'), 0, device.output);
+  const refused = journalEntries(files.state).find((e) => e.kind === 'record-refused');
+  t.regex(refused?.body.reason ?? '', /recording refused/);
+  t.true(existsSync(join(small, 'evidence', 'earlier.ts.enc')));
+  t.true(readdirSync(join(small, 'evidence')).includes('earlier.ts.enc'));
+});
