@@ -102,6 +102,8 @@ test.serial('a hung pipeline is killed after the watchdog timeout and restarted'
     hungTimeoutMs: 2000,
     restartDelaysMs: [200],
   });
+  const segments: ClosedSegment[] = [];
+  sup.on('segment', (s: ClosedSegment) => segments.push(s));
   t.teardown(() => sup.stop());
   await sup.start();
   await waitForEvent(sup, 'segment', () => true, 20_000);
@@ -114,6 +116,9 @@ test.serial('a hung pipeline is killed after the watchdog timeout and restarted'
   t.is(restart.reason, 'hung');
   t.true(detectedMs >= 1800 && detectedMs < 6000, `detected after ${detectedMs} ms`);
   t.false(alive(pid), 'the hung child was killed');
+  const torn = segments.filter((s) => s.torn);
+  t.is(torn.length, 1, 'the segment open at the hang is reported torn');
+  t.true(existsSync(torn[0]!.path));
   const ready = await waitForEvent<{ pid: number }>(sup, 'ready', () => true, 20_000);
   t.not(ready.pid, pid);
   const seg = await waitForEvent<ClosedSegment>(sup, 'segment', (s) => !s.torn, 20_000);
