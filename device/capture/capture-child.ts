@@ -68,6 +68,12 @@ function parseConfig(): CaptureChildConfig {
   }
 }
 
+// Listen from the first moment: a `stop` or `overlay` sent while the pipeline is still being
+// built is kept and applied once it plays, not lost.
+const earlyMessages: ParentToChild[] = [];
+let dispatchMessage: ((m: ParentToChild) => void) | null = null;
+process.on('message', (m: ParentToChild) => (dispatchMessage ? dispatchMessage(m) : earlyMessages.push(m)));
+
 const config = parseConfig();
 const require = createRequire(import.meta.url);
 const { Pipeline } = require('gstreamer-superficial') as {
@@ -292,7 +298,7 @@ function stop(): void {
   pipeline.sendEOS();
 }
 
-process.on('message', (raw: ParentToChild) => {
+function dispatch(raw: ParentToChild): void {
   switch (raw?.type) {
     case 'overlay':
       if (overlay && typeof raw.text === 'string') overlay.text = raw.text;
@@ -306,7 +312,9 @@ process.on('message', (raw: ParentToChild) => {
     default:
       break;
   }
-});
+}
+dispatchMessage = dispatch;
+for (const m of earlyMessages.splice(0)) dispatch(m);
 // The device process died (or closed the channel): finish the open segment cleanly rather than
 // leave it torn; the device recovers it at its next start.
 process.on('disconnect', stop);

@@ -8,6 +8,7 @@
  * Events:
  *   'ready'   CaptureReady       a pipeline run is playing
  *   'segment' ClosedSegment      a segment is complete (fsync'd), or torn by a crash (`torn: true`)
+ *   'empty'   EmptySegment       a segment file with no data (stop or crash before its first frame)
  *   'restart' CaptureRestart     the child died or hung and will be started again after `delayMs`
  *   'fault'   RecorderError      CAPTURE_FAULT: restarts keep failing; capture has stopped
  */
@@ -41,6 +42,11 @@ export interface ClosedSegment {
   bytes: number;
   /** cut off by a crash, a kill or a hang: demuxes up to the cut, times are estimates */
   torn: boolean;
+}
+
+/** A segment file that holds nothing (EOS or a crash before its first frame); left in place. */
+export interface EmptySegment {
+  path: string;
 }
 
 export interface CaptureReady {
@@ -125,6 +131,25 @@ interface Run {
 interface PendingSnapshot {
   resolve: (path: string) => void;
   reject: (error: Error) => void;
+}
+
+/** A running time from GStreamer, or undefined for GST_CLOCK_TIME_NONE and garbage. */
+function validTime(ns: string): bigint | undefined {
+  try {
+    const t = BigInt(ns);
+    return t >= 0n && t < 1n << 62n ? t : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Size in bytes, 0 when missing. */
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
 }
 
 const CHILD_MODULE = fileURLToPath(new URL('./capture-child.ts', import.meta.url));
@@ -347,13 +372,18 @@ export class CaptureSupervisor extends EventEmitter {
         break;
       }
       case 'segment-opened':
-        run.opened.set(message.location, BigInt(message.runningTimeNs));
+        run.opened.set(message.location, validTime(message.runningTimeNs) ?? run.lastRunningTimeNs);
         run.lastLocation = message.location;
         this.progress(run);
         break;
       case 'segment-closed': {
-        const end = BigInt(message.runningTimeNs);
         run.closed.add(message.location);
+        const end = validTime(message.runningTimeNs);
+        if (end === undefined || fileSize(message.location) === 0) {
+          // EOS before the first frame (stop right after start): an empty file, not a segment.
+          this.emit('empty', { path: message.location } satisfies EmptySegment);
+          break;
+        }
         run.lastRunningTimeNs = end;
         this.progress(run);
         // A closed segment proves the pipeline works: the next failure starts the backoff afresh.
@@ -399,12 +429,7 @@ export class CaptureSupervisor extends EventEmitter {
     const startMs = base + Number(startRt / 1_000_000n);
     let endMs = base + Number(endRt / 1_000_000n);
     if (torn) endMs = Math.max(startMs, run.lastProgressWallMs);
-    let bytes = 0;
-    try {
-      bytes = statSync(path).size;
-    } catch {
-      // reported with 0 bytes: the sealer decides what a missing or empty file means
-    }
+    const bytes = fileSize(path);
     const segment: ClosedSegment = {
       path,
       index: this.segmentIndex++,
@@ -436,6 +461,10 @@ export class CaptureSupervisor extends EventEmitter {
       .filter((p) => !run.closed.has(p))
       .sort((a, b) => basename(a).localeCompare(basename(b)));
     for (const path of torn) {
+      if (fileSize(path) === 0) {
+        this.emit('empty', { path } satisfies EmptySegment);
+        continue;
+      }
       const startRt = run.opened.get(path) ?? run.lastRunningTimeNs;
       this.emitSegment(run, path, startRt, startRt, true);
     }

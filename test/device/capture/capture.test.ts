@@ -211,3 +211,28 @@ test.serial('audio-only mode records AAC segments without video', async (t) => {
   }
   for (let i = 1; i < segments.length; i++) t.is(segments[i]!.startMs, segments[i - 1]!.endMs);
 });
+
+test.serial('stop() right after start() ends cleanly, with no torn segment and no restart', async (t) => {
+  needPrograms('ffprobe', 'gst-launch-1.0');
+  const spool = tempDir(t);
+  const sup = new CaptureSupervisor({ settings: captureSettings({ audio: false }), spoolDir: spool });
+  const segments: ClosedSegment[] = [];
+  const restarts: unknown[] = [];
+  sup.on('segment', (s: ClosedSegment) => segments.push(s));
+  sup.on('restart', (r) => restarts.push(r));
+  void sup.start().catch(() => undefined);
+  await sleep(50);
+  await sup.stop();
+  t.is(sup.status, 'idle');
+  t.deepEqual(restarts, []);
+  t.false(
+    segments.some((s) => s.torn),
+    'nothing torn',
+  );
+  for (const s of segments) t.true(probe(s.path).ok, JSON.stringify(s) + probe(s.path).stderr);
+  // and it can start again
+  await sup.start();
+  await waitForEvent(sup, 'segment', () => true, 20_000);
+  await sup.stop();
+  t.true(segments.length >= 1);
+});
