@@ -259,6 +259,7 @@ function onSnapshotFrame(buf: Buffer | null): void {
       try {
         await writeFile(request.path, buf, { flag: 'wx' });
         await fsyncPath(request.path);
+        await fsyncPath(dirname(request.path));
         await send({ type: 'snapshot-done', id: request.id, path: request.path, bytes: buf.length });
       } catch (error) {
         await send({ type: 'snapshot-failed', id: request.id, message: (error as Error).message });

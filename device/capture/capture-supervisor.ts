@@ -318,6 +318,10 @@ export class CaptureSupervisor extends EventEmitter {
       execArgv: spawn.execArgv ?? ['--import=tsx'],
       env,
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      // Its own process group: a Ctrl-C or SIGTERM to the device's group must not end the capture
+      // behind the supervisor's back; the device stops it over IPC, and a dead device closes the
+      // IPC channel, which makes the child finish its segment and exit.
+      detached: true,
     });
     let resolveExited!: () => void;
     const run: Run = {
