@@ -84,7 +84,12 @@ let pipeline: GstPipeline;
 try {
   pipeline = new Pipeline(config.launch);
 } catch (error) {
-  await send({ type: 'error', message: `pipeline could not be built: ${(error as Error).message}` });
+  // A missing element or a syntax error: no restart can fix it.
+  await send({
+    type: 'error',
+    message: `pipeline could not be built: ${(error as Error).message}`,
+    permanent: true,
+  });
   process.exit(ChildExit.pipelineError);
 }
 

@@ -124,6 +124,7 @@ interface Run {
   lastLocation: string | null;
   lastRunningTimeNs: bigint;
   killReason: CaptureRestart['reason'] | null;
+  permanent: boolean;
   detail: string;
   exited: Promise<void>;
 }
@@ -337,6 +338,7 @@ export class CaptureSupervisor extends EventEmitter {
       lastLocation: null,
       lastRunningTimeNs: 0n,
       killReason: null,
+      permanent: false,
       detail: '',
       exited: new Promise<void>((r) => (resolveExited = r)),
     };
@@ -417,6 +419,7 @@ export class CaptureSupervisor extends EventEmitter {
       case 'error':
         run.detail = `${message.element ? `${message.element}: ` : ''}${message.message}`;
         run.killReason ??= 'pipeline-error';
+        if (message.permanent) run.permanent = true;
         break;
       case 'eos':
         break;
@@ -492,11 +495,13 @@ export class CaptureSupervisor extends EventEmitter {
     this.attempt++;
     const max = this.options.maxRestarts ?? 5;
     const reason: CaptureRestart['reason'] = run.killReason ?? (code === 0 ? 'pipeline-error' : 'crashed');
-    if (this.attempt > max) {
+    if (this.attempt > max || run.permanent) {
       this.enterFault(
         new RecorderError(
           'CAPTURE_FAULT',
-          `capture failed ${this.attempt} times in a row (last: ${reason}); check the camera, microphone and profile`,
+          run.permanent
+            ? `the capture pipeline cannot be built: ${run.detail.trim()}; check the profile's encoder and the installed GStreamer plugins`
+            : `capture failed ${this.attempt} times in a row (last: ${reason}); check the camera, microphone and profile`,
           { reason, code, signal, detail: run.detail.trim() },
         ),
       );

@@ -11,6 +11,7 @@ import {
   type ClosedSegment,
 } from '../../../device/capture/capture-supervisor.ts';
 import { isRecorderError, type RecorderError } from '../../../protocol/errors.ts';
+import type { AacEncoder } from '../../../device/capture/pipeline.ts';
 import { needPrograms } from '../../helpers/system.ts';
 import { tempDir } from '../../helpers/temp.ts';
 import {
@@ -195,5 +196,24 @@ test.serial(
       videoPackets(last).length >= 10,
       'it holds the second and a half recorded after the first segment',
     );
+  },
+);
+
+test.serial(
+  'a pipeline that cannot be built (missing element) faults at once, naming the element',
+  async (t) => {
+    const spool = tempDir(t);
+    const sup = new CaptureSupervisor({
+      settings: captureSettings({ audio: true }),
+      spoolDir: spool,
+      // an AAC encoder no GStreamer install has: gst_parse_launch refuses the description
+      pipeline: { aacEncoder: 'no_such_aacenc' as AacEncoder },
+    });
+    const restarts: CaptureRestart[] = [];
+    sup.on('restart', (r: CaptureRestart) => restarts.push(r));
+    const error = await t.throwsAsync<RecorderError>(sup.start());
+    t.true(isRecorderError(error, 'CAPTURE_FAULT'));
+    t.regex(error.message, /no_such_aacenc/);
+    t.deepEqual(restarts, [], 'no pointless restarts');
   },
 );
