@@ -54,6 +54,12 @@ export interface CaptureReady {
   pid: number;
   /** wall-clock epoch ms of running time 0 of this run */
   baseWallMs: number;
+  /**
+   * ± bound of baseWallMs, ms: GStreamer picks base_time inside play() of a live pipeline, so it
+   * lies within the call; every frame's wall-clock time is baseWallMs + its running time, exact
+   * up to this bound.
+   */
+  baseUncertaintyMs: number;
 }
 
 export interface CaptureRestart {
@@ -374,6 +380,7 @@ export class CaptureSupervisor extends EventEmitter {
           runId: run.runId,
           pid: message.pid,
           baseWallMs: run.baseWallMs,
+          baseUncertaintyMs: Math.ceil(message.playCallMs / 2),
         } satisfies CaptureReady);
         break;
       }

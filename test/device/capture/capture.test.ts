@@ -108,6 +108,9 @@ test.serial(
       `first frame at ${first.startMs - beforeStart} ms`,
     );
     t.true(Math.abs(ready.baseWallMs - beforeStart) < 5000);
+    // wall time of running time 0 is known to within half the play() call: well under one frame
+    t.log(`base wall-clock time known to ±${ready.baseUncertaintyMs} ms`);
+    t.true(ready.baseUncertaintyMs <= FRAME_MS / 2);
 
     // No gap, no overlap: in wall-clock times (exact, same running time) and in the media (one frame).
     const packets = segments.map((s) => videoPackets(s.path));
