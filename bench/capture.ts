@@ -48,7 +48,7 @@ function videoFrames(path: string): number {
     ],
     { encoding: 'utf8' },
   );
-  return Number(out.trim()) || 0;
+  return Number(out.trim().split('\n')[0]) || 0;
 }
 
 function flag(args: string[], name: string, fallback: number): number {
