@@ -31,6 +31,26 @@ function rssMB(pid: number | 'self'): number {
   return m ? Number(m[1]) / 1024 : 0;
 }
 
+function videoFrames(path: string): number {
+  const out = execFileSync(
+    'ffprobe',
+    [
+      '-v',
+      'error',
+      '-select_streams',
+      'v:0',
+      '-count_packets',
+      '-show_entries',
+      'stream=nb_read_packets',
+      '-of',
+      'csv=p=0',
+      path,
+    ],
+    { encoding: 'utf8' },
+  );
+  return Number(out.trim().split('\n')[0]) || 0;
+}
+
 function flag(args: string[], name: string, fallback: number): number {
   const i = args.indexOf(name);
   const v = i >= 0 ? Number(args[i + 1]) : Number.NaN;
@@ -96,6 +116,10 @@ export async function bench(args: string[]): Promise<BenchRow[]> {
     const max = (xs: number[]) => Math.max(...xs).toFixed(0);
     const load = `load avg ${loadBefore[0]!.toFixed(2)} → ${loadAfter[0]!.toFixed(2)} on ${cpus().length} cores`;
     const bytes = segments.reduce((n, s) => n + s.bytes, 0);
+    // Did the encoder keep up? Frames in the files against fps × recorded time.
+    const mediaMs = segments.reduce((n, s) => n + s.durationMs, 0);
+    const frames = segments.reduce((n, s) => n + videoFrames(s.path), 0);
+    const expected = Math.round((mediaMs / 1000) * settings.fps);
     return [
       {
         what: `capture 1080p30 x264 + AAC, ${seconds} s: device process (supervisor + watermark ticker)`,
@@ -106,7 +130,7 @@ export async function bench(args: string[]): Promise<BenchRow[]> {
       {
         what: `capture 1080p30 x264 + AAC, ${seconds} s: capture child (GStreamer)`,
         figure: `${childCpu.toFixed(1)} % of one core, ${max(childRss)} MB RSS`,
-        note: `${segments.length} segments, ${(bytes / 1e6).toFixed(1)} MB; ${load}`,
+        note: `${segments.length} segments, ${(bytes / 1e6).toFixed(1)} MB, ${frames} of ${expected} frames; ${load}`,
       },
     ];
   } finally {

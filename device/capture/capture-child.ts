@@ -68,6 +68,12 @@ function parseConfig(): CaptureChildConfig {
   }
 }
 
+// Listen from the first moment: a `stop` or `overlay` sent while the pipeline is still being
+// built is kept and applied once it plays, not lost.
+const earlyMessages: ParentToChild[] = [];
+let dispatchMessage: ((m: ParentToChild) => void) | null = null;
+process.on('message', (m: ParentToChild) => (dispatchMessage ? dispatchMessage(m) : earlyMessages.push(m)));
+
 const config = parseConfig();
 const require = createRequire(import.meta.url);
 const { Pipeline } = require('gstreamer-superficial') as {
@@ -78,7 +84,12 @@ let pipeline: GstPipeline;
 try {
   pipeline = new Pipeline(config.launch);
 } catch (error) {
-  await send({ type: 'error', message: `pipeline could not be built: ${(error as Error).message}` });
+  // A missing element or a syntax error: no restart can fix it.
+  await send({
+    type: 'error',
+    message: `pipeline could not be built: ${(error as Error).message}`,
+    permanent: true,
+  });
   process.exit(ChildExit.pipelineError);
 }
 
@@ -253,6 +264,7 @@ function onSnapshotFrame(buf: Buffer | null): void {
       try {
         await writeFile(request.path, buf, { flag: 'wx' });
         await fsyncPath(request.path);
+        await fsyncPath(dirname(request.path));
         await send({ type: 'snapshot-done', id: request.id, path: request.path, bytes: buf.length });
       } catch (error) {
         await send({ type: 'snapshot-failed', id: request.id, message: (error as Error).message });
@@ -292,7 +304,7 @@ function stop(): void {
   pipeline.sendEOS();
 }
 
-process.on('message', (raw: ParentToChild) => {
+function dispatch(raw: ParentToChild): void {
   switch (raw?.type) {
     case 'overlay':
       if (overlay && typeof raw.text === 'string') overlay.text = raw.text;
@@ -306,7 +318,9 @@ process.on('message', (raw: ParentToChild) => {
     default:
       break;
   }
-});
+}
+dispatchMessage = dispatch;
+for (const m of earlyMessages.splice(0)) dispatch(m);
 // The device process died (or closed the channel): finish the open segment cleanly rather than
 // leave it torn; the device recovers it at its next start.
 process.on('disconnect', stop);

@@ -24,7 +24,8 @@ export type ChildToParent =
   | { type: 'heartbeat'; location: string | null; bytes: number }
   | { type: 'snapshot-done'; id: number; path: string; bytes: number }
   | { type: 'snapshot-failed'; id: number; message: string }
-  | { type: 'error'; message: string; element?: string }
+  /** `permanent`: the pipeline cannot be built (missing element): restarting will not help */
+  | { type: 'error'; message: string; element?: string; permanent?: boolean }
   /** end of stream reached after `stop`: every fragment is closed and fsync'd; the child exits 0 */
   | { type: 'eos' };
 

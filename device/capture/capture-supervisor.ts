@@ -8,6 +8,7 @@
  * Events:
  *   'ready'   CaptureReady       a pipeline run is playing
  *   'segment' ClosedSegment      a segment is complete (fsync'd), or torn by a crash (`torn: true`)
+ *   'empty'   EmptySegment       a segment file with no data (stop or crash before its first frame)
  *   'restart' CaptureRestart     the child died or hung and will be started again after `delayMs`
  *   'fault'   RecorderError      CAPTURE_FAULT: restarts keep failing; capture has stopped
  */
@@ -43,11 +44,22 @@ export interface ClosedSegment {
   torn: boolean;
 }
 
+/** A segment file that holds nothing (EOS or a crash before its first frame); left in place. */
+export interface EmptySegment {
+  path: string;
+}
+
 export interface CaptureReady {
   runId: string;
   pid: number;
   /** wall-clock epoch ms of running time 0 of this run */
   baseWallMs: number;
+  /**
+   * ± bound of baseWallMs, ms: GStreamer picks base_time inside play() of a live pipeline, so it
+   * lies within the call; every frame's wall-clock time is baseWallMs + its running time, exact
+   * up to this bound.
+   */
+  baseUncertaintyMs: number;
 }
 
 export interface CaptureRestart {
@@ -118,6 +130,7 @@ interface Run {
   lastLocation: string | null;
   lastRunningTimeNs: bigint;
   killReason: CaptureRestart['reason'] | null;
+  permanent: boolean;
   detail: string;
   exited: Promise<void>;
 }
@@ -125,6 +138,25 @@ interface Run {
 interface PendingSnapshot {
   resolve: (path: string) => void;
   reject: (error: Error) => void;
+}
+
+/** A running time from GStreamer, or undefined for GST_CLOCK_TIME_NONE and garbage. */
+function validTime(ns: string): bigint | undefined {
+  try {
+    const t = BigInt(ns);
+    return t >= 0n && t < 1n << 62n ? t : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Size in bytes, 0 when missing. */
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
 }
 
 const CHILD_MODULE = fileURLToPath(new URL('./capture-child.ts', import.meta.url));
@@ -293,6 +325,10 @@ export class CaptureSupervisor extends EventEmitter {
       execArgv: spawn.execArgv ?? ['--import=tsx'],
       env,
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+      // Its own process group: a Ctrl-C or SIGTERM to the device's group must not end the capture
+      // behind the supervisor's back; the device stops it over IPC, and a dead device closes the
+      // IPC channel, which makes the child finish its segment and exit.
+      detached: true,
     });
     let resolveExited!: () => void;
     const run: Run = {
@@ -308,6 +344,7 @@ export class CaptureSupervisor extends EventEmitter {
       lastLocation: null,
       lastRunningTimeNs: 0n,
       killReason: null,
+      permanent: false,
       detail: '',
       exited: new Promise<void>((r) => (resolveExited = r)),
     };
@@ -343,17 +380,23 @@ export class CaptureSupervisor extends EventEmitter {
           runId: run.runId,
           pid: message.pid,
           baseWallMs: run.baseWallMs,
+          baseUncertaintyMs: Math.ceil(message.playCallMs / 2),
         } satisfies CaptureReady);
         break;
       }
       case 'segment-opened':
-        run.opened.set(message.location, BigInt(message.runningTimeNs));
+        run.opened.set(message.location, validTime(message.runningTimeNs) ?? run.lastRunningTimeNs);
         run.lastLocation = message.location;
         this.progress(run);
         break;
       case 'segment-closed': {
-        const end = BigInt(message.runningTimeNs);
         run.closed.add(message.location);
+        const end = validTime(message.runningTimeNs);
+        if (end === undefined || fileSize(message.location) === 0) {
+          // EOS before the first frame (stop right after start): an empty file, not a segment.
+          this.emit('empty', { path: message.location } satisfies EmptySegment);
+          break;
+        }
         run.lastRunningTimeNs = end;
         this.progress(run);
         // A closed segment proves the pipeline works: the next failure starts the backoff afresh.
@@ -383,6 +426,7 @@ export class CaptureSupervisor extends EventEmitter {
       case 'error':
         run.detail = `${message.element ? `${message.element}: ` : ''}${message.message}`;
         run.killReason ??= 'pipeline-error';
+        if (message.permanent) run.permanent = true;
         break;
       case 'eos':
         break;
@@ -399,12 +443,7 @@ export class CaptureSupervisor extends EventEmitter {
     const startMs = base + Number(startRt / 1_000_000n);
     let endMs = base + Number(endRt / 1_000_000n);
     if (torn) endMs = Math.max(startMs, run.lastProgressWallMs);
-    let bytes = 0;
-    try {
-      bytes = statSync(path).size;
-    } catch {
-      // reported with 0 bytes: the sealer decides what a missing or empty file means
-    }
+    const bytes = fileSize(path);
     const segment: ClosedSegment = {
       path,
       index: this.segmentIndex++,
@@ -436,6 +475,10 @@ export class CaptureSupervisor extends EventEmitter {
       .filter((p) => !run.closed.has(p))
       .sort((a, b) => basename(a).localeCompare(basename(b)));
     for (const path of torn) {
+      if (fileSize(path) === 0) {
+        this.emit('empty', { path } satisfies EmptySegment);
+        continue;
+      }
       const startRt = run.opened.get(path) ?? run.lastRunningTimeNs;
       this.emitSegment(run, path, startRt, startRt, true);
     }
@@ -459,11 +502,13 @@ export class CaptureSupervisor extends EventEmitter {
     this.attempt++;
     const max = this.options.maxRestarts ?? 5;
     const reason: CaptureRestart['reason'] = run.killReason ?? (code === 0 ? 'pipeline-error' : 'crashed');
-    if (this.attempt > max) {
+    if (this.attempt > max || run.permanent) {
       this.enterFault(
         new RecorderError(
           'CAPTURE_FAULT',
-          `capture failed ${this.attempt} times in a row (last: ${reason}); check the camera, microphone and profile`,
+          run.permanent
+            ? `the capture pipeline cannot be built: ${run.detail.trim()}; check the profile's encoder and the installed GStreamer plugins`
+            : `capture failed ${this.attempt} times in a row (last: ${reason}); check the camera, microphone and profile`,
           { reason, code, signal, detail: run.detail.trim() },
         ),
       );

@@ -11,6 +11,7 @@ import {
   type ClosedSegment,
 } from '../../../device/capture/capture-supervisor.ts';
 import { isRecorderError, type RecorderError } from '../../../protocol/errors.ts';
+import type { AacEncoder } from '../../../device/capture/pipeline.ts';
 import { needPrograms } from '../../helpers/system.ts';
 import { tempDir } from '../../helpers/temp.ts';
 import {
@@ -102,6 +103,8 @@ test.serial('a hung pipeline is killed after the watchdog timeout and restarted'
     hungTimeoutMs: 2000,
     restartDelaysMs: [200],
   });
+  const segments: ClosedSegment[] = [];
+  sup.on('segment', (s: ClosedSegment) => segments.push(s));
   t.teardown(() => sup.stop());
   await sup.start();
   await waitForEvent(sup, 'segment', () => true, 20_000);
@@ -114,6 +117,9 @@ test.serial('a hung pipeline is killed after the watchdog timeout and restarted'
   t.is(restart.reason, 'hung');
   t.true(detectedMs >= 1800 && detectedMs < 6000, `detected after ${detectedMs} ms`);
   t.false(alive(pid), 'the hung child was killed');
+  const torn = segments.filter((s) => s.torn);
+  t.is(torn.length, 1, 'the segment open at the hang is reported torn');
+  t.true(existsSync(torn[0]!.path));
   const ready = await waitForEvent<{ pid: number }>(sup, 'ready', () => true, 20_000);
   t.not(ready.pid, pid);
   const seg = await waitForEvent<ClosedSegment>(sup, 'segment', (s) => !s.torn, 20_000);
@@ -190,5 +196,24 @@ test.serial(
       videoPackets(last).length >= 10,
       'it holds the second and a half recorded after the first segment',
     );
+  },
+);
+
+test.serial(
+  'a pipeline that cannot be built (missing element) faults at once, naming the element',
+  async (t) => {
+    const spool = tempDir(t);
+    const sup = new CaptureSupervisor({
+      settings: captureSettings({ audio: true }),
+      spoolDir: spool,
+      // an AAC encoder no GStreamer install has: gst_parse_launch refuses the description
+      pipeline: { aacEncoder: 'no_such_aacenc' as AacEncoder },
+    });
+    const restarts: CaptureRestart[] = [];
+    sup.on('restart', (r: CaptureRestart) => restarts.push(r));
+    const error = await t.throwsAsync<RecorderError>(sup.start());
+    t.true(isRecorderError(error, 'CAPTURE_FAULT'));
+    t.regex(error.message, /no_such_aacenc/);
+    t.deepEqual(restarts, [], 'no pointless restarts');
   },
 );

@@ -75,8 +75,11 @@ test.serial(
     );
     const last = segments.at(-1)!;
     t.false(last.torn, 'the open segment is closed cleanly by stop()');
+    t.log(
+      `stop() called ${stopCalled - last.endMs} ms after the last frame's end; resolved ${stoppedAt - stopCalled} ms later`,
+    );
     t.true(
-      last.endMs <= stoppedAt + FRAME_MS && last.endMs >= stopCalled - 3000,
+      last.endMs <= stoppedAt + FRAME_MS && last.endMs >= stopCalled - 500,
       'the last segment runs up to the stop',
     );
 
@@ -105,6 +108,9 @@ test.serial(
       `first frame at ${first.startMs - beforeStart} ms`,
     );
     t.true(Math.abs(ready.baseWallMs - beforeStart) < 5000);
+    // wall time of running time 0 is known to within half the play() call: well under one frame
+    t.log(`base wall-clock time known to ±${ready.baseUncertaintyMs} ms`);
+    t.true(ready.baseUncertaintyMs <= FRAME_MS / 2);
 
     // No gap, no overlap: in wall-clock times (exact, same running time) and in the media (one frame).
     const packets = segments.map((s) => videoPackets(s.path));
@@ -207,4 +213,29 @@ test.serial('audio-only mode records AAC segments without video', async (t) => {
     );
   }
   for (let i = 1; i < segments.length; i++) t.is(segments[i]!.startMs, segments[i - 1]!.endMs);
+});
+
+test.serial('stop() right after start() ends cleanly, with no torn segment and no restart', async (t) => {
+  needPrograms('ffprobe', 'gst-launch-1.0');
+  const spool = tempDir(t);
+  const sup = new CaptureSupervisor({ settings: captureSettings({ audio: false }), spoolDir: spool });
+  const segments: ClosedSegment[] = [];
+  const restarts: unknown[] = [];
+  sup.on('segment', (s: ClosedSegment) => segments.push(s));
+  sup.on('restart', (r) => restarts.push(r));
+  void sup.start().catch(() => undefined);
+  await sleep(50);
+  await sup.stop();
+  t.is(sup.status, 'idle');
+  t.deepEqual(restarts, []);
+  t.false(
+    segments.some((s) => s.torn),
+    'nothing torn',
+  );
+  for (const s of segments) t.true(probe(s.path).ok, JSON.stringify(s) + probe(s.path).stderr);
+  // and it can start again
+  await sup.start();
+  await waitForEvent(sup, 'segment', () => true, 20_000);
+  await sup.stop();
+  t.true(segments.length >= 1);
 });
