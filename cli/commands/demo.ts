@@ -1,58 +1,183 @@
+/**
+ * `recorder demo` (what `npm start` runs): a simulated recorder in the terminal. Keys press the
+ * buttons and a status line shows what the officer's device knows; `--script` runs the same
+ * without a keyboard. It ends by verifying everything the recorder sealed, as an auditor would.
+ */
 import type { Command } from 'commander';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { verifyJournalFile } from '../../device/journal-reader.ts';
-import { JournalWriter } from '../../device/journal-writer.ts';
-import { loadOrCreateSigningKey } from '../../device/keys.ts';
+import { createCenterKeyPair } from '../../device/center-keys.ts';
+import { loadPrivateKey } from '../../device/keys.ts';
+import { buildSimProfile, loadProfileFile } from '../../device/profile-file.ts';
+import { Recorder } from '../../device/recorder.ts';
+import { verifyState } from '../../device/sealing/verify-state.ts';
 import { statePaths } from '../../device/state-paths.ts';
+import { createHardware, createStorage } from '../../hardware/factory.ts';
+import type { ButtonName, PressKind } from '../../hardware/buttons.ts';
+import { RecorderError } from '../../protocol/errors.ts';
 import { EXIT_OK, EXIT_PROBLEMS } from '../output.ts';
-import { printReport } from './journal.ts';
+import { statusLine } from './device.ts';
 
-export function registerDemo(program: Command, run: (action: () => Promise<number>) => Promise<void>): void {
-  program
-    .command('demo')
-    .description('run a simulated recorder: journal a short shift, then verify it')
-    .option('--state <dir>', 'keep the state directory here (default: a new throwaway directory)')
-    .option('--device <id>', 'device number', 'HN-CS-0001')
-    .action((opts: { state?: string; device: string }) => run(() => demo(opts)));
+type Run = (action: () => Promise<number>) => Promise<void>;
+
+export const DEFAULT_SCRIPT = 'wait 8; record; wait 4; mark; photo; wait 3; stop; wait 5';
+
+const KEYS: Record<string, [string, string]> = {
+  r: ['record', 'record (short press)'],
+  s: ['stop', 'stop (long press)'],
+  d: ['double', 'stop (double press)'],
+  m: ['mark', 'mark'],
+  p: ['photo', 'photo'],
+  a: ['audio', 'audio-only'],
+  k: ['dock', 'dock'],
+  u: ['undock', 'undock'],
+  q: ['quit', 'quit'],
+};
+
+interface DemoOptions {
+  state?: string;
+  script?: string;
+  interactive?: boolean;
 }
 
-async function demo(opts: { state?: string; device: string }): Promise<number> {
+export function registerDemo(program: Command, run: Run): void {
+  program
+    .command('demo')
+    .description('a simulated recorder in the terminal: press keys, watch the status, verify what was sealed')
+    .option('--state <dir>', 'keep the state directory here (default: a new throwaway directory)')
+    .option(
+      '--script <steps>',
+      `steps separated by ";": wait N, record, stop, double, mark, photo, audio, dock, undock (default when not a terminal: "${DEFAULT_SCRIPT}")`,
+    )
+    .action((opts: DemoOptions) => run(() => demo(opts)));
+}
+
+async function demo(opts: DemoOptions): Promise<number> {
   const root = opts.state ? resolve(opts.state) : mkdtempSync(join(tmpdir(), 'recorder-demo-'));
   mkdirSync(root, { recursive: true });
-  const paths = statePaths(root);
-  const key = loadOrCreateSigningKey(paths.privateKey, paths.publicKey);
   const say = (text: string) => process.stdout.write(`${text}\n`);
-  say(`state directory: ${root}`);
-  say(
-    `device ${opts.device}, signing key ${key.fingerprint.slice(0, 16)}… ${key.created ? '(new)' : '(existing)'}`,
-  );
-
-  const journal = await JournalWriter.open({
-    path: paths.journal,
-    device: opts.device,
-    privateKey: key.privateKey,
-  });
-  const events: [string, Record<string, string | number | boolean>][] = [
-    ['power-on', { firmware: '0.1.0', reason: 'demo' }],
-    ['officer-assigned', { officer: 'HN-0427' }],
-    ['button', { button: 'record', press: 'short' }],
-    ['record-start', { event: 'demo-event', prerecordSeconds: 30 }],
-    ['button', { button: 'mark', press: 'short' }],
-    ['mark', { event: 'demo-event', note: 'seized goods photographed' }],
-    ['button', { button: 'record', press: 'long' }],
-    ['record-stop', { event: 'demo-event' }],
-    ['power-off', { reason: 'demo' }],
-  ];
-  for (const [kind, body] of events) {
-    const entry = await journal.append(kind, body);
-    say(`  #${entry.seq} ${entry.time} ${kind}`);
+  const centerDir = join(root, 'center');
+  if (!existsSync(join(centerDir, 'center.key.pem'))) createCenterKeyPair(centerDir);
+  const profilePath = join(root, 'profile.json');
+  if (!existsSync(profilePath)) {
+    const { readFileSync } = await import('node:fs');
+    const profile = buildSimProfile({
+      unit: 'HN-WJW',
+      device: 'HN-CS-0001',
+      officers: ['HN-0427'],
+      centerPublicKeyPem: readFileSync(join(centerDir, 'center.pub.pem'), 'utf8'),
+      stateDir: root,
+      segmentSeconds: 2,
+      prerecordSeconds: 6,
+      postrecordSeconds: 2,
+      width: 640,
+      height: 360,
+      fps: 15,
+    });
+    writeFileSync(profilePath, `${JSON.stringify(profile, null, 2)}\n`);
   }
-  await journal.close();
+  const profile = loadProfileFile(profilePath);
+  say(`state directory: ${root}`);
+  say(`profile ${profilePath}: ${profile.unit}/${profile.device}, officer ${profile.officers[0]}, ` +
+    `${profile.capture.width}x${profile.capture.height}@${profile.capture.fps}, ${profile.capture.segmentSeconds} s segments, ` +
+    `${profile.capture.prerecordSeconds} s pre-record`); // prettier-ignore
 
-  const report = await verifyJournalFile(paths.journal, { publicKey: key.publicKey });
-  printReport(paths.journal, report);
-  say(`check it yourself: recorder journal verify ${paths.journal} --pubkey ${paths.publicKey}`);
+  const hardware = await createHardware(profile.hardware, { log: say });
+  const recorder = await Recorder.start({
+    profile,
+    stateDir: root,
+    hardware: { ...hardware, storage: createStorage(profile.storage.evidenceDir) },
+  });
+  recorder.on('log', (message: string) => say(`rec:device ${message}`));
+  if (recorder.recovered) say(`recovered ${recorder.recovered} spool file(s) left by an earlier crash`);
+
+  const interactive = !opts.script && process.stdin.isTTY === true;
+  try {
+    if (interactive) await keyboard(recorder);
+    else await script(recorder, opts.script ?? DEFAULT_SCRIPT, say);
+  } finally {
+    await recorder.stop();
+  }
+
+  const centerKey = join(centerDir, 'center.key.pem');
+  const report = await verifyState(root, { centerPrivateKey: loadPrivateKey(centerKey) });
+  say('');
+  say(`verification: ${report.ok ? 'OK' : 'FAILED'} — ${report.entries} journal entries, chain intact: ${report.ok}; ` +
+    `${report.segments} sealed items, ${report.decrypted} decrypted, hashed and demuxed with the center key`); // prettier-ignore
+  for (const p of report.problems)
+    say(`  ${p.code} ${p.file ?? ''}${p.line ? ` line ${p.line}` : ''} ${p.message}`);
+  const paths = statePaths(root);
+  say('check it yourself:');
+  say(`  recorder journal verify ${paths.journal} --pubkey ${paths.publicKey}`);
+  say(`  recorder verify --state ${root} --center-key ${centerKey}`);
+  say(`  recorder decrypt --state ${root} --center-key ${centerKey} --out ${join(root, 'plaintext')}`);
   return report.ok ? EXIT_OK : EXIT_PROBLEMS;
+}
+
+async function act(recorder: Recorder, step: string): Promise<void> {
+  const presses: Record<string, [ButtonName, PressKind]> = {
+    record: ['record', 'short'],
+    stop: ['record', 'long'],
+    double: ['record', 'double'],
+    mark: ['mark', 'short'],
+    photo: ['photo', 'short'],
+    audio: ['audio', 'short'],
+  };
+  if (presses[step]) {
+    const [button, kind] = presses[step]!;
+    await recorder.press(button, kind);
+  } else if (step === 'dock') await recorder.dock();
+  else if (step === 'undock') await recorder.undock();
+  else throw new RecorderError('CLI_USAGE', `unknown demo step "${step}"`);
+}
+
+/** Runs `wait N; record; …`, printing each step and the status after it. */
+export async function script(recorder: Recorder, text: string, say: (line: string) => void): Promise<void> {
+  const steps = text
+    .split(/[;\n]/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const step of steps) {
+    const wait = /^wait\s+(\d+(?:\.\d+)?)$/.exec(step);
+    if (!wait && step.startsWith('wait'))
+      throw new RecorderError('CLI_USAGE', `"${step}": wait takes seconds, e.g. wait 5`);
+    if (wait) {
+      say(`> ${step}`);
+      await new Promise((r) => setTimeout(r, Number(wait[1]) * 1000));
+    } else {
+      await act(recorder, step);
+      say(`> ${step}`);
+    }
+    say(`  ${statusLine(recorder.status())}`);
+  }
+}
+
+async function keyboard(recorder: Recorder): Promise<void> {
+  const help = Object.entries(KEYS)
+    .map(([key, [, what]]) => `${key}=${what}`)
+    .join('  ');
+  process.stdout.write(`keys: ${help}\n`);
+  const stdin = process.stdin;
+  stdin.setRawMode(true);
+  stdin.resume();
+  stdin.setEncoding('utf8');
+  const draw = () => process.stdout.write(`\r\x1b[2K${statusLine(recorder.status())}`);
+  const timer = setInterval(draw, 500);
+  draw();
+  try {
+    await new Promise<void>((done) => {
+      stdin.on('data', (key: string) => {
+        const step = key === '\u0003' ? 'quit' : KEYS[key.toLowerCase()]?.[0];
+        if (!step) return;
+        if (step === 'quit') return done();
+        void act(recorder, step).then(draw);
+      });
+    });
+  } finally {
+    clearInterval(timer);
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stdout.write('\n');
+  }
 }
