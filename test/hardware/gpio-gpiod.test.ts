@@ -109,6 +109,7 @@ test('outputs: one gpioset --mode=signal per level change; the old holder ends f
   ]);
   // The first holder of line 22 was ended by us: that is not reported as a crash.
   t.deepEqual(exits, []);
+  await waitUntil(() => standIn.setPids().length === 3, 'the third pid');
   process.kill(standIn.setPids()[2]!, 'SIGKILL');
   await waitUntil(() => standIn.setCalls().length === 4, 'the restarted holder');
   t.is(standIn.setCalls()[3], '--mode=signal gpiochip0 23=1');
