@@ -181,9 +181,14 @@ export class GnssFixTracker {
 
   #setTime(t: TimeOfDay | null, systemNow: number): void {
     if (t === null) return;
+    // Measure the offset on the first sentence of an epoch: later ones of the same epoch arrive
+    // later still (serial transmission), which would only add latency to the figure.
+    const firstOfEpoch = t !== this.#timeOfDay || !this.#timeValid;
     this.#advanceTime(t);
     this.#timeValid = true;
-    if (this.#date !== null) this.#clockOffsetMs = this.#date + t - systemNow;
+    if (this.#date !== null && (firstOfEpoch || this.#clockOffsetMs === null)) {
+      this.#clockOffsetMs = this.#date + this.#timeOfDay! - systemNow;
+    }
   }
 
   #advanceTime(t: TimeOfDay): void {

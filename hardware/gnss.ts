@@ -3,6 +3,7 @@
  * m/s, ISO 8601 UTC). Drivers: a serial NMEA reader (real) and a simulated one.
  */
 import type { EventEmitter } from 'node:events';
+import type { GnssCounters } from './gnss-reader.ts';
 
 export interface GnssFix {
   /** 1 no fix, 2 2D, 3 3D (GPSD's TPV mode) */
@@ -25,6 +26,8 @@ export interface GnssSource extends EventEmitter {
   readonly fix: GnssFix | null;
   /** GNSS time minus system time in ms from the latest timed sentence, or null when unknown. */
   readonly clockOffsetMs: number | null;
+  /** sentences read and bytes discarded by reason (NMEA drivers), for status and diagnostics */
+  readonly counters?: GnssCounters;
   start(): Promise<void>;
   stop(): Promise<void>;
   // events: 'fix' (GnssFix), 'error' is never emitted for bad input: it is counted instead.

@@ -45,10 +45,8 @@ export const ErrorCodes = {
   CLI_USAGE: 'the command was called with wrong arguments',
   FILE_NOT_FOUND: 'a file does not exist',
   // Hardware (GNSS, GPIO, battery, storage)
-  NMEA_CHECKSUM: 'an NMEA sentence failed its checksum',
   GNSS_PORT_UNAVAILABLE: 'the GNSS serial port cannot be opened',
   GPIO_UNAVAILABLE: 'the GPIO driver named in the profile cannot run on this machine',
-  GPIO_TOOL_FAILED: 'a libgpiod tool (gpiomon, gpioset) failed',
   BATTERY_UNAVAILABLE: 'the battery power_supply directory cannot be read',
   STORAGE_UNAVAILABLE: 'the evidence volume cannot be measured',
   HARDWARE_DRIVER_UNKNOWN: 'the profile names a hardware driver that does not exist',

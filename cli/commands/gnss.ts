@@ -23,7 +23,7 @@ export function registerGnss(program: Command, run: (action: () => Promise<numbe
         const reader = new SerialGnss({ port: opts.port, baud, failFast: true });
         reader.on('fix', (fix: GnssFix) => {
           const line = opts.json
-            ? JSON.stringify({ class: 'TPV', ...fix, clockOffsetMs: reader.clockOffsetMs })
+            ? JSON.stringify({ class: 'TPV', ...rounded(fix), clockOffsetMs: reader.clockOffsetMs })
             : describe(fix, reader.clockOffsetMs);
           process.stdout.write(`${line}\n`);
         });
@@ -54,6 +54,19 @@ export function registerGnss(program: Command, run: (action: () => Promise<numbe
         return EXIT_OK;
       }),
     );
+}
+
+/** GPSD's printed precision: 9 decimals of a degree (0.1 mm), mm of altitude, mm/s of speed. */
+function rounded(fix: GnssFix): GnssFix {
+  const r = (v: number | null, places: number) => (v === null ? null : Number(v.toFixed(places)));
+  return {
+    ...fix,
+    lat: r(fix.lat, 9),
+    lon: r(fix.lon, 9),
+    altMSL: r(fix.altMSL, 3),
+    speed: r(fix.speed, 3),
+    track: r(fix.track, 4),
+  };
 }
 
 function describe(fix: GnssFix, offset: number | null): string {

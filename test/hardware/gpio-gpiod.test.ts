@@ -94,9 +94,12 @@ test('outputs: one gpioset --mode=signal per level change; the old holder ends f
   t.teardown(() => driver.close());
   const exits: ToolExit[] = [];
   driver.on('tool-exit', (e: ToolExit) => exits.push(e));
+  // Wait for each stand-in to log itself before superseding it (a real gpioset needs no such wait).
   await driver.write(22, 1);
+  await waitUntil(() => standIn.setCalls().length === 1, 'the first gpioset');
   await driver.write(22, 1); // unchanged: no new process
   await driver.write(22, 0);
+  await waitUntil(() => standIn.setCalls().length === 2, 'the second gpioset');
   await driver.write(23, 1);
   await waitUntil(() => standIn.setCalls().length === 3, 'three gpioset starts');
   t.deepEqual(standIn.setCalls(), [
@@ -106,6 +109,7 @@ test('outputs: one gpioset --mode=signal per level change; the old holder ends f
   ]);
   // The first holder of line 22 was ended by us: that is not reported as a crash.
   t.deepEqual(exits, []);
+  await waitUntil(() => standIn.setPids().length === 3, 'the third pid');
   process.kill(standIn.setPids()[2]!, 'SIGKILL');
   await waitUntil(() => standIn.setCalls().length === 4, 'the restarted holder');
   t.is(standIn.setCalls()[3], '--mode=signal gpiochip0 23=1');

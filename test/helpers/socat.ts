@@ -28,7 +28,10 @@ export async function ptyPair(t: ExecutionContext, dir: string, name = 'pty'): P
     const deadline = Date.now() + 10_000;
     // socat logs "starting data transfer loop" once both links exist.
     while (!(existsSync(a) && existsSync(b) && stderr.includes('starting data transfer loop'))) {
-      if (Date.now() > deadline) throw new Error(`socat did not create ${a} and ${b}: ${stderr}`);
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`socat did not create ${a} and ${b}: ${stderr}`);
+      }
       if (child.exitCode !== null) throw new Error(`socat exited: ${stderr}`);
       await new Promise((r) => setTimeout(r, 20));
     }
