@@ -71,6 +71,8 @@ export interface RecorderStatus {
   journal: { seq: number };
   profile: { id: string; version: number };
   firmware: string;
+  /** the text burned into the video now */
+  watermark: string;
 }
 
 interface SimulatedPower {
@@ -521,6 +523,7 @@ export class Recorder extends EventEmitter {
       journal: { seq: this.journal.head.nextSeq - 1 },
       profile: { id: `${profile.unit}/${profile.device}`, version: profile.version },
       firmware: FIRMWARE_VERSION,
+      watermark: this.watermark.text(),
     };
   }
 

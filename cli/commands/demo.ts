@@ -17,7 +17,7 @@ import { createHardware, createStorage } from '../../hardware/factory.ts';
 import type { ButtonName, PressKind } from '../../hardware/buttons.ts';
 import { RecorderError } from '../../protocol/errors.ts';
 import { EXIT_OK, EXIT_PROBLEMS } from '../output.ts';
-import { statusLine } from './device.ts';
+import { simGnssOptions, statusLine } from './device.ts';
 
 type Run = (action: () => Promise<number>) => Promise<void>;
 
@@ -38,7 +38,7 @@ const KEYS: Record<string, [string, string]> = {
 interface DemoOptions {
   state?: string;
   script?: string;
-  interactive?: boolean;
+  gnssReplay?: string;
 }
 
 export function registerDemo(program: Command, run: Run): void {
@@ -49,6 +49,10 @@ export function registerDemo(program: Command, run: Run): void {
     .option(
       '--script <steps>',
       `steps separated by ";": wait N, record, stop, double, mark, photo, audio, dock, undock (default when not a terminal: "${DEFAULT_SCRIPT}")`,
+    )
+    .option(
+      '--gnss-replay <nmea-log>',
+      'the simulated GNSS receiver replays this log (e.g. ../shared/nmea/beidou-gb.log)',
     )
     .action((opts: DemoOptions) => run(() => demo(opts)));
 }
@@ -83,7 +87,7 @@ async function demo(opts: DemoOptions): Promise<number> {
     `${profile.capture.width}x${profile.capture.height}@${profile.capture.fps}, ${profile.capture.segmentSeconds} s segments, ` +
     `${profile.capture.prerecordSeconds} s pre-record`); // prettier-ignore
 
-  const hardware = await createHardware(profile.hardware, { log: say });
+  const hardware = await createHardware(profile.hardware, { log: say, ...simGnssOptions(opts.gnssReplay) });
   const recorder = await Recorder.start({
     profile,
     stateDir: root,

@@ -3,6 +3,7 @@
  * of a running one from another shell (through the control socket in its state directory).
  */
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ControlServer, controlRequest } from '../../device/control-socket.ts';
 import { checkEncoderElement, loadProfileFile } from '../../device/profile-file.ts';
@@ -33,9 +34,11 @@ export function registerDevice(program: Command, run: Run): Command {
       '--allow-disk-spool',
       'allow a plaintext spool outside tmpfs (tests only: plaintext must stay in RAM)',
     )
-    .action((opts: { profile: string; state: string; allowDiskSpool?: boolean }) =>
-      run(() => runDevice(opts)),
-    );
+    .option(
+      '--gnss-replay <nmea-log>',
+      'simulated GNSS (hardware.gnss.driver "sim"): replay this receiver log, looping',
+    )
+    .action((opts: RunOptions) => run(() => runDevice(opts)));
 
   device
     .command('press')
@@ -96,19 +99,29 @@ export function registerDevice(program: Command, run: Run): Command {
   return device;
 }
 
+/** `--gnss-replay FILE`: the simulated receiver replays a real log at its own pace, looping. */
+export function simGnssOptions(file: string | undefined): { simGnss?: { file: string; loop: boolean } } {
+  if (!file) return {};
+  if (!existsSync(file)) throw new RecorderError('FILE_NOT_FOUND', `--gnss-replay ${file} does not exist`);
+  return { simGnss: { file: resolve(file), loop: true } };
+}
+
 function socketOf(state: string): string {
   return statePaths(resolve(state)).controlSocket;
 }
 
-async function runDevice(opts: {
+interface RunOptions {
   profile: string;
   state: string;
   allowDiskSpool?: boolean;
-}): Promise<number> {
+  gnssReplay?: string;
+}
+
+async function runDevice(opts: RunOptions): Promise<number> {
   const profile = loadProfileFile(opts.profile);
   const log = (line: string) => process.stdout.write(`${line}\n`);
   await checkEncoderElement(profile.capture.encoder);
-  const hardware = await createHardware(profile.hardware, { log });
+  const hardware = await createHardware(profile.hardware, { log, ...simGnssOptions(opts.gnssReplay) });
   const recorder = await Recorder.start({
     profile,
     stateDir: resolve(opts.state),

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runRecorder } from '../helpers/cli.ts';
 import { DeviceProcess, journalEntries, simRecorderFiles, sleep } from '../helpers/device-process.ts';
@@ -112,3 +112,32 @@ test('storage below the minimum: recording is refused with the reason, and no ev
   t.true(existsSync(join(small, 'evidence', 'earlier.ts.enc')));
   t.true(readdirSync(join(small, 'evidence')).includes('earlier.ts.enc'));
 });
+
+test('the watermark shows the position replayed from a real receiver log, and the time with its zone', async (t) => {
+  const log = new URL('../../../shared/nmea/beidou-gb.log', import.meta.url).pathname;
+  // GPSD's own decoding of the same log: every position it reported, as the watermark prints them.
+  const reference = new Set(
+    readFileSync(`${log}.chk`, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{"class":"TPV"'))
+      .map((l) => JSON.parse(l))
+      .filter((tpv) => tpv.mode >= 2)
+      .map((tpv) => position(tpv.lat, tpv.lon)),
+  );
+  t.true(reference.size > 0);
+  const files = await simRecorderFiles(tempDir(t));
+  const device = await DeviceProcess.start(t, files, ['--gnss-replay', log]);
+  const status = await device.until((s) => s.gnss !== null && s.gnss.mode >= 2, 20_000);
+  t.true(
+    reference.has(position(status.gnss!.lat!, status.gnss!.lon!)),
+    'the fix is one GPSD decoded from the log',
+  );
+  const marked = await device.until((s) => [...reference].some((p) => s.watermark.includes(p)), 5000);
+  t.regex(marked.watermark, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+08:00 HN-CS-0001 HN-0427 /);
+  t.notRegex(marked.watermark, /NO FIX/);
+  t.is(await device.stop('SIGINT'), 0, device.output);
+});
+
+function position(lat: number, lon: number): string {
+  return `${Math.abs(lat).toFixed(5)}${lat >= 0 ? 'N' : 'S'} ${Math.abs(lon).toFixed(5)}${lon >= 0 ? 'E' : 'W'}`;
+}

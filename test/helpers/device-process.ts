@@ -52,14 +52,22 @@ export class DeviceProcess {
     this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
   }
 
-  static async start(t: ExecutionContext, files: SimRecorderFiles): Promise<DeviceProcess> {
-    const child = spawn(
-      process.execPath,
-      [RECORDER_BIN, 'device', 'run', '--profile', files.profile, '--state', files.state],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+  static async start(
+    t: ExecutionContext,
+    files: SimRecorderFiles,
+    extra: string[] = [],
+  ): Promise<DeviceProcess> {
+    const args = [
+      RECORDER_BIN,
+      'device',
+      'run',
+      '--profile',
+      files.profile,
+      '--state',
+      files.state,
+      ...extra,
+    ];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     const device = new DeviceProcess(child, files);
     t.teardown(() => {
       if (device.child.exitCode === null) device.child.kill('SIGKILL');
