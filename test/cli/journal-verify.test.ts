@@ -5,17 +5,39 @@ import { join } from 'node:path';
 import { needPrograms } from '../helpers/system.ts';
 import { runRecorder } from '../helpers/cli.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { simRecorderFiles } from '../helpers/device-process.ts';
+import { JournalWriter } from '../../device/journal-writer.ts';
+import { loadOrCreateSigningKey } from '../../device/keys.ts';
+import { statePaths } from '../../device/state-paths.ts';
 
-async function demoState(t: Parameters<typeof tempDir>[0]): Promise<string> {
+/** A device state directory with a key and a journal of nine entries, written by the real writer. */
+async function journalState(t: Parameters<typeof tempDir>[0]): Promise<string> {
   const state = tempDir(t);
-  const result = await runRecorder(['demo', '--state', state]);
-  t.is(result.code, 0, result.stderr);
-  t.regex(result.stdout, /OK, 9 entries, chain intact/);
+  const paths = statePaths(state);
+  const key = loadOrCreateSigningKey(paths.privateKey, paths.publicKey);
+  const journal = await JournalWriter.open({
+    path: paths.journal,
+    device: 'HN-CS-0001',
+    privateKey: key.privateKey,
+  });
+  const events: [string, Record<string, string>][] = [
+    ['power-on', { firmware: '0.1.0' }],
+    ['officer-assigned', { officer: 'HN-0427' }],
+    ['button', { button: 'record', press: 'short' }],
+    ['record-start', { event: 'E1' }],
+    ['button', { button: 'mark', press: 'short' }],
+    ['mark', { event: 'E1', note: '扣押物品拍照' }],
+    ['button', { button: 'record', press: 'long' }],
+    ['record-stop', { event: 'E1' }],
+    ['power-off', { reason: 'test' }],
+  ];
+  for (const [kind, body] of events) await journal.append(kind, body);
+  await journal.close();
   return state;
 }
 
-test('demo writes a journal that `journal verify` accepts, in text and JSON', async (t) => {
-  const state = await demoState(t);
+test('a device journal is accepted by `journal verify`, in text and JSON', async (t) => {
+  const state = await journalState(t);
   const args = [
     'journal',
     'verify',
@@ -31,7 +53,7 @@ test('demo writes a journal that `journal verify` accepts, in text and JSON', as
 });
 
 test('`journal verify` exits 1 and lists every problem with its line', async (t) => {
-  const state = await demoState(t);
+  const state = await journalState(t);
   const path = join(state, 'journal.jsonl');
   const lines = readFileSync(path, 'utf8').split('\n');
   lines[4] = lines[4]!.replace('"short"', '"long"');
@@ -71,10 +93,12 @@ test('`journal verify` with a missing file or key exits 2 with a code', async (t
   t.is(usage.code, 2);
 });
 
-test('the demo refuses to start with a private key readable by others', async (t) => {
-  const state = await demoState(t);
-  chmodSync(join(state, 'keys/device-signing.key.pem'), 0o644);
-  const result = await runRecorder(['demo', '--state', state]);
+test('the recorder refuses to start with a private key readable by others', async (t) => {
+  const files = await simRecorderFiles(tempDir(t));
+  const paths = statePaths(files.state);
+  loadOrCreateSigningKey(paths.privateKey, paths.publicKey);
+  chmodSync(paths.privateKey, 0o644);
+  const result = await runRecorder(['device', 'run', '--profile', files.profile, '--state', files.state]);
   t.is(result.code, 2);
   t.regex(result.stderr, /\(KEY_PERMISSIONS\)/);
   t.regex(result.stderr, /chmod 600/);
@@ -104,7 +128,7 @@ function readmeRecipe(): string {
 
 test("README's auditor recipe, pasted into a shell, verifies an entry with jq, openssl and sha256sum alone", async (t) => {
   needPrograms('jq', 'openssl', 'sha256sum');
-  const state = await demoState(t);
+  const state = await journalState(t);
   const work = tempDir(t);
   copyFileSync(join(state, 'journal.jsonl'), join(work, 'journal.jsonl'));
   copyFileSync(join(state, 'keys/device-signing.pub.pem'), join(work, 'device-signing.pub.pem'));
