@@ -25,6 +25,7 @@ import type { StateStore } from './state-store.ts';
 import { statePaths, type StatePaths } from './state-paths.ts';
 import { INITIAL_STATE, transition, type Effect, type Input, type RecorderState } from './state-machine.ts';
 import { assessStorage } from './storage-guard.ts';
+import { lowBatteryAlarm } from '../hardware/battery-estimate.ts';
 
 export const FIRMWARE_VERSION = '0.1.0';
 
@@ -64,6 +65,8 @@ export interface RecorderStatus {
   fault: string | null;
   storage: { level: string; reason: string | null; freeBytes: number | null; evidenceBytes: number | null };
   battery: BatteryReading | null;
+  /** GA/T 947: sounds while at least 5 minutes of recording remain */
+  batteryAlarm: boolean;
   gnss: GnssFix | null;
   clock: { source: 'gnss' | 'system'; offsetMs: number | null; trusted: boolean };
   pendingUploads: { count: number; bytes: number; oldestDeadline: string | null };
@@ -98,6 +101,7 @@ export class Recorder extends EventEmitter {
   private sealedCount = 0;
   private lastStorage: StorageReading | null = null;
   private lastBattery: BatteryReading | null = null;
+  private batteryAlarm = false;
   private work: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private readonly now: () => number;
@@ -302,6 +306,8 @@ export class Recorder extends EventEmitter {
           else keep.push(segment);
         }
         this.ring = keep;
+        // Audio-only (privacy): the camera stops for the event; pre-record stays as it was buffered.
+        if (tracked.audioOnly) await this.switchCapture('audio');
         return;
       }
       case 'stop-event':
@@ -317,6 +323,7 @@ export class Recorder extends EventEmitter {
           event: effect.event.id,
           segments: tracked?.nextSegment ?? 0,
         });
+        if (effect.event.audioOnly) await this.switchCapture('av');
         return;
       }
       case 'mark':
@@ -441,6 +448,18 @@ export class Recorder extends EventEmitter {
     }
   }
 
+  /**
+   * Restarts the capture in the other mode. The segment open now is closed and sealed first (the
+   * supervisor emits it during stop), so nothing recorded is lost; the switch leaves a gap of about
+   * the pipeline's start time, journaled.
+   */
+  private async switchCapture(mode: 'av' | 'audio'): Promise<void> {
+    if (this.capture.captureMode === mode) return;
+    await this.capture.stop();
+    const ready = await this.capture.start(mode);
+    await this.journal.append('capture-mode', { mode, runId: ready.runId });
+  }
+
   // ---- GNSS, watermark, storage -------------------------------------------------------------
 
   private onFix(fix: GnssFix): void {
@@ -475,10 +494,33 @@ export class Recorder extends EventEmitter {
       this.emit('log', `storage/battery read failed: ${(error as Error).message}`);
       return;
     }
+    await this.checkBattery(this.lastBattery);
     const verdict = assessStorage(this.lastStorage, this.options.profile.storage);
     if (verdict.level !== this.state.storage || (verdict.reason || null) !== this.state.storageReason) {
       await this.input({ type: 'storage', level: verdict.level, reason: verdict.reason || null });
     }
+  }
+
+  /** GA/T 947: warn while at least 5 minutes of recording remain, from the estimate, not a percentage. */
+  private async checkBattery(reading: BatteryReading): Promise<void> {
+    const verdict = lowBatteryAlarm(reading, { minMinutes: 5 });
+    if (verdict.alarm === this.batteryAlarm) return;
+    this.batteryAlarm = verdict.alarm;
+    const { indicators } = this.options.hardware;
+    if (verdict.alarm) {
+      indicators.set('buzzer', { pulseMs: 400, times: 3 });
+      indicators.set('vibration', { pulseMs: 400, times: 3 });
+      indicators.set('led-power', 'blink-fast');
+    } else {
+      indicators.set('led-power', this.state.docked ? 'blink-slow' : 'on');
+    }
+    await this.serial(() =>
+      this.journal.append(verdict.alarm ? 'battery-low' : 'battery-ok', {
+        minutesLeft: verdict.minutesLeft,
+        capacity: reading.capacity === null ? null : Math.round(reading.capacity),
+        reason: verdict.reason,
+      }),
+    );
   }
 
   private applyIndicators(): void {
@@ -512,6 +554,7 @@ export class Recorder extends EventEmitter {
         evidenceBytes: this.lastStorage?.evidenceBytes ?? null,
       },
       battery: this.lastBattery,
+      batteryAlarm: this.batteryAlarm,
       gnss: this.currentFix(),
       clock: this.clock(),
       pendingUploads: {
