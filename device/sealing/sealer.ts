@@ -29,8 +29,8 @@ import {
   type Hash,
   type KeyObject,
 } from 'node:crypto';
-import { statfsSync } from 'node:fs';
-import { link, open, unlink, type FileHandle } from 'node:fs/promises';
+import { existsSync, statfsSync } from 'node:fs';
+import { link, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import type { GnssFix } from '../../hardware/gnss.ts';
 import { RecorderError, isRecorderError } from '../../protocol/errors.ts';
@@ -102,6 +102,8 @@ export interface SealedBody {
 export interface SealResult {
   entry: JournalEntry;
   evidencePath: string;
+  /** false when the state store could not be written (recovery re-queues from the journal) */
+  stateUpdated: boolean;
 }
 
 /** What the sealer needs of the journal: JournalWriter has it. */
@@ -167,6 +169,9 @@ export class Sealer {
   }
 
   private async sealOne(spoolPath: string, meta: SealMeta, recovered: boolean): Promise<SealResult> {
+    // Bad metadata is refused before a byte is written: it could not be journaled afterwards.
+    const metaProblem = sealMetaProblem(meta);
+    if (metaProblem) throw sealFailed(spoolPath, new Error(`bad metadata: ${metaProblem}`));
     let input: FileHandle;
     try {
       input = await open(spoolPath, 'r');
@@ -209,22 +214,13 @@ export class Sealer {
       // plaintext, still in the spool, is sealed again.
       throw sealFailed(spoolPath, error);
     }
-    const state = this.options.state;
-    if (state) {
-      const head = this.options.journal.head;
-      const sealedAt = this.now();
-      const hours = this.options.uploadDeadlineHours ?? 24;
-      await state.setJournalHead({ seq: head.nextSeq - 1, hash: head.prev });
-      await state.enqueueUpload({
-        file: sealed.file,
-        sha256: sealed.evidenceSha256,
-        bytes: sealed.evidenceBytes,
-        kind,
-        seq: entry.seq,
-        sealedAt: sealedAt.toISOString(),
-        deadline: new Date(sealedAt.getTime() + hours * 3_600_000).toISOString(),
-      });
-      await state.count(recovered ? 'recovered' : kind === PHOTO_KIND ? 'photos' : 'segments');
+    // The journal is the record from here on: a failing state write (a full disk) must not keep
+    // the plaintext for a second seal; recovery re-queues from the journal at the next start.
+    let stateUpdated = true;
+    try {
+      await this.updateState(entry, kind, sealed, recovered);
+    } catch {
+      stateUpdated = false;
     }
     await unlink(spoolPath);
     try {
@@ -232,7 +228,31 @@ export class Sealer {
     } catch {
       // the spool is a RAM file system: a lost unlink only means recovery deletes it again
     }
-    return { entry, evidencePath: join(this.evidenceDir, sealed.file) };
+    return { entry, evidencePath: join(this.evidenceDir, sealed.file), stateUpdated };
+  }
+
+  private async updateState(
+    entry: JournalEntry,
+    kind: string,
+    sealed: Sealed,
+    recovered: boolean,
+  ): Promise<void> {
+    const state = this.options.state;
+    if (!state) return;
+    const head = this.options.journal.head;
+    const sealedAt = this.now();
+    const hours = this.options.uploadDeadlineHours ?? 24;
+    await state.setJournalHead({ seq: head.nextSeq - 1, hash: head.prev });
+    await state.enqueueUpload({
+      file: sealed.file,
+      sha256: sealed.evidenceSha256,
+      bytes: sealed.evidenceBytes,
+      kind,
+      seq: entry.seq,
+      sealedAt: sealedAt.toISOString(),
+      deadline: new Date(sealedAt.getTime() + hours * 3_600_000).toISOString(),
+    });
+    await state.count(recovered ? 'recovered' : kind === PHOTO_KIND ? 'photos' : 'segments');
   }
 
   private async encrypt(input: FileHandle, spoolPath: string, meta: SealMeta): Promise<Sealed> {
@@ -308,13 +328,19 @@ export class Sealer {
   private async publish(tmp: string, base: string): Promise<string> {
     for (let n = 0; ; n++) {
       const file = n === 0 ? `${base}${EVIDENCE_SUFFIX}` : `${base}~${n}${EVIDENCE_SUFFIX}`;
+      const target = join(this.evidenceDir, file);
       try {
-        await link(tmp, join(this.evidenceDir, file));
+        await link(tmp, target);
+        await unlink(tmp);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue;
-        throw error;
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') continue;
+        // File systems without hard links (FAT on an SD card): check, then rename. One sealer
+        // per evidence dir, so nothing can create the name in between.
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw error;
+        if (existsSync(target)) continue;
+        await rename(tmp, target);
       }
-      await unlink(tmp);
       fsyncDir(this.evidenceDir);
       return file;
     }
@@ -363,6 +389,28 @@ async function writeAll(out: FileHandle, data: Buffer): Promise<void> {
     const { bytesWritten } = await out.write(data, done, data.length - done);
     done += bytesWritten;
   }
+}
+
+/** Why `meta` cannot be journaled, or null. */
+export function sealMetaProblem(meta: SealMeta): string | null {
+  if (typeof meta.event !== 'string' || meta.event === '') return 'event must be a non-empty string';
+  if (!Number.isSafeInteger(meta.segment) || meta.segment < 0)
+    return 'segment must be a non-negative integer';
+  if (!['prerecord', 'recording', 'recovered'].includes(meta.reason)) return `reason ${String(meta.reason)}`;
+  for (const key of ['start', 'end'] as const) {
+    if (!(meta[key] instanceof Date) || Number.isNaN(meta[key].getTime()))
+      return `${key} must be a valid Date`;
+  }
+  for (const key of ['runningStartMs', 'runningEndMs'] as const) {
+    if (!Number.isFinite(meta[key]) || Math.abs(meta[key]) > Number.MAX_SAFE_INTEGER)
+      return `${key} must be a number`;
+  }
+  if (typeof meta.officer !== 'string' || meta.officer === '') return 'officer must be a non-empty string';
+  if (typeof meta.mediaType !== 'string' || !/^[a-z]+\/[a-z0-9.+-]+$/.test(meta.mediaType)) {
+    return 'mediaType must be a media type such as video/mp2t';
+  }
+  if (!Array.isArray(meta.fixes)) return 'fixes must be an array';
+  return null;
 }
 
 /** `EVENT_00003.ts`: the event, the segment number and the spool file's extension. */

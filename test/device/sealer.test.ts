@@ -226,3 +226,21 @@ test('the center key must be RSA of at least 3072 bits', (t) => {
   t.true(isRecorderError(error, 'KEY_INVALID'));
   t.regex(error!.message, /RSA-2048/);
 });
+
+test('bad metadata is refused before anything is written', async (t) => {
+  const { spool, evidence, sealer, journal } = await setup(t);
+  const clip = makeTsClip(spool, 'm.ts', 3);
+  for (const bad of [
+    meta({ start: new Date('nonsense') }),
+    meta({ segment: -1 }),
+    meta({ mediaType: '' }),
+    meta({ reason: 'whatever' as 'recording' }),
+  ]) {
+    const error = await t.throwsAsync(sealer.seal(clip, bad));
+    t.true(isRecorderError(error, 'SEAL_FAILED'));
+    t.regex(error!.message, /bad metadata/);
+  }
+  t.deepEqual(readdirSync(evidence), []);
+  t.is(journal.head.nextSeq, 0);
+  t.true(existsSync(clip));
+});
