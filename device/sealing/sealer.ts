@@ -271,11 +271,20 @@ export class Sealer {
     const parallel = plainBytes >= this.parallelMin ? new ParallelSha256() : null;
     const plainHash: Hash | null = parallel ? null : createHash('sha256');
     let out: FileHandle | null = null;
+    let next: Promise<{ buffer: Buffer; bytesRead: number }> | null = null;
     try {
       out = await open(tmp, 'wx', 0o600);
       await writeAll(out, header);
       let position = 0;
-      let next = readChunk(input, this.chunkBytes, position);
+      next = readChunk(input, this.chunkBytes, position);
+      // One write in flight while the next chunk is read, encrypted and hashed. Its error is
+      // caught at once and rethrown at the next wait, so it is never an unhandled rejection.
+      let writing: Promise<void> = Promise.resolve();
+      let writeError: unknown = null;
+      const drain = async () => {
+        await writing;
+        if (writeError) throw writeError;
+      };
       for (;;) {
         const { buffer, bytesRead } = await next;
         if (bytesRead === 0) break;
@@ -286,8 +295,13 @@ export class Sealer {
         if (parallel) await parallel.update(buffer, bytesRead);
         else plainHash!.update(plain);
         evidenceHash.update(cipherText);
-        await writeAll(out, cipherText);
+        await drain();
+        const target = out;
+        writing = writeAll(target, cipherText).catch((error: unknown) => {
+          writeError = error;
+        });
       }
+      await drain();
       cipher.final();
       const tag = cipher.getAuthTag();
       evidenceHash.update(tag);
@@ -312,6 +326,7 @@ export class Sealer {
         evidenceSha256: evidenceHash.digest('hex'),
       };
     } catch (error) {
+      next?.catch(() => undefined); // a prefetch still in flight: its result no longer matters
       await parallel?.abort();
       await out?.close().catch(() => undefined);
       // The temp file is an unfinished copy of plaintext that is still in the spool: not evidence.
