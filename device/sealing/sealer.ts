@@ -311,7 +311,7 @@ export class Sealer {
           `${spoolPath} changed size while sealing (${plainBytes} → ${position}); is it closed?`,
         );
       }
-      // Write-once: evidence files are read-only from the start.
+      // Write-once: read-only before the file gets its evidence name.
       await out.chmod(0o444);
       await out.sync();
       await out.close();
@@ -329,7 +329,7 @@ export class Sealer {
       next?.catch(() => undefined); // a prefetch still in flight: its result no longer matters
       await parallel?.abort();
       await out?.close().catch(() => undefined);
-      // The temp file is an unfinished copy of plaintext that is still in the spool: not evidence.
+      // The temp file is unfinished ciphertext of plaintext still in the spool: not evidence.
       await unlink(tmp).catch(() => undefined);
       if (isRecorderError(error)) throw error;
       const code = (error as NodeJS.ErrnoException).code;
