@@ -276,7 +276,12 @@ export class Sealer {
       out = await open(tmp, 'wx', 0o600);
       await writeAll(out, header);
       let position = 0;
-      next = readChunk(input, this.chunkBytes, position);
+      // Chunk buffers are reused, not allocated per chunk: the single-thread path alternates two,
+      // the worker hands each one back when it has hashed it. allocUnsafeSlow gives buffers that
+      // own their memory, so they can be transferred to the worker.
+      const spare: Buffer[] = [];
+      const take = () => spare.pop() ?? parallel?.returned.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes);
+      next = readChunk(input, take(), position);
       // One write in flight while the next chunk is read, encrypted and hashed. Its error is
       // caught at once and rethrown at the next wait, so it is never an unhandled rejection.
       let writing: Promise<void> = Promise.resolve();
@@ -289,11 +294,14 @@ export class Sealer {
         const { buffer, bytesRead } = await next;
         if (bytesRead === 0) break;
         position += bytesRead;
-        next = readChunk(input, this.chunkBytes, position); // overlap the next read with this chunk
+        next = readChunk(input, take(), position); // overlap the next read with this chunk
         const plain = buffer.subarray(0, bytesRead);
         const cipherText = cipher.update(plain);
         if (parallel) await parallel.update(buffer, bytesRead);
-        else plainHash!.update(plain);
+        else {
+          plainHash!.update(plain);
+          spare.push(buffer);
+        }
         evidenceHash.update(cipherText);
         await drain();
         const target = out;
@@ -385,14 +393,12 @@ interface Sealed {
 
 async function readChunk(
   input: FileHandle,
-  size: number,
+  buffer: Buffer,
   position: number,
 ): Promise<{ buffer: Buffer; bytesRead: number }> {
-  // allocUnsafeSlow: a buffer that owns its memory, so it can be transferred to the hash worker.
-  const buffer = Buffer.allocUnsafeSlow(size);
   let filled = 0;
-  while (filled < size) {
-    const { bytesRead } = await input.read(buffer, filled, size - filled, position + filled);
+  while (filled < buffer.length) {
+    const { bytesRead } = await input.read(buffer, filled, buffer.length - filled, position + filled);
     if (bytesRead === 0) break;
     filled += bytesRead;
   }
