@@ -12,7 +12,11 @@ const { createHash } = require('node:crypto');
 const hash = createHash('sha256');
 parentPort.on('message', (m) => {
   if (m.done) parentPort.postMessage({ digest: hash.digest('hex') });
-  else { hash.update(new Uint8Array(m.buffer, 0, m.length)); parentPort.postMessage({ ack: true }); }
+  else {
+    hash.update(new Uint8Array(m.buffer, 0, m.length));
+    // hand the memory back so the sealer reuses it instead of allocating a new chunk
+    parentPort.postMessage({ ack: true, buffer: m.buffer }, [m.buffer]);
+  }
 });
 `;
 
@@ -29,13 +33,16 @@ export class ParallelSha256 {
   private digestWaiter: ((hex: string) => void) | null = null;
   private failure: Error | null = null;
   private failWaiter: ((error: Error) => void) | null = null;
+  /** chunks the worker has finished with, for reuse */
+  readonly returned: Buffer[] = [];
 
   constructor(options: ParallelSha256Options = {}) {
     this.maxInFlight = options.maxInFlight ?? 4;
     this.worker = new Worker(WORKER_SOURCE, { eval: true });
-    this.worker.on('message', (m: { ack?: true; digest?: string }) => {
+    this.worker.on('message', (m: { ack?: true; buffer?: ArrayBuffer; digest?: string }) => {
       if (m.ack) {
         this.inFlight--;
+        if (m.buffer) this.returned.push(Buffer.from(m.buffer));
         this.waiters.shift()?.();
       } else if (m.digest !== undefined) {
         this.digestWaiter?.(m.digest);

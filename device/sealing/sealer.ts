@@ -29,8 +29,8 @@ import {
   type Hash,
   type KeyObject,
 } from 'node:crypto';
-import { statfsSync } from 'node:fs';
-import { link, open, unlink, type FileHandle } from 'node:fs/promises';
+import { existsSync, statfsSync } from 'node:fs';
+import { link, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import type { GnssFix } from '../../hardware/gnss.ts';
 import { RecorderError, isRecorderError } from '../../protocol/errors.ts';
@@ -102,6 +102,8 @@ export interface SealedBody {
 export interface SealResult {
   entry: JournalEntry;
   evidencePath: string;
+  /** false when the state store could not be written (recovery re-queues from the journal) */
+  stateUpdated: boolean;
 }
 
 /** What the sealer needs of the journal: JournalWriter has it. */
@@ -167,6 +169,9 @@ export class Sealer {
   }
 
   private async sealOne(spoolPath: string, meta: SealMeta, recovered: boolean): Promise<SealResult> {
+    // Bad metadata is refused before a byte is written: it could not be journaled afterwards.
+    const metaProblem = sealMetaProblem(meta);
+    if (metaProblem) throw sealFailed(spoolPath, new Error(`bad metadata: ${metaProblem}`));
     let input: FileHandle;
     try {
       input = await open(spoolPath, 'r');
@@ -209,22 +214,13 @@ export class Sealer {
       // plaintext, still in the spool, is sealed again.
       throw sealFailed(spoolPath, error);
     }
-    const state = this.options.state;
-    if (state) {
-      const head = this.options.journal.head;
-      const sealedAt = this.now();
-      const hours = this.options.uploadDeadlineHours ?? 24;
-      await state.setJournalHead({ seq: head.nextSeq - 1, hash: head.prev });
-      await state.enqueueUpload({
-        file: sealed.file,
-        sha256: sealed.evidenceSha256,
-        bytes: sealed.evidenceBytes,
-        kind,
-        seq: entry.seq,
-        sealedAt: sealedAt.toISOString(),
-        deadline: new Date(sealedAt.getTime() + hours * 3_600_000).toISOString(),
-      });
-      await state.count(recovered ? 'recovered' : kind === PHOTO_KIND ? 'photos' : 'segments');
+    // The journal is the record from here on: a failing state write (a full disk) must not keep
+    // the plaintext for a second seal; recovery re-queues from the journal at the next start.
+    let stateUpdated = true;
+    try {
+      await this.updateState(entry, kind, sealed, recovered);
+    } catch {
+      stateUpdated = false;
     }
     await unlink(spoolPath);
     try {
@@ -232,7 +228,31 @@ export class Sealer {
     } catch {
       // the spool is a RAM file system: a lost unlink only means recovery deletes it again
     }
-    return { entry, evidencePath: join(this.evidenceDir, sealed.file) };
+    return { entry, evidencePath: join(this.evidenceDir, sealed.file), stateUpdated };
+  }
+
+  private async updateState(
+    entry: JournalEntry,
+    kind: string,
+    sealed: Sealed,
+    recovered: boolean,
+  ): Promise<void> {
+    const state = this.options.state;
+    if (!state) return;
+    const head = this.options.journal.head;
+    const sealedAt = this.now();
+    const hours = this.options.uploadDeadlineHours ?? 24;
+    await state.setJournalHead({ seq: head.nextSeq - 1, hash: head.prev });
+    await state.enqueueUpload({
+      file: sealed.file,
+      sha256: sealed.evidenceSha256,
+      bytes: sealed.evidenceBytes,
+      kind,
+      seq: entry.seq,
+      sealedAt: sealedAt.toISOString(),
+      deadline: new Date(sealedAt.getTime() + hours * 3_600_000).toISOString(),
+    });
+    await state.count(recovered ? 'recovered' : kind === PHOTO_KIND ? 'photos' : 'segments');
   }
 
   private async encrypt(input: FileHandle, spoolPath: string, meta: SealMeta): Promise<Sealed> {
@@ -251,23 +271,45 @@ export class Sealer {
     const parallel = plainBytes >= this.parallelMin ? new ParallelSha256() : null;
     const plainHash: Hash | null = parallel ? null : createHash('sha256');
     let out: FileHandle | null = null;
+    let next: Promise<{ buffer: Buffer; bytesRead: number }> | null = null;
     try {
       out = await open(tmp, 'wx', 0o600);
       await writeAll(out, header);
       let position = 0;
-      let next = readChunk(input, this.chunkBytes, position);
+      // Chunk buffers are reused, not allocated per chunk: the single-thread path alternates two,
+      // the worker hands each one back when it has hashed it. allocUnsafeSlow gives buffers that
+      // own their memory, so they can be transferred to the worker.
+      const spare: Buffer[] = [];
+      const take = () => spare.pop() ?? parallel?.returned.pop() ?? Buffer.allocUnsafeSlow(this.chunkBytes);
+      next = readChunk(input, take(), position);
+      // One write in flight while the next chunk is read, encrypted and hashed. Its error is
+      // caught at once and rethrown at the next wait, so it is never an unhandled rejection.
+      let writing: Promise<void> = Promise.resolve();
+      let writeError: unknown = null;
+      const drain = async () => {
+        await writing;
+        if (writeError) throw writeError;
+      };
       for (;;) {
         const { buffer, bytesRead } = await next;
         if (bytesRead === 0) break;
         position += bytesRead;
-        next = readChunk(input, this.chunkBytes, position); // overlap the next read with this chunk
+        next = readChunk(input, take(), position); // overlap the next read with this chunk
         const plain = buffer.subarray(0, bytesRead);
         const cipherText = cipher.update(plain);
         if (parallel) await parallel.update(buffer, bytesRead);
-        else plainHash!.update(plain);
+        else {
+          plainHash!.update(plain);
+          spare.push(buffer);
+        }
         evidenceHash.update(cipherText);
-        await writeAll(out, cipherText);
+        await drain();
+        const target = out;
+        writing = writeAll(target, cipherText).catch((error: unknown) => {
+          writeError = error;
+        });
       }
+      await drain();
       cipher.final();
       const tag = cipher.getAuthTag();
       evidenceHash.update(tag);
@@ -277,7 +319,7 @@ export class Sealer {
           `${spoolPath} changed size while sealing (${plainBytes} → ${position}); is it closed?`,
         );
       }
-      // Write-once: evidence files are read-only from the start.
+      // Write-once: read-only before the file gets its evidence name.
       await out.chmod(0o444);
       await out.sync();
       await out.close();
@@ -292,9 +334,10 @@ export class Sealer {
         evidenceSha256: evidenceHash.digest('hex'),
       };
     } catch (error) {
+      next?.catch(() => undefined); // a prefetch still in flight: its result no longer matters
       await parallel?.abort();
       await out?.close().catch(() => undefined);
-      // The temp file is an unfinished copy of plaintext that is still in the spool: not evidence.
+      // The temp file is unfinished ciphertext of plaintext still in the spool: not evidence.
       await unlink(tmp).catch(() => undefined);
       if (isRecorderError(error)) throw error;
       const code = (error as NodeJS.ErrnoException).code;
@@ -308,13 +351,19 @@ export class Sealer {
   private async publish(tmp: string, base: string): Promise<string> {
     for (let n = 0; ; n++) {
       const file = n === 0 ? `${base}${EVIDENCE_SUFFIX}` : `${base}~${n}${EVIDENCE_SUFFIX}`;
+      const target = join(this.evidenceDir, file);
       try {
-        await link(tmp, join(this.evidenceDir, file));
+        await link(tmp, target);
+        await unlink(tmp);
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'EEXIST') continue;
-        throw error;
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'EEXIST') continue;
+        // File systems without hard links (FAT on an SD card): check, then rename. One sealer
+        // per evidence dir, so nothing can create the name in between.
+        if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP' && code !== 'ENOSYS') throw error;
+        if (existsSync(target)) continue;
+        await rename(tmp, target);
       }
-      await unlink(tmp);
       fsyncDir(this.evidenceDir);
       return file;
     }
@@ -344,14 +393,12 @@ interface Sealed {
 
 async function readChunk(
   input: FileHandle,
-  size: number,
+  buffer: Buffer,
   position: number,
 ): Promise<{ buffer: Buffer; bytesRead: number }> {
-  // allocUnsafeSlow: a buffer that owns its memory, so it can be transferred to the hash worker.
-  const buffer = Buffer.allocUnsafeSlow(size);
   let filled = 0;
-  while (filled < size) {
-    const { bytesRead } = await input.read(buffer, filled, size - filled, position + filled);
+  while (filled < buffer.length) {
+    const { bytesRead } = await input.read(buffer, filled, buffer.length - filled, position + filled);
     if (bytesRead === 0) break;
     filled += bytesRead;
   }
@@ -363,6 +410,28 @@ async function writeAll(out: FileHandle, data: Buffer): Promise<void> {
     const { bytesWritten } = await out.write(data, done, data.length - done);
     done += bytesWritten;
   }
+}
+
+/** Why `meta` cannot be journaled, or null. */
+export function sealMetaProblem(meta: SealMeta): string | null {
+  if (typeof meta.event !== 'string' || meta.event === '') return 'event must be a non-empty string';
+  if (!Number.isSafeInteger(meta.segment) || meta.segment < 0)
+    return 'segment must be a non-negative integer';
+  if (!['prerecord', 'recording', 'recovered'].includes(meta.reason)) return `reason ${String(meta.reason)}`;
+  for (const key of ['start', 'end'] as const) {
+    if (!(meta[key] instanceof Date) || Number.isNaN(meta[key].getTime()))
+      return `${key} must be a valid Date`;
+  }
+  for (const key of ['runningStartMs', 'runningEndMs'] as const) {
+    if (!Number.isFinite(meta[key]) || Math.abs(meta[key]) > Number.MAX_SAFE_INTEGER)
+      return `${key} must be a number`;
+  }
+  if (typeof meta.officer !== 'string' || meta.officer === '') return 'officer must be a non-empty string';
+  if (typeof meta.mediaType !== 'string' || !/^[a-z]+\/[a-z0-9.+-]+$/.test(meta.mediaType)) {
+    return 'mediaType must be a media type such as video/mp2t';
+  }
+  if (!Array.isArray(meta.fixes)) return 'fixes must be an array';
+  return null;
 }
 
 /** `EVENT_00003.ts`: the event, the segment number and the spool file's extension. */

@@ -1,5 +1,21 @@
 import test from 'ava';
-import { copyFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import { JournalWriter } from '../../device/journal-writer.ts';
+import { loadOrCreateSigningKey } from '../../device/keys.ts';
+import { verifyState } from '../../device/sealing/verify-state.ts';
+import { statePaths } from '../../device/state-paths.ts';
+import { StateStore } from '../../device/state-store.ts';
+import { needPrograms } from '../helpers/system.ts';
+import { tempDir } from '../helpers/temp.ts';
 import { join } from 'node:path';
 import { verifyJournalFile } from '../../device/journal-reader.ts';
 import { readSealedIndex } from '../../device/sealing/journal-index.ts';
@@ -89,4 +105,35 @@ test('recovery seals unjournaled spool files, deletes already-sealed ones, keeps
     requeued: [],
     failed: [],
   });
+});
+
+test('a segment torn by a power cut is recovered and passes verify with the center key (ffprobe)', async (t) => {
+  needPrograms('gst-launch-1.0', 'ffprobe');
+  const root = join(tempDir(t), 'state');
+  const paths = statePaths(root);
+  const key = loadOrCreateSigningKey(paths.privateKey, paths.publicKey);
+  const journal = await JournalWriter.open({
+    path: paths.journal,
+    device: 'HN-CS-0001',
+    privateKey: key.privateKey,
+  });
+  t.teardown(() => journal.close());
+  const state = await StateStore.open(paths.db);
+  mkdirSync(paths.evidenceDir, { recursive: true });
+  const spool = join(root, 'spool');
+  mkdirSync(spool);
+  const clip = makeTsClip(spool, 'seg-00007.ts', 30);
+  // cut mid-packet, as a power cut during a write would
+  truncateSync(clip, Math.floor(statSync(clip).size * 0.6) + 77);
+  const sealer = new Sealer({
+    evidenceDir: paths.evidenceDir,
+    journal,
+    centerPublicKey: testCenterKeys().publicKey,
+    state,
+  });
+  const report = await recoverSpool(spool, { sealer, journal, officer: 'OF-0042', state });
+  t.is(report.resealed.length, 1);
+  const result = await verifyState(root, { centerPrivateKey: testCenterKeys().privateKey });
+  t.true(result.ok, JSON.stringify(result.problems));
+  t.is(result.decrypted, 1);
 });

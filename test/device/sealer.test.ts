@@ -53,7 +53,10 @@ function meta(over: Partial<SealMeta> = {}): SealMeta {
   };
 }
 
-async function setup(t: ExecutionContext, options: { parallelHashMinBytes?: number } = {}) {
+async function setup(
+  t: ExecutionContext,
+  options: { parallelHashMinBytes?: number; chunkBytes?: number } = {},
+) {
   const dir = tempDir(t);
   const spool = join(dir, 'spool');
   const evidence = join(dir, 'evidence');
@@ -120,20 +123,33 @@ test('a segment is hashed, encrypted, journaled, queued for upload and removed f
   t.true(report.ok, JSON.stringify(report.problems));
 });
 
-test('the parallel-hash path (large files) gives the same hashes as the single-thread path', async (t) => {
-  const { spool, sealer } = await setup(t, { parallelHashMinBytes: 1 });
-  const data = Buffer.alloc(3 * 1024 * 1024 + 12345);
-  for (let i = 0; i < data.length; i++) data[i] = (i * 31) & 0xff;
-  const file = join(spool, 'big.ts');
-  writeFileSync(file, data);
-  const { entry, evidencePath } = await sealer.seal(file, meta({ segment: 1 }));
-  const body = entry.body as unknown as SealedBody;
-  t.is(body.sha256, sha256Hex(data));
-  t.is(body.evidence.sha256, (await hashFile(evidencePath)).sha256);
-  const back = await decryptEvidence(evidencePath, testCenterKeys().privateKey, null);
-  t.is(back.sha256, sha256Hex(data));
-  t.is(back.bytes, data.length);
-});
+for (const [label, options] of [
+  ['a worker thread, 1 MiB chunks', { parallelHashMinBytes: 1 }],
+  [
+    'worker thread, 64 KiB chunks (buffers handed back and reused)',
+    { parallelHashMinBytes: 1, chunkBytes: 65536 },
+  ],
+  [
+    'main thread, 64 KiB chunks (two alternating buffers)',
+    { parallelHashMinBytes: Infinity, chunkBytes: 65536 },
+  ],
+] as const) {
+  test(`hashes and ciphertext are right with the plaintext hashed on ${label}`, async (t) => {
+    const { spool, sealer } = await setup(t, options);
+    const data = Buffer.alloc(3 * 1024 * 1024 + 12345);
+    for (let i = 0; i < data.length; i++) data[i] = (i * 31 + (i >> 16)) & 0xff;
+    const file = join(spool, 'big.ts');
+    writeFileSync(file, data);
+    const { entry, evidencePath } = await sealer.seal(file, meta({ segment: 1 }));
+    const body = entry.body as unknown as SealedBody;
+    t.is(body.sha256, sha256Hex(data));
+    t.is(body.bytes, data.length);
+    t.is(body.evidence.sha256, (await hashFile(evidencePath)).sha256);
+    const back = await decryptEvidence(evidencePath, testCenterKeys().privateKey, null);
+    t.is(back.sha256, sha256Hex(data));
+    t.is(back.bytes, data.length);
+  });
+}
 
 test('a photo is journaled as kind photo; each item has its own key and IV', async (t) => {
   const { spool, sealer } = await setup(t);
@@ -225,4 +241,22 @@ test('the center key must be RSA of at least 3072 bits', (t) => {
   );
   t.true(isRecorderError(error, 'KEY_INVALID'));
   t.regex(error!.message, /RSA-2048/);
+});
+
+test('bad metadata is refused before anything is written', async (t) => {
+  const { spool, evidence, sealer, journal } = await setup(t);
+  const clip = makeTsClip(spool, 'm.ts', 3);
+  for (const bad of [
+    meta({ start: new Date('nonsense') }),
+    meta({ segment: -1 }),
+    meta({ mediaType: '' }),
+    meta({ reason: 'whatever' as 'recording' }),
+  ]) {
+    const error = await t.throwsAsync(sealer.seal(clip, bad));
+    t.true(isRecorderError(error, 'SEAL_FAILED'));
+    t.regex(error!.message, /bad metadata/);
+  }
+  t.deepEqual(readdirSync(evidence), []);
+  t.is(journal.head.nextSeq, 0);
+  t.true(existsSync(clip));
 });
