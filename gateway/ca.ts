@@ -182,7 +182,7 @@ export function initCa(dir: string, options: CaInitOptions): { certPem: string }
     { name: 'subjectKeyIdentifier' },
   ]);
   cert.sign(nodeSigner(createPrivateKey(keys.privateKeyPem)), forge.md.sha256.create());
-  const certPem = forge.pki.certificateToPem(cert);
+  const certPem = forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
   writeFileAtomic(paths.key, keys.privateKeyPem, 0o600);
   writeFileAtomic(paths.cert, certPem, 0o644);
   writeFileAtomic(paths.serial, '1000\n', 0o644);
@@ -254,7 +254,13 @@ export function issueCertificate(caDir: string, options: IssueOptions): IssuedCe
     } catch (error) {
       throw new RecorderError('CA_BAD_REQUEST', `the CSR cannot be read: ${(error as Error).message}`);
     }
-    if (!csr.verify()) throw new RecorderError('CA_BAD_REQUEST', 'the CSR signature does not verify');
+    let verified = false;
+    try {
+      verified = csr.verify();
+    } catch {
+      // forge throws on a signature block that does not even decode
+    }
+    if (!verified) throw new RecorderError('CA_BAD_REQUEST', 'the CSR signature does not verify');
     publicKey = csr.publicKey!;
   } else if (options.publicKeyPem) {
     try {
@@ -313,7 +319,7 @@ export function issueCertificate(caDir: string, options: IssueOptions): IssuedCe
   if (altNames.length > 0) extensions.push({ name: 'subjectAltName', altNames });
   cert.setExtensions(extensions);
   cert.sign(nodeSigner(ca.key), forge.md.sha256.create());
-  const certPem = forge.pki.certificateToPem(cert);
+  const certPem = forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
   const paths = caPaths(caDir);
   mkdirSync(paths.issued, { recursive: true, mode: 0o700 });
   writeFileAtomic(join(paths.issued, `${role}-${id}.cert.pem`), certPem, 0o644);
