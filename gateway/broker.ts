@@ -160,6 +160,9 @@ export class GatewayBroker extends EventEmitter {
     }
     const who: Identity = { role: peer.role as Role, id: peer.id, unit: peer.unit };
     this.sockets.add(socket);
+    // aedes would do this on a raw socket; behind FrameGuard it cannot. Without it Nagle's algorithm
+    // holds small PUBLISH frames back ~40 ms waiting for ACKs.
+    socket.setNoDelay(true);
     socket.on('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     const guard = new FrameGuard(socket, this.options.maxFrameBytes, (announced) =>
