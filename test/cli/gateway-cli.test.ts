@@ -1,5 +1,5 @@
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -8,8 +8,8 @@ import { TelemetryClient } from '../../device/telemetry.ts';
 import { loadGatewayConfig } from '../../gateway/config.ts';
 import { startGateway } from '../../gateway/gateway.ts';
 import { FleetMonitor } from '../../gateway/fleet-monitor.ts';
-import { runRecorder } from '../helpers/cli.ts';
-import { makeStatus } from '../helpers/mqtt.ts';
+import { RECORDER_BIN, runRecorder } from '../helpers/cli.ts';
+import { connectAs, makeStatus, waitFor } from '../helpers/mqtt.ts';
 import { needPrograms } from '../helpers/system.ts';
 import { tempDir } from '../helpers/temp.ts';
 
@@ -171,4 +171,61 @@ test('the fleet table puts alerts first, one line per device, readable without d
   t.regex(lines[2]!, /^!\s+HN-CS-0001\s+upload-overdue\s+standby\s+80%.*OVERDUE 2 h/);
   t.regex(lines[3]!, /^\s+HN-CS-0002\s+ok\s+standby/);
   t.is(lines.length, 4);
+});
+
+test('`recorder gateway run` serves until SIGTERM, then stops cleanly with exit 0', async (t) => {
+  const dir = tempDir(t);
+  const ca = join(dir, 'ca');
+  t.is((await runRecorder(['ca', 'init', '--dir', ca, '--unit', 'HN-CS'])).code, 0);
+  t.is(
+    (
+      await runRecorder([
+        'ca',
+        'issue',
+        '--dir',
+        ca,
+        '--role',
+        'manager',
+        '--id',
+        'm',
+        '--out',
+        join(dir, 'm'),
+      ])
+    ).code,
+    0,
+  );
+  const port = await freePort();
+  const config = join(dir, 'gateway.json');
+  t.is(
+    (await runRecorder(['gateway', 'init', '--ca', ca, '--listen', `127.0.0.1:${port}`, '--out', config]))
+      .code,
+    0,
+  );
+  const child = spawn(process.execPath, [RECORDER_BIN, 'gateway', 'run', '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  t.teardown(() => void child.kill('SIGKILL'));
+  await waitFor(() => out.includes('gateway listening'), 30_000, 'the gateway to listen');
+  const manager = await connectAs(
+    `mqtts://127.0.0.1:${port}`,
+    {
+      cert: join(dir, 'm', 'manager-m.cert.pem'),
+      key: join(dir, 'm', 'manager-m.key.pem'),
+      ca: join(dir, 'm', 'ca.cert.pem'),
+      serial: '',
+      certPem: '',
+    },
+    'm',
+  );
+  const got: string[] = [];
+  manager.on('message', (topic) => got.push(topic));
+  await manager.subscribeAsync('rec/v1/HN-CS/gateway/status', { qos: 0 });
+  await waitFor(() => got.length > 0, 5000, 'the retained gateway status');
+  await manager.endAsync();
+  child.kill('SIGTERM');
+  t.is(await exited, 0);
+  t.regex(out, /"msg":"gateway stopped"/);
 });
