@@ -22,7 +22,7 @@ import type { RejectReason } from '../protocol/schemas/fleet.ts';
 import { RejectReasons } from '../protocol/schemas/fleet.ts';
 import { ROLES, decodePayload, parseTopic, type Role, type TopicName } from '../protocol/topics.ts';
 import type { SchemaProblem } from '../protocol/schemas/validate.ts';
-import { identityFromSubject } from './ca.ts';
+import { identityFromSubject, revokedSerials } from './ca.ts';
 import { FrameGuard } from './frame-guard.ts';
 import type { Logger } from './log.ts';
 
@@ -132,6 +132,7 @@ export class GatewayBroker extends EventEmitter {
         this.server.setSecureContext(this.secureContextOptions());
         lastCrl = crl;
         o.log('info', 'loaded a new CRL', { path: o.tls.crl });
+        this.dropRevoked(crl);
       } catch (error) {
         o.log('error', 'cannot load the new CRL; keeping the previous one', {
           error: (error as Error).message,
@@ -145,6 +146,22 @@ export class GatewayBroker extends EventEmitter {
         resolve();
       });
     });
+  }
+
+  /** A certificate revoked while its holder is connected: close that connection now. */
+  private dropRevoked(crlPem: string): void {
+    const revoked = revokedSerials(crlPem);
+    for (const socket of this.sockets) {
+      const serial = (socket as TLSSocket).getPeerCertificate().serialNumber;
+      if (!serial || !revoked.has(BigInt(`0x${serial}`).toString(16).toUpperCase())) continue;
+      const who = this.identities.get(socket);
+      this.reject({
+        reason: 'tls',
+        ...(who ? { role: who.role, id: who.id } : {}),
+        detail: `certificate ${serial} was revoked while connected; connection closed`,
+      });
+      socket.destroy();
+    }
   }
 
   private onSecureConnection(socket: TLSSocket): void {
@@ -174,6 +191,7 @@ export class GatewayBroker extends EventEmitter {
       }),
     );
     this.identities.set(guard, who);
+    this.identities.set(socket, who);
     this.aedes.handle(guard);
   }
 

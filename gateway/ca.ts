@@ -431,6 +431,32 @@ export function writeCrl(caDir: string, now = new Date()): string {
   return pem;
 }
 
+/**
+ * Serial numbers (upper-case hex, no leading zeros) listed in a PEM CRL. Used by the gateway to
+ * close connections of certificates revoked while connected; the CRL's signature is checked by
+ * OpenSSL when it is loaded into the TLS context, not here.
+ */
+export function revokedSerials(crlPem: string): Set<string> {
+  const { asn1 } = forge;
+  const der = Buffer.from(crlPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  const list = asn1.fromDer(der.toString('binary'));
+  const tbs = (list.value as forge.asn1.Asn1[])[0]!.value as forge.asn1.Asn1[];
+  const serials = new Set<string>();
+  // RFC 5280 §5.1: revokedCertificates is the first SEQUENCE after thisUpdate/nextUpdate.
+  const revoked = tbs.find(
+    (item, i) => i >= 3 && item.type === asn1.Type.SEQUENCE && item.tagClass === asn1.Class.UNIVERSAL,
+  );
+  for (const entry of (revoked?.value as forge.asn1.Asn1[] | undefined) ?? []) {
+    const serial = (entry.value as forge.asn1.Asn1[])[0]!.value as string;
+    serials.add(
+      BigInt(`0x${forge.util.bytesToHex(serial) || '0'}`)
+        .toString(16)
+        .toUpperCase(),
+    );
+  }
+  return serials;
+}
+
 /** The Ed25519 evidence-signing public key (SPKI PEM) bound into a device certificate, if any. */
 export function evidenceKeyFromCertificate(certPem: string): string | undefined {
   const cert = new X509Certificate(certPem);

@@ -10,6 +10,7 @@ import {
   initCa,
   issueCertificate,
   revokeCertificate,
+  revokedSerials,
   writeIssued,
 } from '../../gateway/ca.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
@@ -135,7 +136,9 @@ test('revoke writes a CRL that openssl verifies and that revokes exactly that se
   const b = writeIssued(join(root, 'b'), 'manager', 'b', bIssued);
   const crl = caPaths(dir).crl;
   t.true(opensslVerify(a.ca, b.cert, crl).ok, 'the empty CRL is valid');
+  t.deepEqual([...revokedSerials(readFileSync(crl, 'utf8'))], []);
   revokeCertificate(dir, bIssued.serial);
+  t.deepEqual([...revokedSerials(readFileSync(crl, 'utf8'))], [bIssued.serial]);
   const crlCheck = spawnSync('openssl', ['crl', '-in', crl, '-CAfile', a.ca, '-noout'], { encoding: 'utf8' });
   t.regex(crlCheck.stdout + crlCheck.stderr, /verify OK/);
   const revoked = opensslVerify(a.ca, b.cert, crl);
