@@ -5,7 +5,12 @@
  */
 import test, { type ExecutionContext } from 'ava';
 import type { MqttClient } from 'mqtt';
-import { TelemetryClient, type TelemetryOptions } from '../../device/telemetry.ts';
+import {
+  TelemetryClient,
+  telemetryOptionsFromProfile,
+  type TelemetryOptions,
+} from '../../device/telemetry.ts';
+import { parseProfile } from '../../protocol/schemas/profile.ts';
 import { startGateway, type GatewayHandle } from '../../gateway/gateway.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import type { CommandResult } from '../../protocol/schemas/command.ts';
@@ -177,4 +182,41 @@ test('the client refuses to send what the ACL or the schema would refuse, before
   });
   const refused = t.throws(() => other.start());
   t.true(isRecorderError(refused, 'MQTT_TOPIC_REFUSED'));
+});
+
+test("a profile's gateway section is all the client needs; a bad URL fails profile validation", async (t) => {
+  const pki = testPki(t, U);
+  const gw = await startGateway(pki.config(), { logSink: () => {} });
+  t.teardown(() => gw.close());
+  const D = 'HN-CS-0014';
+  const dev = pki.issue('device', D);
+  const doc = {
+    format: 'recorder-profile/1',
+    version: 1,
+    unit: U,
+    device: D,
+    officers: ['O-1'],
+    capture: {},
+    storage: { evidenceDir: '/tmp/e', spoolDir: '/tmp/s' },
+    centerPublicKey: '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n',
+    gateway: { url: gw.url, cert: dev.cert, key: dev.key, ca: dev.ca },
+  };
+  const profile = parseProfile(doc);
+  t.is(profile.gateway!.statusIntervalSeconds, 60);
+  const options = telemetryOptionsFromProfile(profile, () => makeStatus(D))!;
+  t.is(options.statusIntervalMs, 60_000);
+  const client = new TelemetryClient(options);
+  t.teardown(() => client.stop());
+  client.start();
+  await new Promise((r) => client.once('connect', r));
+  await waitFor(() => gw.fleet().devices.some((d) => d.device === D), 5000, 'the device in the fleet');
+  t.is(
+    telemetryOptionsFromProfile({ ...profile, gateway: undefined }, () => makeStatus(D)),
+    undefined,
+  );
+  const error = t.throws(() =>
+    parseProfile({ ...doc, gateway: { ...doc.gateway, url: 'mqtt://open-internet:1883' } }),
+  );
+  t.true(isRecorderError(error, 'PROFILE_INVALID'));
+  t.regex(error!.message, /\/gateway\/url/);
 });
