@@ -229,8 +229,9 @@ export class GatewayBroker extends EventEmitter {
     // aedes keeps the CONNECT will on `_will` until the connection is accepted.
     const will = (client as Client & { _will?: { topic: string; payload: string | Buffer } })._will;
     if (will) {
-      const problem = this.checkPublish(who, will.topic, Buffer.from(will.payload));
-      if (problem) {
+      const checked = this.checkPublish(who, will.topic, Buffer.from(will.payload));
+      if (!checked.ok) {
+        const { ok: _ok, ...problem } = checked;
         return refuse({
           ...problem,
           clientId,
@@ -243,26 +244,35 @@ export class GatewayBroker extends EventEmitter {
     done(null, true);
   }
 
+  /** The ACL, then the schema; a payload naming a device must name the topic's device. */
   private checkPublish(
     who: Identity,
     topic: string,
     payload: Buffer,
-  ): (Pick<RejectEvent, 'reason' | 'detail' | 'topic' | 'problems'> & { name?: TopicName }) | undefined {
+  ):
+    | { ok: true; name: TopicName; device: string; value: unknown }
+    | (Pick<RejectEvent, 'reason' | 'detail' | 'topic' | 'problems'> & { ok: false }) {
     const name = mayPublish(who, topic);
-    if (!name)
-      return { reason: 'acl-publish', topic, detail: `${who.role} ${who.id} may not publish on ${topic}` };
+    if (!name) {
+      return {
+        ok: false,
+        reason: 'acl-publish',
+        topic,
+        detail: `${who.role} ${who.id} may not publish on ${topic}`,
+      };
+    }
+    const device = parseTopic(topic)!.device;
     const decoded = decodePayload(name, payload);
     let problems = decoded.ok ? [] : decoded.problems;
     if (decoded.ok && typeof decoded.value === 'object' && decoded.value && 'device' in decoded.value) {
-      const device = parseTopic(topic)!.device;
       if ((decoded.value as { device: string }).device !== device) {
         problems = [{ path: '/device', message: `names another device than the topic (${device})` }];
       }
     }
     if (problems.length > 0) {
-      return { reason: 'schema', topic, problems, name, detail: `invalid ${name} payload on ${topic}` };
+      return { ok: false, reason: 'schema', topic, problems, detail: `invalid ${name} payload on ${topic}` };
     }
-    return undefined;
+    return { ok: true, name, device, value: decoded.ok ? decoded.value : undefined };
   }
 
   private authorizePublish(
@@ -274,28 +284,19 @@ export class GatewayBroker extends EventEmitter {
     if (!client || !who) return done(null); // the broker's own publications
     const receivedAt = Date.now();
     const payload = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload);
-    const problem = this.checkPublish(who, packet.topic, payload);
-    if (problem?.reason === 'acl-publish') {
+    const checked = this.checkPublish(who, packet.topic, payload);
+    if (!checked.ok) {
+      const { ok: _ok, ...problem } = checked;
       this.reject({ ...problem, clientId: client.id, role: who.role, id: who.id });
       // Keeps aedes' refusal of $SYS and refuses everything else outside the ACL: disconnects.
-      return done(new Error(problem.detail));
-    }
-    if (problem) {
-      this.reject({ ...problem, clientId: client.id, role: who.role, id: who.id });
+      if (problem.reason === 'acl-publish') return done(new Error(problem.detail));
       packet.topic = `$dropped/${who.role}/${who.id}`;
       packet.retain = false;
       packet.payload = Buffer.alloc(0);
       return done(null);
     }
-    const parsed = parseTopic(packet.topic)!;
     try {
-      this.options.onMessage?.(
-        who,
-        parsed.name,
-        parsed.device,
-        decodePayloadValue(parsed.name, payload),
-        receivedAt,
-      );
+      this.options.onMessage?.(who, checked.name, checked.device, checked.value, receivedAt);
     } catch (error) {
       this.options.log('error', 'message handler failed', { error: (error as Error).message });
     }
@@ -336,9 +337,4 @@ export class GatewayBroker extends EventEmitter {
     await closed;
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
   }
-}
-
-function decodePayloadValue(name: TopicName, payload: Buffer): unknown {
-  const d = decodePayload(name, payload);
-  return d.ok ? d.value : undefined;
 }
