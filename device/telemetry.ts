@@ -10,11 +10,13 @@
  * - Commands always get a reply with the same id, errors included (STYLE.md "MQTT").
  */
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { mayPublish, type Identity } from '../protocol/acl.ts';
 import { RecorderError, isRecorderError } from '../protocol/errors.ts';
 import type { Command, CommandName, CommandResult } from '../protocol/schemas/command.ts';
 import type { DeviceEvent } from '../protocol/schemas/event.ts';
+import type { Profile } from '../protocol/schemas/profile.ts';
 import type { Status } from '../protocol/schemas/status.ts';
 import {
   TOPICS,
@@ -300,4 +302,41 @@ export class TelemetryClient extends EventEmitter {
     }
     await this.client.endAsync();
   }
+}
+
+/**
+ * Telemetry options from a profile's `gateway` section (issue 5 item 3): reads the PEM files named
+ * there. Undefined when the profile has no gateway section.
+ */
+export function telemetryOptionsFromProfile(
+  profile: Pick<Profile, 'unit' | 'device' | 'gateway'>,
+  getStatus: TelemetryOptions['getStatus'],
+  extra: Partial<TelemetryOptions> = {},
+): TelemetryOptions | undefined {
+  const g = profile.gateway;
+  if (!g) return undefined;
+  const read = (path: string, what: string) => {
+    try {
+      return readFileSync(path);
+    } catch {
+      throw new RecorderError(
+        'FILE_NOT_FOUND',
+        `cannot read ${what} ${path} named in the profile's gateway section`,
+        {
+          path,
+        },
+      );
+    }
+  };
+  return {
+    url: g.url,
+    unit: profile.unit,
+    device: profile.device,
+    cert: read(g.cert, 'the device certificate'),
+    key: read(g.key, 'the device TLS key'),
+    ca: read(g.ca, 'the unit CA certificate'),
+    getStatus,
+    statusIntervalMs: g.statusIntervalSeconds * 1000,
+    ...extra,
+  };
 }

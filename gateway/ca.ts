@@ -182,7 +182,7 @@ export function initCa(dir: string, options: CaInitOptions): { certPem: string }
     { name: 'subjectKeyIdentifier' },
   ]);
   cert.sign(nodeSigner(createPrivateKey(keys.privateKeyPem)), forge.md.sha256.create());
-  const certPem = forge.pki.certificateToPem(cert);
+  const certPem = forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
   writeFileAtomic(paths.key, keys.privateKeyPem, 0o600);
   writeFileAtomic(paths.cert, certPem, 0o644);
   writeFileAtomic(paths.serial, '1000\n', 0o644);
@@ -254,7 +254,13 @@ export function issueCertificate(caDir: string, options: IssueOptions): IssuedCe
     } catch (error) {
       throw new RecorderError('CA_BAD_REQUEST', `the CSR cannot be read: ${(error as Error).message}`);
     }
-    if (!csr.verify()) throw new RecorderError('CA_BAD_REQUEST', 'the CSR signature does not verify');
+    let verified = false;
+    try {
+      verified = csr.verify();
+    } catch {
+      // forge throws on a signature block that does not even decode
+    }
+    if (!verified) throw new RecorderError('CA_BAD_REQUEST', 'the CSR signature does not verify');
     publicKey = csr.publicKey!;
   } else if (options.publicKeyPem) {
     try {
@@ -313,7 +319,7 @@ export function issueCertificate(caDir: string, options: IssueOptions): IssuedCe
   if (altNames.length > 0) extensions.push({ name: 'subjectAltName', altNames });
   cert.setExtensions(extensions);
   cert.sign(nodeSigner(ca.key), forge.md.sha256.create());
-  const certPem = forge.pki.certificateToPem(cert);
+  const certPem = forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
   const paths = caPaths(caDir);
   mkdirSync(paths.issued, { recursive: true, mode: 0o700 });
   writeFileAtomic(join(paths.issued, `${role}-${id}.cert.pem`), certPem, 0o644);
@@ -423,6 +429,32 @@ export function writeCrl(caDir: string, now = new Date()): string {
     .replace(/\n?$/, '\n')}-----END X509 CRL-----\n`;
   writeFileAtomic(paths.crl, pem, 0o644);
   return pem;
+}
+
+/**
+ * Serial numbers (upper-case hex, no leading zeros) listed in a PEM CRL. Used by the gateway to
+ * close connections of certificates revoked while connected; the CRL's signature is checked by
+ * OpenSSL when it is loaded into the TLS context, not here.
+ */
+export function revokedSerials(crlPem: string): Set<string> {
+  const { asn1 } = forge;
+  const der = Buffer.from(crlPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  const list = asn1.fromDer(der.toString('binary'));
+  const tbs = (list.value as forge.asn1.Asn1[])[0]!.value as forge.asn1.Asn1[];
+  const serials = new Set<string>();
+  // RFC 5280 §5.1: revokedCertificates is the first SEQUENCE after thisUpdate/nextUpdate.
+  const revoked = tbs.find(
+    (item, i) => i >= 3 && item.type === asn1.Type.SEQUENCE && item.tagClass === asn1.Class.UNIVERSAL,
+  );
+  for (const entry of (revoked?.value as forge.asn1.Asn1[] | undefined) ?? []) {
+    const serial = (entry.value as forge.asn1.Asn1[])[0]!.value as string;
+    serials.add(
+      BigInt(`0x${forge.util.bytesToHex(serial) || '0'}`)
+        .toString(16)
+        .toUpperCase(),
+    );
+  }
+  return serials;
 }
 
 /** The Ed25519 evidence-signing public key (SPKI PEM) bound into a device certificate, if any. */

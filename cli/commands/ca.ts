@@ -6,6 +6,7 @@ import {
   initCa,
   issueCertificate,
   revokeCertificate,
+  writeCrl,
   writeIssued,
   type CertificateRole,
 } from '../../gateway/ca.ts';
@@ -108,6 +109,16 @@ export function registerCa(program: Command, run: Run): void {
         process.stdout.write(
           `revoked serial ${opts.serial.toUpperCase()}; ${caPaths(resolve(opts.dir)).crl} rewritten\n`,
         );
+        return EXIT_OK;
+      }),
+    );
+  ca.command('crl')
+    .description('re-sign crl.pem with a fresh validity (a year); gateways refuse everyone once it expires')
+    .requiredOption('--dir <dir>', 'the CA directory')
+    .action((opts: { dir: string }) =>
+      run(async () => {
+        writeCrl(resolve(opts.dir));
+        process.stdout.write(`${caPaths(resolve(opts.dir)).crl} re-signed, valid for 365 days\n`);
         return EXIT_OK;
       }),
     );

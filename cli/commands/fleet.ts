@@ -5,7 +5,7 @@ import mqtt from 'mqtt';
 import { RecorderError } from '../../protocol/errors.ts';
 import { decodePayload, gatewayTopic } from '../../protocol/topics.ts';
 import { renderFleetTable } from '../fleet-table.ts';
-import { EXIT_OK } from '../output.ts';
+import { EXIT_ERROR, EXIT_OK } from '../output.ts';
 
 type Run = (action: () => Promise<number>) => Promise<void>;
 
@@ -55,8 +55,19 @@ export function registerFleet(program: Command, run: Run): void {
           const stop = () => void client.endAsync().then(() => resolve(EXIT_OK));
           process.once('SIGINT', stop);
           process.once('SIGTERM', stop);
-          client.on('error', (error) => process.stderr.write(`recorder: ${error.message}\n`));
-          client.on('connect', () => void client.subscribeAsync(gatewayTopic('fleet', unit), { qos: 0 }));
+          let connected = false;
+          client.on('error', (error) => {
+            process.stderr.write(`recorder: ${error.message}\n`);
+            // Never connected: a refused certificate or a wrong address will not fix itself.
+            if (!connected) void client.endAsync(true).then(() => resolve(EXIT_ERROR));
+          });
+          client.on('close', () => {
+            if (!connected) void client.endAsync(true).then(() => resolve(EXIT_ERROR));
+          });
+          client.on('connect', () => {
+            connected = true;
+            void client.subscribeAsync(gatewayTopic('fleet', unit), { qos: 0 });
+          });
           client.on('message', (_topic, payload) => {
             const decoded = decodePayload('fleet', payload);
             if (!decoded.ok) return;

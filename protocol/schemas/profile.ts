@@ -210,6 +210,27 @@ export const ProfileSchema = Type.Object(
       },
       { additionalProperties: false, default: {} },
     ),
+    // Issue 5 (gateway and fleet telemetry): where the device reports, with which TLS identity.
+    gateway: Type.Optional(
+      Type.Object(
+        {
+          url: Type.String({
+            pattern: '^mqtts://[^/\\s]+:\\d{1,5}$',
+            description: 'the station gateway, mqtts://HOST:PORT (R14: over the enforcement VPN)',
+          }),
+          cert: Type.String({ minLength: 1, description: "the device's TLS certificate (PEM file)" }),
+          key: Type.String({ minLength: 1, description: 'its private key (PEM file, mode 0600)' }),
+          ca: Type.String({ minLength: 1, description: 'the unit CA certificate (PEM file)' }),
+          statusIntervalSeconds: Type.Integer({
+            minimum: 5,
+            maximum: 3600,
+            default: 60,
+            description: 'publish the status at least this often (it is also sent on every change)',
+          }),
+        },
+        { additionalProperties: false, description: 'MQTT telemetry to the station gateway (issue 5)' },
+      ),
+    ),
   },
   {
     additionalProperties: false,

@@ -1,0 +1,231 @@
+import test from 'ava';
+import { execFileSync, spawn } from 'node:child_process';
+import { readFileSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { renderFleetTable } from '../../cli/fleet-table.ts';
+import { TelemetryClient } from '../../device/telemetry.ts';
+import { loadGatewayConfig } from '../../gateway/config.ts';
+import { startGateway } from '../../gateway/gateway.ts';
+import { FleetMonitor } from '../../gateway/fleet-monitor.ts';
+import { RECORDER_BIN, runRecorder } from '../helpers/cli.ts';
+import { connectAs, makeStatus, waitFor } from '../helpers/mqtt.ts';
+import { needPrograms } from '../helpers/system.ts';
+import { tempDir } from '../helpers/temp.ts';
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
+
+test('the committed docs/asyncapi.json is what `recorder gateway asyncapi` generates', async (t) => {
+  const r = await runRecorder(['gateway', 'asyncapi']);
+  t.is(r.code, 0, r.stderr);
+  const committed = readFileSync(new URL('../../docs/asyncapi.json', import.meta.url), 'utf8');
+  t.is(r.stdout, committed, 'regenerate it: recorder gateway asyncapi > docs/asyncapi.json');
+  const doc = JSON.parse(r.stdout);
+  t.is(doc.asyncapi, '3.0.0');
+  t.is(doc.channels.status.address, 'rec/v1/{unit}/{device}/status');
+  t.is(doc.channels.fleet.address, 'rec/v1/{unit}/gateway/fleet');
+});
+
+test('ca init, ca issue, ca revoke, gateway init and fleet watch (table and --json) work end to end', async (t) => {
+  needPrograms('openssl');
+  const dir = tempDir(t);
+  const ca = join(dir, 'ca');
+  let r = await runRecorder(['ca', 'init', '--dir', ca, '--unit', 'SX-TY']);
+  t.is(r.code, 0, r.stderr);
+  execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', join(dir, 'ev.key')]);
+  execFileSync('openssl', ['pkey', '-in', join(dir, 'ev.key'), '-pubout', '-out', join(dir, 'ev.pub')]);
+  r = await runRecorder([
+    'ca',
+    'issue',
+    '--dir',
+    ca,
+    '--role',
+    'device',
+    '--id',
+    'SX-TY-0001',
+    '--out',
+    join(dir, 'dev'),
+    '--evidence-key',
+    join(dir, 'ev.pub'),
+  ]);
+  t.is(r.code, 0, r.stderr);
+  t.is(statSync(join(dir, 'dev', 'device-SX-TY-0001.key.pem')).mode & 0o777, 0o600);
+  r = await runRecorder([
+    'ca',
+    'issue',
+    '--dir',
+    ca,
+    '--role',
+    'device',
+    '--id',
+    'SX-TY-0002',
+    '--out',
+    join(dir, 'dev'),
+  ]);
+  t.is(r.code, 2);
+  t.regex(r.stderr, /CA_BAD_REQUEST/);
+  r = await runRecorder([
+    'ca',
+    'issue',
+    '--dir',
+    ca,
+    '--role',
+    'manager',
+    '--id',
+    'li.ming',
+    '--out',
+    join(dir, 'mgr'),
+  ]);
+  t.is(r.code, 0, r.stderr);
+  const serial = /serial ([0-9A-F]+)/.exec(r.stdout)![1]!;
+  const port = await freePort();
+  r = await runRecorder([
+    'gateway',
+    'init',
+    '--ca',
+    ca,
+    '--listen',
+    `127.0.0.1:${port}`,
+    '--out',
+    join(dir, 'gw', 'gateway.json'),
+  ]);
+  t.is(r.code, 0, r.stderr);
+  const config = loadGatewayConfig(join(dir, 'gw', 'gateway.json'));
+  t.is(config.unit, 'SX-TY');
+  config.fleet.publishIntervalMs = 300;
+  const gw = await startGateway(config, { logSink: () => {} });
+  const device = new TelemetryClient({
+    url: gw.url,
+    unit: 'SX-TY',
+    device: 'SX-TY-0001',
+    cert: readFileSync(join(dir, 'dev', 'device-SX-TY-0001.cert.pem')),
+    key: readFileSync(join(dir, 'dev', 'device-SX-TY-0001.key.pem')),
+    ca: readFileSync(join(dir, 'dev', 'ca.cert.pem')),
+    getStatus: () => makeStatus('SX-TY-0001', { battery: { percent: 9, charging: false, minutesLeft: 25 } }),
+  });
+  t.teardown(async () => {
+    await device.stop();
+    await gw.close();
+  });
+  device.start();
+  await new Promise((resolve) => device.once('connect', resolve));
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  const watch = [
+    'fleet',
+    'watch',
+    '--url',
+    gw.url,
+    '--cert',
+    join(dir, 'mgr', 'manager-li.ming.cert.pem'),
+    '--key',
+    join(dir, 'mgr', 'manager-li.ming.key.pem'),
+    '--ca',
+    join(dir, 'mgr', 'ca.cert.pem'),
+  ];
+  r = await runRecorder([...watch, '--json', '--once'], { timeoutMs: 30_000 });
+  t.is(r.code, 0, r.stderr);
+  const fleet = JSON.parse(r.stdout.trim().split('\n')[0]!);
+  t.is(fleet.unit, 'SX-TY');
+  t.like(fleet.devices[0], { device: 'SX-TY-0001', batteryPercent: 9, alerts: ['battery-low'] });
+  r = await runRecorder([...watch, '--once'], { timeoutMs: 30_000 });
+  t.regex(r.stdout, /^!\s+SX-TY-0001\s+battery-low/m);
+  // Revoking the manager locks it out.
+  r = await runRecorder(['ca', 'revoke', '--dir', ca, '--serial', serial]);
+  t.is(r.code, 0, r.stderr);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const before = gw.counters().tls;
+  r = await runRecorder([...watch, '--once'], { timeoutMs: 20_000 });
+  t.is(r.code, 2);
+  t.true(gw.counters().tls > before);
+});
+
+test('the fleet table puts alerts first, one line per device, readable without decoding', (t) => {
+  const m = new FleetMonitor('HN-CS', {
+    publishIntervalMs: 1,
+    offlineAfterMs: 60_000,
+    batteryLowPercent: 20,
+    storageLowMinutes: 60,
+    clockDriftMs: 3000,
+  });
+  const now = Date.parse('2026-11-23T08:00:00.000Z');
+  const time = new Date(now).toISOString();
+  m.onStatus('HN-CS-0002', makeStatus('HN-CS-0002', { time }), now);
+  m.onStatus(
+    'HN-CS-0001',
+    makeStatus('HN-CS-0001', {
+      time,
+      uploads: { pending: 4, oldestDeadline: new Date(now - 7_200_000).toISOString() },
+    }),
+    now,
+  );
+  const text = renderFleetTable(m.snapshot(now), now);
+  const lines = text.trimEnd().split('\n');
+  t.regex(lines[0]!, /2 devices, 2 online, 1 with alerts/);
+  t.regex(lines[1]!, /DEVICE\s+ALERTS\s+STATE\s+BATTERY/);
+  t.regex(lines[2]!, /^!\s+HN-CS-0001\s+upload-overdue\s+standby\s+80%.*OVERDUE 2 h/);
+  t.regex(lines[3]!, /^\s+HN-CS-0002\s+ok\s+standby/);
+  t.is(lines.length, 4);
+});
+
+test('`recorder gateway run` serves until SIGTERM, then stops cleanly with exit 0', async (t) => {
+  const dir = tempDir(t);
+  const ca = join(dir, 'ca');
+  t.is((await runRecorder(['ca', 'init', '--dir', ca, '--unit', 'HN-CS'])).code, 0);
+  t.is(
+    (
+      await runRecorder([
+        'ca',
+        'issue',
+        '--dir',
+        ca,
+        '--role',
+        'manager',
+        '--id',
+        'm',
+        '--out',
+        join(dir, 'm'),
+      ])
+    ).code,
+    0,
+  );
+  const port = await freePort();
+  const config = join(dir, 'gateway.json');
+  t.is(
+    (await runRecorder(['gateway', 'init', '--ca', ca, '--listen', `127.0.0.1:${port}`, '--out', config]))
+      .code,
+    0,
+  );
+  const child = spawn(process.execPath, [RECORDER_BIN, 'gateway', 'run', '--config', config], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
+  t.teardown(() => void child.kill('SIGKILL'));
+  await waitFor(() => out.includes('gateway listening'), 30_000, 'the gateway to listen');
+  const manager = await connectAs(
+    `mqtts://127.0.0.1:${port}`,
+    {
+      cert: join(dir, 'm', 'manager-m.cert.pem'),
+      key: join(dir, 'm', 'manager-m.key.pem'),
+      ca: join(dir, 'm', 'ca.cert.pem'),
+      serial: '',
+      certPem: '',
+    },
+    'm',
+  );
+  const got: string[] = [];
+  manager.on('message', (topic) => got.push(topic));
+  await manager.subscribeAsync('rec/v1/HN-CS/gateway/status', { qos: 0 });
+  await waitFor(() => got.length > 0, 5000, 'the retained gateway status');
+  await manager.endAsync();
+  child.kill('SIGTERM');
+  t.is(await exited, 0);
+  t.regex(out, /"msg":"gateway stopped"/);
+});

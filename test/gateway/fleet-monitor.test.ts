@@ -1,0 +1,81 @@
+import test from 'ava';
+import { FleetMonitor } from '../../gateway/fleet-monitor.ts';
+import { parseGatewayConfig } from '../../gateway/config.ts';
+import { FleetSchema } from '../../protocol/schemas/fleet.ts';
+import { Value } from '@sinclair/typebox/value';
+import { makeStatus } from '../helpers/mqtt.ts';
+
+const thresholds = parseGatewayConfig({
+  format: 'recorder-gateway/1',
+  unit: 'U',
+  tls: { cert: 'c', key: 'k', ca: 'a', crl: 'r' },
+}).fleet;
+const T0 = Date.parse('2026-11-23T08:00:00.000Z');
+const iso = (ms: number) => new Date(ms).toISOString();
+
+test('each alert is raised by its own condition, alerts sort first, and the snapshot fits its schema', (t) => {
+  const m = new FleetMonitor('U', thresholds);
+  m.onStatus('D-ok', makeStatus('D-ok', { time: iso(T0) }), T0);
+  m.onStatus(
+    'D-batt',
+    makeStatus('D-batt', { time: iso(T0), battery: { percent: 19, charging: false, minutesLeft: 20 } }),
+    T0,
+  );
+  m.onStatus(
+    'D-charging',
+    makeStatus('D-charging', { time: iso(T0), battery: { percent: 5, charging: true, minutesLeft: 10 } }),
+    T0,
+  );
+  m.onStatus(
+    'D-store',
+    makeStatus('D-store', { time: iso(T0), storage: { freeBytes: 1, totalBytes: 100, minutesLeft: 59 } }),
+    T0,
+  );
+  m.onStatus(
+    'D-late',
+    makeStatus('D-late', { time: iso(T0), uploads: { pending: 3, oldestDeadline: iso(T0 - 1) } }),
+    T0,
+  );
+  m.onStatus(
+    'D-due',
+    makeStatus('D-due', { time: iso(T0), uploads: { pending: 3, oldestDeadline: iso(T0 + 3_600_000) } }),
+    T0,
+  );
+  m.onStatus('D-clock', makeStatus('D-clock', { time: iso(T0 + 3001) }), T0);
+  m.onStatus('D-clock-ok', makeStatus('D-clock-ok', { time: iso(T0 - 2999) }), T0);
+  m.onStatus('D-gone', makeStatus('D-gone', { time: iso(T0) }), T0);
+  m.onAvailability('D-gone', 'offline', T0);
+  const fleet = m.snapshot(T0);
+  t.true(Value.Check(FleetSchema, fleet));
+  const alerts = Object.fromEntries(fleet.devices.map((d) => [d.device, d.alerts]));
+  t.deepEqual(alerts, {
+    'D-batt': ['battery-low'],
+    'D-clock': ['clock-drift'],
+    'D-gone': ['offline'],
+    'D-late': ['upload-overdue'],
+    'D-store': ['storage-low'],
+    'D-charging': [],
+    'D-clock-ok': [],
+    'D-due': [],
+    'D-ok': [],
+  });
+  t.deepEqual(
+    fleet.devices.map((d) => d.device),
+    ['D-batt', 'D-clock', 'D-gone', 'D-late', 'D-store', 'D-charging', 'D-clock-ok', 'D-due', 'D-ok'],
+  );
+  t.deepEqual(fleet.summary, { devices: 9, online: 8, withAlerts: 5 });
+  t.is(fleet.devices.find((d) => d.device === 'D-clock')!.clockOffsetMs, 3001);
+});
+
+test('a silent device goes offline after offlineAfterMs; alert changes are reported once', (t) => {
+  const m = new FleetMonitor('U', thresholds);
+  m.onStatus('D1', makeStatus('D1', { time: iso(T0) }), T0);
+  t.deepEqual(m.alertChanges(m.snapshot(T0)), []);
+  const later = T0 + thresholds.offlineAfterMs + 1;
+  t.deepEqual(m.alertChanges(m.snapshot(later)), [{ device: 'D1', alert: 'offline', active: true }]);
+  t.deepEqual(m.alertChanges(m.snapshot(later)), []);
+  m.onStatus('D1', makeStatus('D1', { time: iso(later) }), later);
+  t.deepEqual(m.alertChanges(m.snapshot(later)), [{ device: 'D1', alert: 'offline', active: false }]);
+  m.onDisconnect('D1', later + 5);
+  t.deepEqual(m.snapshot(later + 5).devices[0]!.alerts, ['offline']);
+});
