@@ -1,7 +1,10 @@
 /** The one `recorder` command: thin subcommands over device/, gateway/ and hardware/. */
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './commands/demo.ts';
+import { registerDeviceFactory } from './commands/device-factory.ts';
+import { registerFlash } from './commands/flash.ts';
 import { registerJournal } from './commands/journal.ts';
+import { registerProfileSigning } from './commands/profile-signing.ts';
 import { EXIT_ERROR, EXIT_OK, printError } from './output.ts';
 
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -18,6 +21,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
   };
   registerDemo(program, run);
   registerJournal(program, run);
+  // Provisioning (issue 7)
+  registerProfileSigning(program, run);
+  registerDeviceFactory(program, run);
+  registerFlash(program, run);
   return program;
 }
 

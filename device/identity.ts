@@ -98,7 +98,7 @@ export function checkDeviceCertificate(options: {
   }
   if (cert.ca) throw fail('the device certificate is a CA certificate');
   const ours = options.tlsPublicKey.export({ type: 'spki', format: 'der' });
-  if (!createPublicKey(cert.publicKey).export({ type: 'spki', format: 'der' }).equals(ours)) {
+  if (!cert.publicKey.export({ type: 'spki', format: 'der' }).equals(ours)) {
     throw fail("the certificate is for another key, not this device's CSR");
   }
   const cn = /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1];

@@ -237,12 +237,12 @@ export class SerialLink extends EventEmitter<SerialLinkEvents> {
   /** Closes the link and the underlying stream; pending sends fail with LINK_CLOSED. */
   async close(): Promise<void> {
     this.shutdown(new RecorderError('LINK_CLOSED', 'the serial link was closed'));
-    if (this.stream.destroyed) return;
-    await new Promise<void>((resolve) => {
-      this.stream.once('close', () => resolve());
-      this.stream.destroy();
-      setTimeout(resolve, 500).unref();
-    });
+    const port = this.stream as Duplex & { isOpen?: boolean; close?: (cb: (e?: Error | null) => void) => void };
+    if (typeof port.close === 'function' && port.isOpen) {
+      // serialport: close() releases the fd and its poller; destroy() alone keeps the process alive.
+      await new Promise<void>((resolve) => port.close!(() => resolve()));
+    }
+    if (!this.stream.destroyed) this.stream.destroy();
   }
 }
 
