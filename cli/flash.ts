@@ -60,7 +60,8 @@ export async function flashDevice(options: FlashOptions): Promise<FlashResult> {
     const verdict = verifySignedProfile(options.signedProfile, { caCertPem: options.caCertPem, device });
     if (!verdict.ok) throw new RecorderError(verdict.code, `not sending this profile: ${verdict.message}`);
   }
-  const chunkSize = options.chunkSize ?? 3840;
+  // Room for the message header (op, id, target, offset) in each frame.
+  const chunkSize = options.chunkSize ?? options.link.framePayload - 256;
   let payloadBytes = 0;
   let resumedBytes = 0;
 

@@ -210,7 +210,7 @@ export class ServicePort {
       // Resuming after a pulled cable returns the same CSR: the key is made once.
       const { keyPem, csrPem } = existsSync(this.paths.tlsKey)
         ? { keyPem: readFileSync(this.paths.tlsKey, 'utf8'), csrPem: null }
-        : createTlsKeyAndCsr(device);
+        : await createTlsKeyAndCsr(device);
       if (!existsSync(this.paths.tlsKey)) writeNewFileDurable(this.paths.tlsKey, keyPem, 0o600);
       const csr = csrPem ?? csrFor(device, keyPem);
       mkdirSync(dirname(this.paths.tlsCsr), { recursive: true });
