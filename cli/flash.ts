@@ -47,6 +47,8 @@ export interface FlashResult {
   payloadBytes: number;
   /** Bytes that resuming did not have to send again. */
   resumedBytes: number;
+  /** Each upload: bytes sent and the time from put-begin to the commit's answer. */
+  uploads: Array<{ target: UploadTarget; bytes: number; sent: number; ms: number }>;
   journalTail: string[];
 }
 
@@ -64,6 +66,7 @@ export async function flashDevice(options: FlashOptions): Promise<FlashResult> {
   const chunkSize = options.chunkSize ?? options.link.framePayload - 256;
   let payloadBytes = 0;
   let resumedBytes = 0;
+  const uploads: FlashResult['uploads'] = [];
 
   // A new session: the device forgets sequence numbers from an earlier, interrupted one.
   await options.link.reset();
@@ -77,9 +80,17 @@ export async function flashDevice(options: FlashOptions): Promise<FlashResult> {
   }
 
   const upload = async (target: UploadTarget, bytes: Buffer) => {
-    const result = await uploadAndCommit(client, target, bytes, { chunkSize, onProgress: progress });
+    const staged = (
+      before.staged as Record<string, { size?: unknown; sha256?: unknown; received?: unknown }>
+    )?.[target];
+    const result = await uploadAndCommit(client, target, bytes, {
+      chunkSize,
+      onProgress: progress,
+      ...(staged ? { staged } : {}),
+    });
     payloadBytes += result.sent;
     resumedBytes += result.resumed;
+    uploads.push({ target, bytes: bytes.length, sent: result.sent, ms: result.ms });
     return result.response;
   };
 
@@ -128,38 +139,61 @@ export async function flashDevice(options: FlashOptions): Promise<FlashResult> {
     progress({ step: 'done', note: 'the device reboots into service' });
   }
   progress({ step: 'done' });
-  return { before, after, identityInstalled, profileApplied, payloadBytes, resumedBytes, journalTail };
+  return {
+    before,
+    after,
+    identityInstalled,
+    profileApplied,
+    payloadBytes,
+    resumedBytes,
+    uploads,
+    journalTail,
+  };
 }
 
 /**
- * Sends `bytes` in chunks (continuing from what the device already holds: a resumed upload) and
- * asks the device to commit them. Throws the device's coded refusal.
+ * Sends `bytes` in chunks and has the device commit them with the last chunk (one round trip for
+ * a small profile). Continues from what the device already holds (`staged`, from hello; or the
+ * device's answer to a chunk at the wrong offset): a resumed upload. Throws the device's refusal.
  */
 export async function uploadAndCommit(
   client: ServiceClient,
   target: UploadTarget,
   bytes: Buffer,
-  options: { chunkSize?: number; onProgress?: (p: FlashProgress) => void } = {},
-): Promise<{ response: ServiceResponse; sent: number; resumed: number }> {
+  options: {
+    chunkSize?: number;
+    onProgress?: (p: FlashProgress) => void;
+    staged?: { size?: unknown; sha256?: unknown; received?: unknown };
+  } = {},
+): Promise<{ response: ServiceResponse; sent: number; resumed: number; ms: number }> {
+  const started = performance.now();
   const chunkSize = options.chunkSize ?? 3840;
   const progress = options.onProgress ?? (() => undefined);
   const sha256 = createHash('sha256').update(bytes).digest('hex');
-  let received = Number(
-    (await client.request('put-begin', { target, size: bytes.length, sha256 })).header.received,
-  );
-  const resumed = received;
+  const staged = options.staged;
+  let received =
+    staged && staged.size === bytes.length && staged.sha256 === sha256 ? Number(staged.received) || 0 : 0;
   let sent = 0;
   progress({ step: target, target, sent: received, total: bytes.length });
-  while (received < bytes.length) {
+  for (;;) {
     const chunk = bytes.subarray(received, received + chunkSize);
-    const reply = await client.request('put-chunk', { target, offset: received }, chunk);
+    const last = received + chunk.length === bytes.length;
+    if (last) progress({ step: 'commit', target });
+    const reply = await client.request(
+      'put-chunk',
+      { target, offset: received, size: bytes.length, sha256, ...(last ? { commit: true } : {}) },
+      chunk,
+    );
+    if (reply.header.committed === true) {
+      sent += chunk.length;
+      progress({ step: target, target, sent: bytes.length, total: bytes.length });
+      return { response: reply, sent, resumed: bytes.length - sent, ms: performance.now() - started };
+    }
     const now = Number(reply.header.received);
     if (reply.header.mismatch !== true) sent += now - received;
     received = now;
     progress({ step: target, target, sent: received, total: bytes.length });
   }
-  progress({ step: 'commit', target });
-  return { response: await client.request('commit', { target }), sent, resumed };
 }
 
 function profileClaims(bytes: Buffer): { device: string; version: number } {

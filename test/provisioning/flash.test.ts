@@ -47,12 +47,12 @@ async function bench(t: ExecutionContext, line: LineOptions = {}, state?: string
   const devicePair = await ptyPair(dir, 'dev');
   const b: Partial<Bench> & { hostPair: PtyPair } = { dir, hostPair: await ptyPair(dir, 'host') };
   b.relay = await LineRelay.start(devicePair.b, b.hostPair.b, line);
-  b.deviceLink = await openSerialLink({ path: devicePair.a, ackTimeoutMs: 60, baud: 2_000_000 });
+  b.deviceLink = await openSerialLink({ path: devicePair.a, ackTimeoutMs: 250, baud: 2_000_000 });
   b.state = state ?? join(dir, 'state');
   b.device = await ServicePort.start({ link: b.deviceLink, paths: statePaths(b.state) });
   const hosts: SerialLink[] = [];
   b.openHost = async (options = {}) => {
-    const link = await openSerialLink({ path: b.hostPair.a, ackTimeoutMs: 60, baud: 2_000_000, ...options });
+    const link = await openSerialLink({ path: b.hostPair.a, ackTimeoutMs: 250, baud: 2_000_000, ...options });
     hosts.push(link);
     return link;
   };
@@ -80,7 +80,7 @@ async function journalIntact(t: ExecutionContext, state: string): Promise<void> 
   t.true(report.ok, JSON.stringify(report.problems));
 }
 
-test('a factory-new device: identity from the unit CA, then the profile; a later flash only updates the profile', async (t) => {
+test.serial('a factory-new device: identity from the unit CA, then the profile; a later flash only updates the profile', async (t) => {
   const b = await bench(t);
   const host = await b.openHost();
   const result = await flashDevice({
@@ -115,7 +115,7 @@ test('a factory-new device: identity from the unit CA, then the profile; a later
   await journalIntact(t, b.state);
 });
 
-test('refusals over the service port, each journaled with its reason; the last good profile stays', async (t) => {
+test.serial('refusals over the service port, each journaled with its reason; the last good profile stays', async (t) => {
   const b = await bench(t);
   const host = await b.openHost();
   await flashDevice({
@@ -153,7 +153,7 @@ test('refusals over the service port, each journaled with its reason; the last g
   await journalIntact(t, b.state);
 });
 
-test('noise on the line (flipped bits, dropped bytes): the flash completes, whole', async (t) => {
+test.serial('noise on the line (flipped bits, dropped bytes): the flash completes, whole', async (t) => {
   const b = await bench(t, { flipProbability: 1 / 4000, dropProbability: 1 / 4000, seed: 3 });
   const host = await b.openHost({ maxAttempts: 40, maxPayload: 1024 });
   const profile = signed(bigProfile(1));
@@ -180,7 +180,7 @@ test('noise on the line (flipped bits, dropped bytes): the flash completes, whol
   await journalIntact(t, b.state);
 });
 
-test('a cable pulled mid-profile: the flash fails cleanly, the old profile stays, the next run resumes', async (t) => {
+test.serial('a cable pulled mid-profile: the flash fails cleanly, the old profile stays, the next run resumes', async (t) => {
   const b = await bench(t);
   const first = await b.openHost({ maxAttempts: 5, ackTimeoutMs: 150, maxPayload: 1024 });
   await flashDevice({
@@ -213,7 +213,7 @@ test('a cable pulled mid-profile: the flash fails cleanly, the old profile stays
   await journalIntact(t, b.state);
 });
 
-test('killing socat mid-identity: LINK_CLOSED, nothing half-installed; a new cable finishes the job', async (t) => {
+test.serial('killing socat mid-identity: LINK_CLOSED, nothing half-installed; a new cable finishes the job', async (t) => {
   const b = await bench(t);
   const host = await b.openHost();
   const paths = statePaths(b.state);
@@ -236,7 +236,7 @@ test('killing socat mid-identity: LINK_CLOSED, nothing half-installed; a new cab
   const newPair = await ptyPair(b.dir, 'host2');
   t.teardown(() => newPair.kill());
   await b.relay.attachHost(newPair.b);
-  const link = await openSerialLink({ path: newPair.a, ackTimeoutMs: 60, baud: 2_000_000 });
+  const link = await openSerialLink({ path: newPair.a, ackTimeoutMs: 250, baud: 2_000_000 });
   t.teardown(() => link.close());
   const result = await flashDevice({
     link,
