@@ -80,78 +80,84 @@ async function journalIntact(t: ExecutionContext, state: string): Promise<void> 
   t.true(report.ok, JSON.stringify(report.problems));
 }
 
-test.serial('a factory-new device: identity from the unit CA, then the profile; a later flash only updates the profile', async (t) => {
-  const b = await bench(t);
-  const host = await b.openHost();
-  const result = await flashDevice({
-    link: host,
-    signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
-    issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
-    caCertPem: unit.caCertPem,
-  });
-  t.is(result.before.identity, 'none');
-  t.is(result.before.device, null);
-  t.true(result.identityInstalled);
-  t.true(result.profileApplied);
-  t.is(result.after.device, 'HN-CS-0001');
-  t.is(result.after.identity, 'provisioned');
-  t.is(result.after.profileVersion, 1);
-  const paths = statePaths(b.state);
-  // The device pinned the unit CA and holds a certificate for its own key and number.
-  t.is(readFileSync(paths.caCert, 'utf8').trim(), unit.caCertPem.trim());
-  t.regex(readFileSync(paths.tlsCert, 'utf8'), /BEGIN CERTIFICATE/);
+test.serial(
+  'a factory-new device: identity from the unit CA, then the profile; a later flash only updates the profile',
+  async (t) => {
+    const b = await bench(t);
+    const host = await b.openHost();
+    const result = await flashDevice({
+      link: host,
+      signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
+      issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
+      caCertPem: unit.caCertPem,
+    });
+    t.is(result.before.identity, 'none');
+    t.is(result.before.device, null);
+    t.true(result.identityInstalled);
+    t.true(result.profileApplied);
+    t.is(result.after.device, 'HN-CS-0001');
+    t.is(result.after.identity, 'provisioned');
+    t.is(result.after.profileVersion, 1);
+    const paths = statePaths(b.state);
+    // The device pinned the unit CA and holds a certificate for its own key and number.
+    t.is(readFileSync(paths.caCert, 'utf8').trim(), unit.caCertPem.trim());
+    t.regex(readFileSync(paths.tlsCert, 'utf8'), /BEGIN CERTIFICATE/);
 
-  const update = await flashDevice({
-    link: host,
-    signedProfile: signed(sampleProfile('HN-CS-0001', 2, 'O-2002')),
-  });
-  t.false(update.identityInstalled, 'a provisioned device only gets the profile');
-  t.is(update.after.profileVersion, 2);
-  t.deepEqual(update.after.officers, ['O-2002']);
-  t.deepEqual(
-    journal(b.state).map((e) => e.kind),
-    ['identity-assigned', 'identity-installed', 'profile-accepted', 'profile-accepted'],
-  );
-  await journalIntact(t, b.state);
-});
+    const update = await flashDevice({
+      link: host,
+      signedProfile: signed(sampleProfile('HN-CS-0001', 2, 'O-2002')),
+    });
+    t.false(update.identityInstalled, 'a provisioned device only gets the profile');
+    t.is(update.after.profileVersion, 2);
+    t.deepEqual(update.after.officers, ['O-2002']);
+    t.deepEqual(
+      journal(b.state).map((e) => e.kind),
+      ['identity-assigned', 'identity-installed', 'profile-accepted', 'profile-accepted'],
+    );
+    await journalIntact(t, b.state);
+  },
+);
 
-test.serial('refusals over the service port, each journaled with its reason; the last good profile stays', async (t) => {
-  const b = await bench(t);
-  const host = await b.openHost();
-  await flashDevice({
-    link: host,
-    signedProfile: signed(sampleProfile('HN-CS-0001', 5)),
-    issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
-  });
-  const good = readFileSync(statePaths(b.state).profile);
-  const client = new ServiceClient(host);
-  const cases: Array<[string, Buffer, string]> = [
-    [
-      'unsigned',
-      Buffer.from(JSON.stringify({ profile: sampleProfile('HN-CS-0001', 6) })),
-      'PROFILE_UNSIGNED',
-    ],
-    ['signed by another unit', signed(sampleProfile('HN-CS-0001', 6), otherUnit), 'PROFILE_FOREIGN'],
-    ['for another device', signed(sampleProfile('HN-CS-0002', 6)), 'PROFILE_WRONG_DEVICE'],
-    ['older version', signed(sampleProfile('HN-CS-0001', 4)), 'PROFILE_ROLLBACK'],
-    ['malformed', Buffer.from('{"profile": {"device": "HN-CS-0001", "version": 6'), 'PROFILE_INVALID'],
-    ['too large', Buffer.alloc(MAX_SIGNED_PROFILE_BYTES + 1, 0x20), 'PROFILE_TOO_LARGE'],
-  ];
-  for (const [what, bytes, code] of cases) {
-    const error = await t.throwsAsync(uploadAndCommit(client, 'profile', bytes), undefined, what);
-    t.true(isRecorderError(error) && error.code === code, `${what}: ${String(error)}`);
-  }
-  t.deepEqual(readFileSync(statePaths(b.state).profile), good, 'the last good profile is in force');
-  const refused = journal(b.state).filter((e) => e.kind === 'profile-refused');
-  t.deepEqual(
-    refused.map((e) => e.body.code),
-    cases.map(([, , code]) => code),
-  );
-  for (const e of refused) t.true(String(e.body.reason).length > 10, 'each refusal says why');
-  const hello = (await client.request('hello')).header;
-  t.is(hello.profileVersion, 5);
-  await journalIntact(t, b.state);
-});
+test.serial(
+  'refusals over the service port, each journaled with its reason; the last good profile stays',
+  async (t) => {
+    const b = await bench(t);
+    const host = await b.openHost();
+    await flashDevice({
+      link: host,
+      signedProfile: signed(sampleProfile('HN-CS-0001', 5)),
+      issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
+    });
+    const good = readFileSync(statePaths(b.state).profile);
+    const client = new ServiceClient(host);
+    const cases: Array<[string, Buffer, string]> = [
+      [
+        'unsigned',
+        Buffer.from(JSON.stringify({ profile: sampleProfile('HN-CS-0001', 6) })),
+        'PROFILE_UNSIGNED',
+      ],
+      ['signed by another unit', signed(sampleProfile('HN-CS-0001', 6), otherUnit), 'PROFILE_FOREIGN'],
+      ['for another device', signed(sampleProfile('HN-CS-0002', 6)), 'PROFILE_WRONG_DEVICE'],
+      ['older version', signed(sampleProfile('HN-CS-0001', 4)), 'PROFILE_ROLLBACK'],
+      ['malformed', Buffer.from('{"profile": {"device": "HN-CS-0001", "version": 6'), 'PROFILE_INVALID'],
+      ['too large', Buffer.alloc(MAX_SIGNED_PROFILE_BYTES + 1, 0x20), 'PROFILE_TOO_LARGE'],
+    ];
+    for (const [what, bytes, code] of cases) {
+      const error = await t.throwsAsync(uploadAndCommit(client, 'profile', bytes), undefined, what);
+      t.true(isRecorderError(error) && error.code === code, `${what}: ${String(error)}`);
+    }
+    t.deepEqual(readFileSync(statePaths(b.state).profile), good, 'the last good profile is in force');
+    const refused = journal(b.state).filter((e) => e.kind === 'profile-refused');
+    t.deepEqual(
+      refused.map((e) => e.body.code),
+      cases.map(([, , code]) => code),
+    );
+    for (const e of refused) t.true(String(e.body.reason).length > 10, 'each refusal says why');
+    const hello = (await client.request('hello')).header;
+    t.is(hello.profileVersion, 5);
+    await journalIntact(t, b.state);
+  },
+);
 
 test.serial('noise on the line (flipped bits, dropped bytes): the flash completes, whole', async (t) => {
   const b = await bench(t, { flipProbability: 1 / 4000, dropProbability: 1 / 4000, seed: 3 });
@@ -180,71 +186,77 @@ test.serial('noise on the line (flipped bits, dropped bytes): the flash complete
   await journalIntact(t, b.state);
 });
 
-test.serial('a cable pulled mid-profile: the flash fails cleanly, the old profile stays, the next run resumes', async (t) => {
-  const b = await bench(t);
-  const first = await b.openHost({ maxAttempts: 5, ackTimeoutMs: 150, maxPayload: 1024 });
-  await flashDevice({
-    link: first,
-    signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
-    issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
-  });
-  const v1 = readFileSync(statePaths(b.state).profile);
-  const v2 = signed(bigProfile(2));
-  const pulled = flashDevice({
-    link: first,
-    signedProfile: v2,
-    chunkSize: 768,
-    onProgress: (p) => {
-      // Out with the cable once about half the profile has crossed.
-      if (p.step === 'profile' && (p.sent ?? 0) > v2.length / 2) b.relay.cut = true;
-    },
-  });
-  const error = await t.throwsAsync(pulled);
-  t.true(isRecorderError(error, 'LINK_TIMEOUT'), String(error));
-  t.deepEqual(readFileSync(statePaths(b.state).profile), v1, 'never half-applied: version 1 is in force');
+test.serial(
+  'a cable pulled mid-profile: the flash fails cleanly, the old profile stays, the next run resumes',
+  async (t) => {
+    const b = await bench(t);
+    const first = await b.openHost({ maxAttempts: 5, ackTimeoutMs: 150, maxPayload: 1024 });
+    await flashDevice({
+      link: first,
+      signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
+      issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
+    });
+    const v1 = readFileSync(statePaths(b.state).profile);
+    const v2 = signed(bigProfile(2));
+    const pulled = flashDevice({
+      link: first,
+      signedProfile: v2,
+      chunkSize: 768,
+      onProgress: (p) => {
+        // Out with the cable once about half the profile has crossed.
+        if (p.step === 'profile' && (p.sent ?? 0) > v2.length / 2) b.relay.cut = true;
+      },
+    });
+    const error = await t.throwsAsync(pulled);
+    t.true(isRecorderError(error, 'LINK_TIMEOUT'), String(error));
+    t.deepEqual(readFileSync(statePaths(b.state).profile), v1, 'never half-applied: version 1 is in force');
 
-  b.relay.cut = false;
-  await first.close();
-  const second = await b.openHost({ maxPayload: 1024 });
-  const result = await flashDevice({ link: second, signedProfile: v2, chunkSize: 768 });
-  t.true(result.resumedBytes > v2.length / 3, `resumed from ${result.resumedBytes} of ${v2.length} bytes`);
-  t.deepEqual(readFileSync(statePaths(b.state).profile), v2);
-  t.is(result.after.profileVersion, 2);
-  await journalIntact(t, b.state);
-});
+    b.relay.cut = false;
+    await first.close();
+    const second = await b.openHost({ maxPayload: 1024 });
+    const result = await flashDevice({ link: second, signedProfile: v2, chunkSize: 768 });
+    t.true(result.resumedBytes > v2.length / 3, `resumed from ${result.resumedBytes} of ${v2.length} bytes`);
+    t.deepEqual(readFileSync(statePaths(b.state).profile), v2);
+    t.is(result.after.profileVersion, 2);
+    await journalIntact(t, b.state);
+  },
+);
 
-test.serial('killing socat mid-identity: LINK_CLOSED, nothing half-installed; a new cable finishes the job', async (t) => {
-  const b = await bench(t);
-  const host = await b.openHost();
-  const paths = statePaths(b.state);
-  const pulled = flashDevice({
-    link: host,
-    signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
-    issueDeviceCertificate: async (csrPem, subject) => {
-      const issued = await opensslDeviceIssuer(unit.dir)(csrPem, subject);
-      await b.hostPair.kill(); // the cable comes out just as the certificate is to be sent
-      return issued;
-    },
-  });
-  const error = await t.throwsAsync(pulled);
-  t.true(isRecorderError(error, 'LINK_CLOSED') || isRecorderError(error, 'LINK_TIMEOUT'), String(error));
-  t.false(existsSync(paths.tlsCert));
-  t.false(existsSync(paths.profile));
-  t.is(JSON.parse(readFileSync(paths.identity, 'utf8')).state, 'csr');
+test.serial(
+  'killing socat mid-identity: LINK_CLOSED, nothing half-installed; a new cable finishes the job',
+  async (t) => {
+    const b = await bench(t);
+    const host = await b.openHost();
+    const paths = statePaths(b.state);
+    const pulled = flashDevice({
+      link: host,
+      signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
+      issueDeviceCertificate: async (csrPem, subject) => {
+        const issued = await opensslDeviceIssuer(unit.dir)(csrPem, subject);
+        await b.hostPair.kill(); // the cable comes out just as the certificate is to be sent
+        return issued;
+      },
+    });
+    const error = await t.throwsAsync(pulled);
+    t.true(isRecorderError(error, 'LINK_CLOSED') || isRecorderError(error, 'LINK_TIMEOUT'), String(error));
+    t.false(existsSync(paths.tlsCert));
+    t.false(existsSync(paths.profile));
+    t.is(JSON.parse(readFileSync(paths.identity, 'utf8')).state, 'csr');
 
-  // Plug a new cable (a new pty pair on the tool's side of the relay) and run again.
-  const newPair = await ptyPair(b.dir, 'host2');
-  t.teardown(() => newPair.kill());
-  await b.relay.attachHost(newPair.b);
-  const link = await openSerialLink({ path: newPair.a, ackTimeoutMs: 250, baud: 2_000_000 });
-  t.teardown(() => link.close());
-  const result = await flashDevice({
-    link,
-    signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
-    issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
-  });
-  t.is(result.before.identity, 'csr', 'the device kept its key and CSR');
-  t.is(result.after.identity, 'provisioned');
-  t.is(result.after.profileVersion, 1);
-  await journalIntact(t, b.state);
-});
+    // Plug a new cable (a new pty pair on the tool's side of the relay) and run again.
+    const newPair = await ptyPair(b.dir, 'host2');
+    t.teardown(() => newPair.kill());
+    await b.relay.attachHost(newPair.b);
+    const link = await openSerialLink({ path: newPair.a, ackTimeoutMs: 250, baud: 2_000_000 });
+    t.teardown(() => link.close());
+    const result = await flashDevice({
+      link,
+      signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
+      issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
+    });
+    t.is(result.before.identity, 'csr', 'the device kept its key and CSR');
+    t.is(result.after.identity, 'provisioned');
+    t.is(result.after.profileVersion, 1);
+    await journalIntact(t, b.state);
+  },
+);
