@@ -79,10 +79,9 @@ export class ServicePort {
     const identity = port.identity();
     if (identity) await port.openJournal(identity.device);
     await port.journal?.append('maintenance-mode', { firmware: port.firmware });
-    options.link.on('message', (payload) => {
-      // One request at a time, in arrival order.
-      port.chain = port.chain.then(() => port.handle(payload)).catch((e) => options.log?.(String(e)));
-    });
+    if (identity?.state === 'provisioned')
+      await port.profileStore(identity.device).reconcile(port.lastAcceptedSha256());
+    options.link.on('message', port.onMessage);
     return port;
   }
 
@@ -90,7 +89,13 @@ export class ServicePort {
     return this.options.firmware ?? FIRMWARE_VERSION;
   }
 
+  private readonly onMessage = (payload: Buffer) => {
+    // One request at a time, in arrival order.
+    this.chain = this.chain.then(() => this.handle(payload)).catch((e) => this.options.log?.(String(e)));
+  };
+
   async close(): Promise<void> {
+    this.options.link.off('message', this.onMessage);
     await this.chain;
     await this.journal?.close();
     this.journal = null;
@@ -419,6 +424,21 @@ export class ServicePort {
       journal: this.journal!,
       now: this.now,
     });
+  }
+
+  /** sha256 of the last profile the journal accepted (read once, at start of maintenance mode). */
+  private lastAcceptedSha256(): string | null {
+    if (!existsSync(this.paths.journal)) return null;
+    let sha: string | null = null;
+    for (const line of readFileSync(this.paths.journal, 'utf8').split('\n')) {
+      if (!line.includes('"kind":"profile-accepted"')) continue;
+      try {
+        sha = String((JSON.parse(line) as { body: { sha256: string } }).body.sha256);
+      } catch {
+        // a torn line is the journal writer's business (it moves it aside on open)
+      }
+    }
+    return sha;
   }
 
   private journalTail(count: number): string[] {

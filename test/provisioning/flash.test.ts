@@ -1,10 +1,11 @@
 import test, { type ExecutionContext } from 'ava';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flashDevice, uploadAndCommit } from '../../cli/flash.ts';
 import { ServiceClient } from '../../cli/service-client.ts';
-import { opensslDeviceIssuer } from '../../cli/unit-ca-openssl.ts';
+import { opensslDeviceIssuer, type IssueDeviceCertificate } from '../../cli/unit-ca-openssl.ts';
+import { createTlsKeyAndCsr, csrFor } from '../../device/identity.ts';
 import { verifyJournalFile } from '../../device/journal-reader.ts';
 import { loadPublicKey } from '../../device/keys.ts';
 import { ServicePort } from '../../device/service-port.ts';
@@ -258,5 +259,73 @@ test.serial(
     t.is(result.after.identity, 'provisioned');
     t.is(result.after.profileVersion, 1);
     await journalIntact(t, b.state);
+  },
+);
+
+test.serial(
+  'a device restarted in maintenance mode keeps its identity; an applied but unjournaled profile is journaled as recovered',
+  async (t) => {
+    const b = await bench(t);
+    const host = await b.openHost();
+    await flashDevice({
+      link: host,
+      signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
+      issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
+    });
+    await b.device.close();
+    // A power cut between the rename and the journal entry: version 2 in force, not journaled.
+    const v2 = signed(sampleProfile('HN-CS-0001', 2));
+    writeFileSync(statePaths(b.state).profile, v2);
+    b.device = await ServicePort.start({ link: b.deviceLink, paths: statePaths(b.state) });
+    const last = journal(b.state).at(-1)!;
+    t.is(last.kind, 'profile-accepted');
+    t.is(last.body.recovered, true);
+    t.is(last.body.version, 2);
+    const again = await flashDevice({ link: host, signedProfile: v2 });
+    t.is(again.before.identity, 'provisioned');
+    t.false(again.profileApplied, 'version 2 is already in force');
+    await journalIntact(t, b.state);
+  },
+);
+
+test.serial(
+  'a certificate for another key, another device or from outside its chain is refused and journaled',
+  async (t) => {
+    const b = await bench(t);
+    const host = await b.openHost();
+    const strangerKey = (await createTlsKeyAndCsr('HN-CS-0001')).keyPem;
+    const issuer = opensslDeviceIssuer(unit.dir);
+    const wrong: Array<[string, IssueDeviceCertificate]> = [
+      ['another key', (_csr, s) => issuer(csrFor('HN-CS-0001', strangerKey), s)],
+      [
+        'another device',
+        (_csr, s) => issuer(csrFor('HN-CS-0002', strangerKey), { ...s, device: 'HN-CS-0002' }),
+      ],
+      [
+        'a chain it does not chain to',
+        async (csr, s) => ({ ...(await issuer(csr, s)), chainPem: otherUnit.caCertPem }),
+      ],
+    ];
+    for (const [what, issue] of wrong) {
+      const error = await t.throwsAsync(
+        flashDevice({
+          link: host,
+          signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
+          issueDeviceCertificate: issue,
+        }),
+      );
+      t.true(isRecorderError(error, 'IDENTITY_INVALID'), `${what}: ${String(error)}`);
+    }
+    const paths = statePaths(b.state);
+    t.false(existsSync(paths.tlsCert));
+    t.false(existsSync(paths.profile));
+    t.is(journal(b.state).filter((e) => e.kind === 'identity-refused').length, 3);
+    // The right certificate still goes in afterwards.
+    const ok = await flashDevice({
+      link: host,
+      signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
+      issueDeviceCertificate: issuer,
+    });
+    t.is(ok.after.identity, 'provisioned');
   },
 );
