@@ -65,9 +65,11 @@ export class ServicePort {
   private uploads = new Map<string, Upload>();
   private chain: Promise<unknown> = Promise.resolve();
   private readonly now: () => Date;
+  private link: SerialLink;
 
   private constructor(private readonly options: ServicePortOptions) {
     this.paths = options.paths;
+    this.link = options.link;
     this.now = options.now ?? (() => new Date());
     mkdirSync(this.paths.root, { recursive: true });
     // The evidence key is made at the first start of a factory-new device (device/keys.ts).
@@ -81,12 +83,19 @@ export class ServicePort {
     await port.journal?.append('maintenance-mode', { firmware: port.firmware });
     if (identity?.state === 'provisioned')
       await port.profileStore(identity.device).reconcile(port.lastAcceptedSha256());
-    options.link.on('message', port.onMessage);
+    port.link.on('message', port.onMessage);
     return port;
   }
 
   get firmware(): string {
     return this.options.firmware ?? FIRMWARE_VERSION;
+  }
+
+  /** A new line after the old one closed (the cable was pulled and plugged in again). */
+  attach(link: SerialLink): void {
+    this.link.off('message', this.onMessage);
+    this.link = link;
+    link.on('message', this.onMessage);
   }
 
   private readonly onMessage = (payload: Buffer) => {
@@ -95,7 +104,7 @@ export class ServicePort {
   };
 
   async close(): Promise<void> {
-    this.options.link.off('message', this.onMessage);
+    this.link.off('message', this.onMessage);
     await this.chain;
     await this.journal?.close();
     this.journal = null;
@@ -129,7 +138,7 @@ export class ServicePort {
       reply = { header: { ok: false, code: coded.code, message: coded.detail } };
     }
     try {
-      await this.options.link.send(encodeServiceMessage({ id, ...reply.header }, reply.data));
+      await this.link.send(encodeServiceMessage({ id, ...reply.header }, reply.data));
     } catch (error) {
       // The cable was pulled: the tool asks again when it is back.
       this.options.log?.(`reply not delivered: ${(error as Error).message}`);

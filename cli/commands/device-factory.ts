@@ -37,15 +37,38 @@ export function registerDeviceFactory(
           `maintenance mode on ${opts.servicePort}: device ${String(hello.device ?? '(unnumbered)')}, ` +
             `identity ${String(hello.identity)}, profile ${String(hello.profileVersion ?? 'none')}\n`,
         );
-        link.on('close', () => done('service port closed'));
+        // A pulled cable closes the line (a pty vanishes; a USB gadget hangs up): wait for it to come
+        // back and answer again, until a reboot or a signal ends maintenance mode.
+        let current = link;
+        let ended = false;
+        const reconnect = async () => {
+          process.stderr.write(
+            `rec:device:service-port ${opts.servicePort} closed; waiting for it to come back\n`,
+          );
+          while (!ended) {
+            await new Promise((r) => setTimeout(r, 500));
+            try {
+              current = await openSerialLink({ path: opts.servicePort, baud: Number(opts.baud) });
+            } catch {
+              continue;
+            }
+            if (ended) return void (await current.close());
+            port.attach(current);
+            current.once('close', () => void reconnect());
+            process.stderr.write(`rec:device:service-port ${opts.servicePort} is back\n`);
+            return;
+          }
+        };
+        link.once('close', () => void reconnect());
         const onSignal = () => done('stopped by signal');
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
         const reason = await finished;
+        ended = true;
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
         await port.close();
-        await link.close();
+        await current.close();
         process.stdout.write(`${reason}\n`);
         return EXIT_OK;
       }),

@@ -59,7 +59,7 @@ test('recorder profile sign / verify / device factory / flash, as a technician r
   ]);
   t.regex(other.stdout, /REFUSED PROFILE_WRONG_DEVICE/);
 
-  const pair = await ptyPair(dir, 'cable');
+  let pair = await ptyPair(dir, 'cable');
   t.teardown(() => pair.kill());
   const device = spawn(process.execPath, [
     RECORDER_BIN,
@@ -98,6 +98,14 @@ test('recorder profile sign / verify / device factory / flash, as a technician r
   t.regex(first.stdout, /device HN-CS-0007: identity provisioned, profile version 1/);
   t.regex(first.stdout, /certificate installed; profile applied/);
 
+  // Pull the cable (socat dies, both pty ends vanish) and plug a new one in: the device waits for
+  // its service port to come back and answers again.
+  await pair.kill();
+  pair = await ptyPair(dir, 'cable');
+  while (!deviceOut.includes('is back')) {
+    if (device.exitCode !== null) t.fail(deviceOut);
+    await new Promise((r) => setTimeout(r, 50));
+  }
   const second = await runRecorder([
     'flash',
     '--port',
