@@ -329,3 +329,25 @@ test.serial(
     t.is(ok.after.identity, 'provisioned');
   },
 );
+
+test.serial(
+  'at an emulated 115200 baud with the default link settings, a noisy line still flashes whole',
+  async (t) => {
+    const b = await bench(t, { bytesPerSecond: 11_520, flipProbability: 1 / 15000, seed: 11 });
+    // Default timeouts (sized for 115200 baud and 4 KiB frames), as `recorder flash` uses them.
+    const host = await openSerialLink({ path: b.hostPair.a });
+    t.teardown(() => host.close());
+    const profile = signed(bigProfile(1));
+    const result = await flashDevice({
+      link: host,
+      signedProfile: profile,
+      issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
+    });
+    t.deepEqual(readFileSync(statePaths(b.state).profile), profile);
+    t.is(result.after.profileVersion, 1);
+    t.log(
+      `${profile.length} B profile; flipped ${b.relay.toDevice.flipped + b.relay.toHost.flipped} bits; ` +
+        `retransmissions ${host.stats.retransmissions + b.deviceLink.stats.retransmissions}`,
+    );
+  },
+);
