@@ -137,8 +137,17 @@ export class ServicePort {
         : new RecorderError('SERVICE_PROTOCOL', `the device failed: ${(error as Error).message}`);
       reply = { header: { ok: false, code: coded.code, message: coded.detail } };
     }
+    let bytes = encodeServiceMessage({ id, ...reply.header }, reply.data);
+    if (bytes.length > this.link.framePayload) {
+      bytes = encodeServiceMessage({
+        id,
+        ok: false,
+        code: 'SERVICE_PROTOCOL',
+        message: `the answer (${bytes.length} bytes) does not fit in one frame`,
+      });
+    }
     try {
-      await this.link.send(encodeServiceMessage({ id, ...reply.header }, reply.data));
+      await this.link.send(bytes);
     } catch (error) {
       // The cable was pulled: the tool asks again when it is back.
       this.options.log?.(`reply not delivered: ${(error as Error).message}`);
