@@ -12,6 +12,7 @@ import { ServicePort } from '../../device/service-port.ts';
 import { statePaths } from '../../device/state-paths.ts';
 import { openSerialLink, type SerialLink, type SerialLinkOptions } from '../../hardware/serial-link.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
+import { decodeServiceMessage, encodeServiceMessage } from '../../protocol/service-message.ts';
 import { MAX_SIGNED_PROFILE_BYTES, encodeSignedProfile, signProfile } from '../../protocol/signed-profile.ts';
 import { LineRelay, ptyPair, type LineOptions, type PtyPair } from '../helpers/serial-line.ts';
 import { needPrograms } from '../helpers/system.ts';
@@ -351,3 +352,31 @@ test.serial(
     );
   },
 );
+
+test.serial('malformed requests get a coded answer and the device keeps serving', async (t) => {
+  const b = await bench(t);
+  const host = await b.openHost();
+  const answers: Buffer[] = [];
+  host.on('message', (m) => answers.push(m));
+  await host.reset();
+  for (const bad of [
+    Buffer.from([0x00]),
+    Buffer.from([0x00, 0x05, 0x7b]),
+    encodeServiceMessage({ op: 'format-disk', id: 'x' }),
+  ]) {
+    await host.send(bad);
+  }
+  while (answers.length < 3) await new Promise((r) => setTimeout(r, 20));
+  const headers = answers.map((a) => decodeServiceMessage(a).header);
+  t.deepEqual(
+    headers.map((h) => [h.ok, h.code]),
+    [
+      [false, 'SERVICE_PROTOCOL'],
+      [false, 'SERVICE_PROTOCOL'],
+      [false, 'SERVICE_PROTOCOL'],
+    ],
+  );
+  t.regex(String(headers[2]!.message), /unknown command "format-disk"/);
+  const hello = await new ServiceClient(host).request('hello');
+  t.is(hello.header.identity, 'none');
+});
