@@ -9,6 +9,9 @@ import { registerGateway } from './commands/gateway.ts';
 import { registerJournal } from './commands/journal.ts';
 import { registerKeysCenter, registerProfile } from './commands/profile.ts';
 import { registerVerify } from './commands/verify.ts';
+import { registerDeviceFactory } from './commands/device-factory.ts';
+import { registerFlash } from './commands/flash.ts';
+import { registerProfileSigning } from './commands/profile-signing.ts';
 import { EXIT_ERROR, EXIT_OK, printError } from './output.ts';
 
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -33,6 +36,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerCa(program, run);
   registerGateway(program, run);
   registerFleet(program, run);
+  // Provisioning (issue 7)
+  registerProfileSigning(program, run);
+  registerDeviceFactory(program, run);
+  registerFlash(program, run);
   return program;
 }
 

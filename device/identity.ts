@@ -3,7 +3,8 @@
  * (node:crypto), a CSR naming the device number (node-forge creates it; OpenSSL checks
  * everything), and the certificate + CA chain the unit CA returns, checked before it is kept.
  */
-import { X509Certificate, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { X509Certificate, generateKeyPair, type KeyObject } from 'node:crypto';
+import { promisify } from 'node:util';
 import forge from 'node-forge';
 import { RecorderError } from '../protocol/errors.ts';
 
@@ -12,9 +13,13 @@ export interface TlsKeyAndCsr {
   csrPem: string;
 }
 
-/** Makes an RSA-2048 key and a CSR with CN = device number, signed with SHA-256. */
-export function createTlsKeyAndCsr(device: string): TlsKeyAndCsr {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+/**
+ * Makes an RSA-2048 key and a CSR with CN = device number, signed with SHA-256. The key is made
+ * off the event loop: on a slow board it takes seconds, and the service port must keep
+ * acknowledging frames meanwhile.
+ */
+export async function createTlsKeyAndCsr(device: string): Promise<TlsKeyAndCsr> {
+  const { privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 2048 });
   const keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
   return { keyPem, csrPem: csrFor(device, keyPem) };
 }
@@ -98,7 +103,7 @@ export function checkDeviceCertificate(options: {
   }
   if (cert.ca) throw fail('the device certificate is a CA certificate');
   const ours = options.tlsPublicKey.export({ type: 'spki', format: 'der' });
-  if (!createPublicKey(cert.publicKey).export({ type: 'spki', format: 'der' }).equals(ours)) {
+  if (!cert.publicKey.export({ type: 'spki', format: 'der' }).equals(ours)) {
     throw fail("the certificate is for another key, not this device's CSR");
   }
   const cn = /(?:^|\n)CN=([^\n]+)/.exec(cert.subject)?.[1];

@@ -42,6 +42,29 @@ export class ProfileStore {
     return this.current()?.version ?? null;
   }
 
+  /**
+   * Closes the one crash window of `apply` (applied, power cut before the journal entry): if the
+   * profile in force is not the last one the journal accepted, journal it now as recovered.
+   */
+  async reconcile(lastAcceptedSha256: string | null): Promise<boolean> {
+    if (!existsSync(this.options.path)) return false;
+    const bytes = readFileSync(this.options.path);
+    const sha256 = createHash('sha256').update(bytes).digest('hex');
+    if (sha256 === lastAcceptedSha256) return false;
+    const profile = this.current()!;
+    await this.options.journal.append(PROFILE_ACCEPTED, {
+      source: 'recovered',
+      recovered: true,
+      sha256,
+      bytes: bytes.length,
+      unit: profile.unit,
+      device: profile.device,
+      version: profile.version,
+      officers: profile.officers,
+    });
+    return true;
+  }
+
   /** Verifies and, if good, applies `bytes`; journals the verdict either way and returns it. */
   async apply(bytes: Uint8Array, source = this.options.source ?? 'service-port'): Promise<ProfileVerdict> {
     const currentVersion = this.currentVersion;

@@ -65,9 +65,11 @@ export class ServicePort {
   private uploads = new Map<string, Upload>();
   private chain: Promise<unknown> = Promise.resolve();
   private readonly now: () => Date;
+  private link: SerialLink;
 
   private constructor(private readonly options: ServicePortOptions) {
     this.paths = options.paths;
+    this.link = options.link;
     this.now = options.now ?? (() => new Date());
     mkdirSync(this.paths.root, { recursive: true });
     // The evidence key is made at the first start of a factory-new device (device/keys.ts).
@@ -79,10 +81,9 @@ export class ServicePort {
     const identity = port.identity();
     if (identity) await port.openJournal(identity.device);
     await port.journal?.append('maintenance-mode', { firmware: port.firmware });
-    options.link.on('message', (payload) => {
-      // One request at a time, in arrival order.
-      port.chain = port.chain.then(() => port.handle(payload)).catch((e) => options.log?.(String(e)));
-    });
+    if (identity?.state === 'provisioned')
+      await port.profileStore(identity.device).reconcile(port.lastAcceptedSha256());
+    port.link.on('message', port.onMessage);
     return port;
   }
 
@@ -90,7 +91,20 @@ export class ServicePort {
     return this.options.firmware ?? FIRMWARE_VERSION;
   }
 
+  /** A new line after the old one closed (the cable was pulled and plugged in again). */
+  attach(link: SerialLink): void {
+    this.link.off('message', this.onMessage);
+    this.link = link;
+    link.on('message', this.onMessage);
+  }
+
+  private readonly onMessage = (payload: Buffer) => {
+    // One request at a time, in arrival order.
+    this.chain = this.chain.then(() => this.handle(payload)).catch((e) => this.options.log?.(String(e)));
+  };
+
   async close(): Promise<void> {
+    this.link.off('message', this.onMessage);
     await this.chain;
     await this.journal?.close();
     this.journal = null;
@@ -123,8 +137,17 @@ export class ServicePort {
         : new RecorderError('SERVICE_PROTOCOL', `the device failed: ${(error as Error).message}`);
       reply = { header: { ok: false, code: coded.code, message: coded.detail } };
     }
+    let bytes = encodeServiceMessage({ id, ...reply.header }, reply.data);
+    if (bytes.length > this.link.framePayload) {
+      bytes = encodeServiceMessage({
+        id,
+        ok: false,
+        code: 'SERVICE_PROTOCOL',
+        message: `the answer (${bytes.length} bytes) does not fit in one frame`,
+      });
+    }
     try {
-      await this.options.link.send(encodeServiceMessage({ id, ...reply.header }, reply.data));
+      await this.link.send(bytes);
     } catch (error) {
       // The cable was pulled: the tool asks again when it is back.
       this.options.log?.(`reply not delivered: ${(error as Error).message}`);
@@ -185,6 +208,7 @@ export class ServicePort {
         unitCa: fingerprint(this.paths.caCert, 'cert'),
       },
       journalEntries: this.journal ? this.journal.head.nextSeq : 0,
+      staged: this.staged(),
     };
   }
 
@@ -210,7 +234,7 @@ export class ServicePort {
       // Resuming after a pulled cable returns the same CSR: the key is made once.
       const { keyPem, csrPem } = existsSync(this.paths.tlsKey)
         ? { keyPem: readFileSync(this.paths.tlsKey, 'utf8'), csrPem: null }
-        : createTlsKeyAndCsr(device);
+        : await createTlsKeyAndCsr(device);
       if (!existsSync(this.paths.tlsKey)) writeNewFileDurable(this.paths.tlsKey, keyPem, 0o600);
       const csr = csrPem ?? csrFor(device, keyPem);
       mkdirSync(dirname(this.paths.tlsCsr), { recursive: true });
@@ -275,10 +299,19 @@ export class ServicePort {
     return { received, resumed: same && received > 0 };
   }
 
+  /**
+   * Appends one chunk. A chunk that names `size` and `sha256` opens (or continues) the upload
+   * itself, and the last one may carry `commit: true`: a small profile then crosses in one round
+   * trip instead of three (bench/serial-flash.ts).
+   */
   private async putChunk(h: JsonHeader, data: Buffer): Promise<JsonHeader> {
     const target = String(h.target);
     const file = this.stagingFile(target);
-    const upload = this.uploads.get(target);
+    let upload = this.uploads.get(target);
+    if (h.size !== undefined && (upload?.size !== Number(h.size) || upload?.sha256 !== String(h.sha256))) {
+      await this.putBegin(h);
+      upload = this.uploads.get(target);
+    }
     if (!upload) throw new RecorderError('SERVICE_PROTOCOL', `put-chunk for ${target} without put-begin`);
     const have = existsSync(file) ? statSync(file).size : 0;
     if (Number(h.offset) !== have) {
@@ -288,7 +321,26 @@ export class ServicePort {
     if (have + data.length > upload.size)
       throw new RecorderError('SERVICE_PROTOCOL', 'chunk goes past the declared size');
     await appendFile(file, data);
-    return { received: have + data.length };
+    const received = have + data.length;
+    if (h.commit === true && received === upload.size) {
+      const result = await this.commit({ target });
+      if (result.ok !== true) return { ...result, received };
+      return { ...result, received, committed: true };
+    }
+    return { received };
+  }
+
+  /** Uploads in progress, so a tool can resume from hello alone. */
+  private staged(): JsonHeader {
+    const out: JsonHeader = {};
+    for (const target of ['identity', 'profile']) {
+      const file = this.stagingFile(target);
+      const meta = `${file}.meta`;
+      if (!existsSync(meta)) continue;
+      const [size, sha256] = readFileSync(meta, 'utf8').split(' ');
+      out[target] = { size: Number(size), sha256, received: existsSync(file) ? statSync(file).size : 0 };
+    }
+    return out;
   }
 
   private async commit(h: JsonHeader): Promise<JsonHeader> {
@@ -390,6 +442,21 @@ export class ServicePort {
       journal: this.journal!,
       now: this.now,
     });
+  }
+
+  /** sha256 of the last profile the journal accepted (read once, at start of maintenance mode). */
+  private lastAcceptedSha256(): string | null {
+    if (!existsSync(this.paths.journal)) return null;
+    let sha: string | null = null;
+    for (const line of readFileSync(this.paths.journal, 'utf8').split('\n')) {
+      if (!line.includes('"kind":"profile-accepted"')) continue;
+      try {
+        sha = String((JSON.parse(line) as { body: { sha256: string } }).body.sha256);
+      } catch {
+        // a torn line is the journal writer's business (it moves it aside on open)
+      }
+    }
+    return sha;
   }
 
   private journalTail(count: number): string[] {

@@ -24,8 +24,10 @@ import {
 } from '../protocol/serial-frame.ts';
 
 export interface SerialLinkOptions {
-  /** Largest payload of one DATA frame, both sent and accepted. Default: 4096. */
+  /** Largest payload of one DATA frame this end sends. Default: 4096. */
   maxPayload?: number;
+  /** Largest payload accepted from the peer (a frame-size choice of the other end). Default: 16384. */
+  maxReceivePayload?: number;
   /** Line rate in bit/s, used to size the acknowledgement timeout (8N1: 10 bits a byte). Default: 115200. */
   baud?: number;
   /** Time allowed for an acknowledgement on top of the frames' transmission time. Default: 300 ms. */
@@ -75,6 +77,8 @@ export class SerialLink extends EventEmitter<SerialLinkEvents> {
   private queue: Array<{ type: number; payload: Buffer; resolve: () => void; reject: (e: Error) => void }> =
     [];
   private closed = false;
+  /** Largest frame seen from the peer (first guess: as large as ours); its ack may queue behind one. */
+  private peerFrameBytes: number;
   readonly stats: SerialLinkStats = {
     framesSent: 0,
     retransmissions: 0,
@@ -94,14 +98,22 @@ export class SerialLink extends EventEmitter<SerialLinkEvents> {
     this.baud = options.baud ?? 115200;
     this.ackTimeoutMs = options.ackTimeoutMs ?? 300;
     this.maxAttempts = options.maxAttempts ?? 8;
+    this.peerFrameBytes = this.maxPayload + FRAME_OVERHEAD;
     // A random start makes a frame left over from an earlier session unlikely to pass as new.
     this.txSeq = Math.floor(Math.random() * 0x10000);
-    this.decoder = new FrameDecoder({ maxPayload: this.maxPayload });
+    this.decoder = new FrameDecoder({
+      maxPayload: Math.max(options.maxReceivePayload ?? 16384, this.maxPayload),
+    });
     stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('close', () => this.shutdown(new RecorderError('LINK_CLOSED', 'the serial line closed')));
     stream.on('error', (error: Error) =>
       this.shutdown(new RecorderError('LINK_CLOSED', `the serial line failed: ${error.message}`)),
     );
+  }
+
+  /** Largest payload this end puts in one frame. */
+  get framePayload(): number {
+    return this.maxPayload;
   }
 
   get isClosed(): boolean {
@@ -169,7 +181,7 @@ export class SerialLink extends EventEmitter<SerialLinkEvents> {
     this.stats.framesSent++;
     this.write(o.bytes);
     // Our frame, and a largest frame the peer may be sending (its ack queues behind it), at 8N1.
-    const lineMs = ((o.bytes.length + this.maxPayload + 2 * FRAME_OVERHEAD) * 10 * 1000) / this.baud;
+    const lineMs = ((o.bytes.length + this.peerFrameBytes + FRAME_OVERHEAD) * 10 * 1000) / this.baud;
     o.timer = setTimeout(() => this.transmit(), this.ackTimeoutMs + lineMs);
   }
 
@@ -195,6 +207,7 @@ export class SerialLink extends EventEmitter<SerialLinkEvents> {
   private onFrame(frame: Frame): void {
     if (this.closed) return;
     this.options.debug?.(`< type ${frame.type} seq ${frame.seq} len ${frame.payload.length}`);
+    this.peerFrameBytes = Math.max(this.peerFrameBytes, frame.payload.length + FRAME_OVERHEAD);
     switch (frame.type) {
       case FrameType.ACK: {
         const o = this.outstanding;
@@ -237,12 +250,15 @@ export class SerialLink extends EventEmitter<SerialLinkEvents> {
   /** Closes the link and the underlying stream; pending sends fail with LINK_CLOSED. */
   async close(): Promise<void> {
     this.shutdown(new RecorderError('LINK_CLOSED', 'the serial link was closed'));
-    if (this.stream.destroyed) return;
-    await new Promise<void>((resolve) => {
-      this.stream.once('close', () => resolve());
-      this.stream.destroy();
-      setTimeout(resolve, 500).unref();
-    });
+    const port = this.stream as Duplex & {
+      isOpen?: boolean;
+      close?: (cb: (e?: Error | null) => void) => void;
+    };
+    if (typeof port.close === 'function' && port.isOpen) {
+      // serialport: close() releases the fd and its poller; destroy() alone keeps the process alive.
+      await new Promise<void>((resolve) => port.close!(() => resolve()));
+    }
+    if (!this.stream.destroyed) this.stream.destroy();
   }
 }
 

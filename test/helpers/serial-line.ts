@@ -6,7 +6,7 @@
  *   device ── pty pair A ── relay ── pty pair B ── technician's tool
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { SerialPort } from 'serialport';
 
@@ -23,6 +23,8 @@ export interface PtyPair {
 export async function ptyPair(dir: string, name: string): Promise<PtyPair> {
   const a = join(dir, `${name}-a`);
   const b = join(dir, `${name}-b`);
+  // A socat killed earlier leaves its links behind, dangling.
+  for (const link of [a, b]) rmSync(link, { force: true });
   const child: ChildProcess = spawn('socat', [`pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], {
     stdio: 'ignore',
   });
