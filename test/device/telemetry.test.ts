@@ -17,6 +17,7 @@ import type { CommandResult } from '../../protocol/schemas/command.ts';
 import { RecorderError } from '../../protocol/errors.ts';
 import { deviceTopic } from '../../protocol/topics.ts';
 import { connectAs, makeStatus, tlsOptions, waitFor } from '../helpers/mqtt.ts';
+import { testCenterKeys } from '../helpers/media.ts';
 import { testPki, type TestPki } from '../helpers/pki.ts';
 
 const U = 'HN-CS';
@@ -198,7 +199,7 @@ test("a profile's gateway section is all the client needs; a bad URL fails profi
     officers: ['O-1'],
     capture: {},
     storage: { evidenceDir: '/tmp/e', spoolDir: '/tmp/s' },
-    centerPublicKey: '-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEA\n-----END PUBLIC KEY-----\n',
+    centerPublicKey: testCenterKeys().publicKey.export({ type: 'spki', format: 'pem' }) as string,
     gateway: { url: gw.url, cert: dev.cert, key: dev.key, ca: dev.ca },
   };
   const profile = parseProfile(doc);
