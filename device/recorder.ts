@@ -12,7 +12,7 @@ import type { GnssFix, GnssSource } from '../hardware/gnss.ts';
 import type { Indicators } from '../hardware/indicators.ts';
 import type { Storage, StorageReading } from '../hardware/storage.ts';
 import { RecorderError } from '../protocol/errors.ts';
-import type { JsonObject } from '../protocol/journal-entry.ts';
+import type { JournalEntry, JsonObject } from '../protocol/journal-entry.ts';
 import type { Profile } from '../protocol/schemas/profile.ts';
 import { CaptureSupervisor, type CaptureRestart, type ClosedSegment } from './capture/capture-supervisor.ts';
 import { WatermarkTicker } from './capture/watermark-ticker.ts';
@@ -25,6 +25,8 @@ import type { StateStore } from './state-store.ts';
 import { statePaths, type StatePaths } from './state-paths.ts';
 import { INITIAL_STATE, transition, type Effect, type Input, type RecorderState } from './state-machine.ts';
 import { assessStorage } from './storage-guard.ts';
+import { TelemetryClient, telemetryOptionsFromProfile } from './telemetry.ts';
+import { toEvent, toStatus } from './telemetry-status.ts';
 import { lowBatteryAlarm } from '../hardware/battery-estimate.ts';
 
 export const FIRMWARE_VERSION = '0.1.0';
@@ -63,7 +65,13 @@ export interface RecorderStatus {
   marks: number;
   docked: boolean;
   fault: string | null;
-  storage: { level: string; reason: string | null; freeBytes: number | null; evidenceBytes: number | null };
+  storage: {
+    level: string;
+    reason: string | null;
+    freeBytes: number | null;
+    totalBytes: number | null;
+    evidenceBytes: number | null;
+  };
   battery: BatteryReading | null;
   /** GA/T 947: sounds while at least 5 minutes of recording remain */
   batteryAlarm: boolean;
@@ -102,6 +110,7 @@ export class Recorder extends EventEmitter {
   private lastStorage: StorageReading | null = null;
   private lastBattery: BatteryReading | null = null;
   private batteryAlarm = false;
+  private telemetry: TelemetryClient | null = null;
   private work: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private readonly now: () => number;
@@ -180,6 +189,7 @@ export class Recorder extends EventEmitter {
     });
     const recorder = new Recorder(options, paths, journal, sealing.state, sealing.sealer, capture);
     recorder.recovered = sealing.recovery.resealed.length;
+    recorder.startTelemetry();
     await recorder.wire();
     return recorder;
   }
@@ -191,7 +201,7 @@ export class Recorder extends EventEmitter {
     this.capture.on('segment', (segment: ClosedSegment) => this.serial(() => this.onSegment(segment)));
     this.capture.on('restart', (restart: CaptureRestart) =>
       this.serial(() =>
-        this.journal.append(
+        this.append(
           'capture-restart',
           pick(restart as unknown as Record<string, unknown>, ['reason', 'attempt', 'code', 'signal']),
         ),
@@ -211,6 +221,56 @@ export class Recorder extends EventEmitter {
     this.intervals.push(setInterval(() => void this.checkStorage(), this.options.storageCheckMs ?? 5000));
     this.watermark.start();
     await this.capture.start();
+  }
+
+  /** Appends to the journal and tells listeners (telemetry events) about the entry. */
+  private async append(kind: string, body: JsonObject): Promise<JournalEntry> {
+    const entry = await this.journal.append(kind, body);
+    this.emit('entry', entry);
+    return entry;
+  }
+
+  /**
+   * When the profile names a station gateway: retained status, availability with a last will,
+   * events for the entries a device manager should hear about, and commands with replies.
+   */
+  private startTelemetry(): void {
+    const { profile } = this.options;
+    const options = telemetryOptionsFromProfile(
+      profile,
+      () => toStatus(this.status(), profile, new Date(this.now())),
+      {
+        handlers: {
+          locate: async (command) => {
+            const seconds = command.args?.seconds ?? 10;
+            const { indicators } = this.options.hardware;
+            indicators.set('buzzer', { pulseMs: 300, times: Math.max(1, Math.round(seconds)) });
+            indicators.set('led-status', 'blink-fast');
+            setTimeout(() => indicators.set('led-status', 'off'), seconds * 1000).unref();
+            await this.serial(() => this.append('locate', { seconds, by: command.id }));
+            return { seconds };
+          },
+          'sync-time': async (command) => {
+            const reference = command.args?.time;
+            const offsetMs = reference ? Date.parse(reference) - this.now() : 0;
+            await this.serial(() => this.append('clock-sync', { reference: reference ?? null, offsetMs }));
+            return { offsetMs };
+          },
+        },
+        log: (level, msg) => this.emit('log', `telemetry ${level}: ${msg}`),
+      },
+    );
+    if (!options) return;
+    this.telemetry = new TelemetryClient(options);
+    this.on('entry', (entry: JournalEntry) => {
+      const event = toEvent(entry);
+      if (event && this.telemetry?.connected) {
+        this.telemetry
+          .publishEvent(event)
+          .catch((error: Error) => this.emit('log', `event not sent: ${error.message}`));
+      }
+    });
+    this.telemetry.start();
   }
 
   // ---- inputs ------------------------------------------------------------------------------
@@ -265,7 +325,7 @@ export class Recorder extends EventEmitter {
     const { profile } = this.options;
     switch (effect.type) {
       case 'journal':
-        await this.journal.append(effect.kind, effect.body as JsonObject);
+        await this.append(effect.kind, effect.body as JsonObject);
         this.emit('journal', effect.kind);
         return;
       case 'indicator':
@@ -279,7 +339,7 @@ export class Recorder extends EventEmitter {
           `${new Date(this.now()).toISOString()} ${text}\n`,
         );
         this.options.hardware.indicators.set('buzzer', { pulseMs: 200, times: 2 });
-        await this.journal.append('announcement', { text });
+        await this.append('announcement', { text });
         return;
       }
       case 'start-event': {
@@ -292,7 +352,7 @@ export class Recorder extends EventEmitter {
           nextSegment: 0,
         };
         this.events.push(tracked);
-        await this.journal.append('record-start', {
+        await this.append('record-start', {
           event: tracked.id,
           prerecordSeconds: effect.prerecord ? profile.capture.prerecordSeconds : 0,
           audioOnly: tracked.audioOnly,
@@ -311,7 +371,7 @@ export class Recorder extends EventEmitter {
         return;
       }
       case 'stop-event':
-        await this.journal.append('record-stop', {
+        await this.append('record-stop', {
           event: effect.event.id,
           postrecordSeconds: profile.capture.postrecordSeconds,
         });
@@ -319,7 +379,7 @@ export class Recorder extends EventEmitter {
       case 'end-event': {
         const tracked = this.events.find((e) => e.id === effect.event.id);
         if (tracked) tracked.endedAt = this.now();
-        await this.journal.append('event-end', {
+        await this.append('event-end', {
           event: effect.event.id,
           segments: tracked?.nextSegment ?? 0,
         });
@@ -327,7 +387,7 @@ export class Recorder extends EventEmitter {
         return;
       }
       case 'mark':
-        await this.journal.append('mark', {
+        await this.append('mark', {
           event: effect.event.id,
           index: effect.index,
           at: new Date(this.now()).toISOString(),
@@ -363,7 +423,7 @@ export class Recorder extends EventEmitter {
       const every = this.options.profile.reminderMinutes * 60_000;
       const tick = () => {
         this.options.hardware.indicators.set('vibration', { pulseMs: 200, times: 2 });
-        void this.serial(() => this.journal.append('reminder', { event: this.state.event?.id ?? null }));
+        void this.serial(() => this.append('reminder', { event: this.state.event?.id ?? null }));
         this.timers.set(name, setTimeout(tick, every));
       };
       this.timers.set(name, setTimeout(tick, every));
@@ -415,7 +475,7 @@ export class Recorder extends EventEmitter {
       this.emit('sealed', meta);
     } catch (error) {
       // The plaintext stays in the spool; recovery at the next start seals it (never lost).
-      await this.journal.append('seal-failed', {
+      await this.append('seal-failed', {
         event: event.id,
         segment: meta.segment,
         spool: segment.path,
@@ -443,7 +503,7 @@ export class Recorder extends EventEmitter {
       });
       this.sealedCount++;
     } catch (error) {
-      await this.journal.append('photo-failed', { code: (error as RecorderError).code ?? 'INTERNAL' });
+      await this.append('photo-failed', { code: (error as RecorderError).code ?? 'INTERNAL' });
       this.emit('log', `photo failed: ${(error as Error).message}`);
     }
   }
@@ -457,7 +517,7 @@ export class Recorder extends EventEmitter {
     if (this.capture.captureMode === mode) return;
     await this.capture.stop();
     const ready = await this.capture.start(mode);
-    await this.journal.append('capture-mode', { mode, runId: ready.runId });
+    await this.append('capture-mode', { mode, runId: ready.runId });
   }
 
   // ---- GNSS, watermark, storage -------------------------------------------------------------
@@ -515,7 +575,7 @@ export class Recorder extends EventEmitter {
       indicators.set('led-power', this.state.docked ? 'blink-slow' : 'on');
     }
     await this.serial(() =>
-      this.journal.append(verdict.alarm ? 'battery-low' : 'battery-ok', {
+      this.append(verdict.alarm ? 'battery-low' : 'battery-ok', {
         minutesLeft: verdict.minutesLeft,
         capacity: reading.capacity === null ? null : Math.round(reading.capacity),
         reason: verdict.reason,
@@ -551,6 +611,7 @@ export class Recorder extends EventEmitter {
         level: this.state.storage,
         reason: this.state.storageReason,
         freeBytes: this.lastStorage?.freeBytes ?? null,
+        totalBytes: this.lastStorage?.totalBytes ?? null,
         evidenceBytes: this.lastStorage?.evidenceBytes ?? null,
       },
       battery: this.lastBattery,
@@ -582,11 +643,12 @@ export class Recorder extends EventEmitter {
     this.timers.clear();
     await this.capture.stop();
     await this.work.catch(() => undefined);
+    await this.telemetry?.stop();
     this.stopped = true;
     if (this.state.event) {
-      await this.journal.append('event-end', { event: this.state.event.id, cause: 'shutdown' });
+      await this.append('event-end', { event: this.state.event.id, cause: 'shutdown' });
     }
-    await this.journal.append('power-off', { reason: 'stop' });
+    await this.append('power-off', { reason: 'stop' });
     await this.options.hardware.buttons.stop();
     await this.options.hardware.gnss?.stop();
     await this.options.hardware.indicators.close();

@@ -8,7 +8,10 @@ import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createCenterKeyPair } from '../../device/center-keys.ts';
-import { loadPrivateKey } from '../../device/keys.ts';
+import { loadOrCreateSigningKey, loadPrivateKey } from '../../device/keys.ts';
+import type { Fleet } from '../../protocol/schemas/fleet.ts';
+import { startDemoStation } from '../demo-station.ts';
+import { renderFleetTable } from '../fleet-table.ts';
 import { buildSimProfile, loadProfileFile } from '../../device/profile-file.ts';
 import { Recorder } from '../../device/recorder.ts';
 import { verifyState } from '../../device/sealing/verify-state.ts';
@@ -81,7 +84,12 @@ async function demo(opts: DemoOptions): Promise<number> {
     });
     writeFileSync(profilePath, `${JSON.stringify(profile, null, 2)}\n`);
   }
-  const profile = loadProfileFile(profilePath);
+  // The station: a gateway the recorder reports to, as on a collection station (issue 5).
+  const paths = statePaths(root);
+  const key = loadOrCreateSigningKey(paths.privateKey, paths.publicKey);
+  const base = loadProfileFile(profilePath);
+  const station = await startDemoStation(root, base.unit, base.device, key.publicKeyPem);
+  const profile = { ...base, gateway: station.deviceGateway };
   say(`state directory: ${root}`);
   say(`profile ${profilePath}: ${profile.unit}/${profile.device}, officer ${profile.officers[0]}, ` +
     `${profile.capture.width}x${profile.capture.height}@${profile.capture.fps}, ${profile.capture.segmentSeconds} s segments, ` +
@@ -93,15 +101,23 @@ async function demo(opts: DemoOptions): Promise<number> {
     stateDir: root,
     hardware: { ...hardware, storage: createStorage(profile.storage.evidenceDir) },
   });
-  recorder.on('log', (message: string) => say(`rec:device ${message}`));
+  recorder.on('log', (message: string) => {
+    if (!message.startsWith('telemetry debug')) say(`rec:device ${message}`);
+  });
+  say(`station gateway ${station.gateway.url} (mutual TLS, unit CA in ${join(root, 'ca')})`);
   if (recorder.recovered) say(`recovered ${recorder.recovered} spool file(s) left by an earlier crash`);
 
   const interactive = !opts.script && process.stdin.isTTY === true;
+  const fleetLine = () => fleetView(station.gateway.fleet(), base.device);
   try {
-    if (interactive) await keyboard(recorder);
-    else await script(recorder, opts.script ?? DEFAULT_SCRIPT, say);
+    if (interactive) await keyboard(recorder, fleetLine);
+    else await script(recorder, opts.script ?? DEFAULT_SCRIPT, say, fleetLine);
+    say('');
+    say('the station sees (recorder fleet watch):');
+    say(renderFleetTable(station.gateway.fleet()));
   } finally {
     await recorder.stop();
+    await station.gateway.close();
   }
 
   const centerKey = join(centerDir, 'center.key.pem');
@@ -111,11 +127,14 @@ async function demo(opts: DemoOptions): Promise<number> {
     `${report.segments} sealed items, ${report.decrypted} decrypted, hashed and demuxed with the center key`); // prettier-ignore
   for (const p of report.problems)
     say(`  ${p.code} ${p.file ?? ''}${p.line ? ` line ${p.line}` : ''} ${p.message}`);
-  const paths = statePaths(root);
   say('check it yourself:');
   say(`  recorder journal verify ${paths.journal} --pubkey ${paths.publicKey}`);
   say(`  recorder verify --state ${root} --center-key ${centerKey}`);
   say(`  recorder decrypt --state ${root} --center-key ${centerKey} --out ${join(root, 'plaintext')}`);
+  const m = station.manager;
+  say(
+    `  (while a demo runs) mosquitto_sub -h 127.0.0.1 -p PORT --cafile ${m.ca} --cert ${m.cert} --key ${m.key} -i duty-desk:sub -t 'rec/v1/#' -v`,
+  );
   return report.ok ? EXIT_OK : EXIT_PROBLEMS;
 }
 
@@ -137,7 +156,12 @@ async function act(recorder: Recorder, step: string): Promise<void> {
 }
 
 /** Runs `wait N; record; …`, printing each step and the status after it. */
-export async function script(recorder: Recorder, text: string, say: (line: string) => void): Promise<void> {
+export async function script(
+  recorder: Recorder,
+  text: string,
+  say: (line: string) => void,
+  fleetLine: () => string = () => '',
+): Promise<void> {
   const steps = text
     .split(/[;\n]/)
     .map((s) => s.trim())
@@ -154,10 +178,20 @@ export async function script(recorder: Recorder, text: string, say: (line: strin
       say(`> ${step}`);
     }
     say(`  ${statusLine(recorder.status())}`);
+    const seen = fleetLine();
+    if (seen) say(`  station: ${seen}`);
   }
 }
 
-async function keyboard(recorder: Recorder): Promise<void> {
+/** One device's row as the station's fleet monitor sees it. */
+function fleetView(fleet: Fleet, device: string): string {
+  const d = fleet.devices.find((x) => x.device === device);
+  if (!d) return 'not seen yet';
+  const alerts = d.alerts.length ? ` alerts: ${d.alerts.join(', ')}` : '';
+  return `${d.device} ${d.online ? 'online' : 'offline'} ${d.state ?? '?'}, battery ${d.batteryPercent ?? '?'}%, ${d.pendingUploads ?? 0} pending upload(s)${alerts}`;
+}
+
+async function keyboard(recorder: Recorder, fleetLine: () => string): Promise<void> {
   const help = Object.entries(KEYS)
     .map(([key, [, what]]) => `${key}=${what}`)
     .join('  ');
@@ -166,7 +200,8 @@ async function keyboard(recorder: Recorder): Promise<void> {
   stdin.setRawMode(true);
   stdin.resume();
   stdin.setEncoding('utf8');
-  const draw = () => process.stdout.write(`\r\x1b[2K${statusLine(recorder.status())}`);
+  const draw = () =>
+    process.stdout.write(`\r\x1b[2K${statusLine(recorder.status())} || station: ${fleetLine()}`);
   const timer = setInterval(draw, 500);
   draw();
   try {

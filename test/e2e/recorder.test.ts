@@ -141,3 +141,24 @@ test('the watermark shows the position replayed from a real receiver log, and th
 function position(lat: number, lon: number): string {
   return `${Math.abs(lat).toFixed(5)}${lat >= 0 ? 'N' : 'S'} ${Math.abs(lon).toFixed(5)}${lon >= 0 ? 'E' : 'W'}`;
 }
+
+test('npm start (recorder demo): the recorder reports to a station gateway over mutual TLS and everything verifies', async (t) => {
+  const state = tempDir(t);
+  const result = await runRecorder(
+    ['demo', '--state', state, '--script', 'wait 3; record; wait 3; mark; stop; wait 3'],
+    {
+      timeoutMs: 120_000,
+    },
+  );
+  t.is(result.code, 0, result.stdout + result.stderr);
+  t.regex(result.stdout, /station gateway mqtts:\/\/127\.0\.0\.1:\d+ \(mutual TLS/);
+  // The station saw the recording and then the device back in standby, with its sealed uploads pending.
+  t.regex(result.stdout, /station: HN-CS-0001 online recording/);
+  t.regex(result.stdout, /HN-CS-0001 +ok +(recording|stopping|standby) +100%/);
+  t.regex(
+    result.stdout,
+    /verification: OK — \d+ journal entries, chain intact: true; (\d+) sealed items, \1 decrypted/,
+  );
+  const marks = journalEntries(state).filter((e) => e.kind === 'mark');
+  t.is(marks.length, 1);
+});
