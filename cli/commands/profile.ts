@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { createCenterKeyPair } from '../../device/center-keys.ts';
 import { buildSimProfile, checkEncoderElement, profileFileProblems } from '../../device/profile-file.ts';
 import { RecorderError, isRecorderError } from '../../protocol/errors.ts';
@@ -9,6 +10,10 @@ import { EXIT_OK, EXIT_PROBLEMS, printJson } from '../output.ts';
 type Run = (action: () => Promise<number>) => Promise<void>;
 
 interface InitOptions {
+  gateway?: string;
+  cert?: string;
+  key?: string;
+  ca?: string;
   sim?: boolean;
   unit: string;
   device: string;
@@ -42,6 +47,10 @@ export function registerProfile(program: Command, run: Run): void {
       'recorder-state',
     )
     .option('--force', 'overwrite an existing --out file')
+    .option('--gateway <url>', 'the station gateway, mqtts://HOST:PORT (with --cert, --key, --ca)')
+    .option('--cert <pem>', "the device's TLS client certificate (recorder ca issue --role device)")
+    .option('--key <pem>', 'its private key (mode 0600)')
+    .option('--ca <pem>', 'the unit CA certificate the gateway must chain to')
     .option('--segment-seconds <n>', 'length of one sealed segment')
     .option('--prerecord-seconds <n>', 'seconds kept before a press (R2)')
     .option('--postrecord-seconds <n>', 'seconds kept after stop')
@@ -155,8 +164,22 @@ function init(opts: InitOptions): number {
     height: number('height', opts.height),
     fps: number('fps', opts.fps),
   });
-  parseProfile(profile);
-  writeFileSync(opts.out, `${JSON.stringify(profile, null, 2)}\n`);
+  const tls = [opts.cert, opts.key, opts.ca];
+  if (opts.gateway ? tls.some((f) => !f) : tls.some(Boolean)) {
+    throw new RecorderError('CLI_USAGE', '--gateway needs --cert, --key and --ca, and they need --gateway');
+  }
+  const withGateway = opts.gateway
+    ? parseProfile({
+        ...profile,
+        gateway: {
+          url: opts.gateway,
+          cert: resolve(opts.cert!),
+          key: resolve(opts.key!),
+          ca: resolve(opts.ca!),
+        },
+      })
+    : profile;
+  writeFileSync(opts.out, `${JSON.stringify(withGateway, null, 2)}\n`);
   process.stdout.write(
     `${opts.out}: simulated profile for ${profile.unit}/${profile.device}, evidence in ${profile.storage.evidenceDir}, ` +
       `spool in ${profile.storage.spoolDir}\n`,

@@ -135,3 +135,24 @@ test('profile check lists every problem with its field and exits 1; --on-device 
   t.regex(onDevice.stdout, / {2}\/capture\/encoder: GStreamer element 'nosuchh264enc' is not installed/);
   t.is((await runRecorder(['profile', 'check', join(dir, 'none.json')])).code, 2);
 });
+
+test('profile init --gateway puts the station and the TLS identity in the profile; a partial set is refused', async (t) => {
+  const dir = tempDir(t);
+  const keys = await runRecorder(['keys', 'center', '--out', join(dir, 'center')]);
+  t.is(keys.code, 0, keys.stderr);
+  const base = ['profile', 'init', '--sim', '--unit', 'HN', '--device', 'D1', '--officer', 'O1', '--center-pubkey', join(dir, 'center', 'center.pub.pem'), '--state', join(dir, 'state')]; // prettier-ignore
+  const ok = await runRecorder([...base, '--out', join(dir, 'p.json'), '--gateway', 'mqtts://127.0.0.1:8883', '--cert', 'c.pem', '--key', 'k.pem', '--ca', 'ca.pem']); // prettier-ignore
+  t.is(ok.code, 0, ok.stderr);
+  const profile = JSON.parse(readFileSync(join(dir, 'p.json'), 'utf8'));
+  t.is(profile.gateway.url, 'mqtts://127.0.0.1:8883');
+  t.true(profile.gateway.cert.endsWith('/c.pem'));
+  const partial = await runRecorder([
+    ...base,
+    '--out',
+    join(dir, 'q.json'),
+    '--gateway',
+    'mqtts://127.0.0.1:8883',
+  ]);
+  t.is(partial.code, 2);
+  t.regex(partial.stderr, /CLI_USAGE/);
+});
