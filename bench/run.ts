@@ -20,7 +20,9 @@ export interface BenchRow {
   note?: string;
 }
 
-type BenchModule = { bench?: (args: string[]) => Promise<BenchRow[]> };
+type BenchFn = (args: string[]) => Promise<unknown[]>;
+/** A bench module exports `bench(args)` (or a default function, or `run(argv)`); a plain script prints on import. */
+type BenchModule = { bench?: BenchFn; default?: BenchFn; run?: BenchFn };
 
 const here = new URL('.', import.meta.url);
 const args = process.argv.slice(2);
@@ -31,7 +33,7 @@ const flags = firstFlag < 0 ? [] : args.slice(firstFlag);
 const onlyAt = flags.indexOf('--only');
 if (onlyAt >= 0 && flags[onlyAt + 1]) wanted.push(flags[onlyAt + 1]!);
 const modules = readdirSync(here)
-  .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.endsWith('.d.ts'))
+  .filter((f) => f.endsWith('.ts') && f !== 'run.ts' && !f.endsWith('.d.ts') && !f.endsWith('-child.ts'))
   .filter((f) => wanted.length === 0 || wanted.includes(f.replace(/\.ts$/, '')))
   .sort();
 
@@ -42,11 +44,17 @@ const load = () =>
 process.stdout.write(`load average before: ${load()}\n`);
 let failed = false;
 for (const file of modules) {
-  const mod = (await import(new URL(file, here).href)) as BenchModule;
-  if (typeof mod.bench !== 'function') continue;
   process.stdout.write(`\n## ${file}\n`);
   try {
-    for (const row of await mod.bench(flags)) {
+    const mod = (await import(new URL(file, here).href)) as BenchModule;
+    const fn = mod.bench ?? mod.default ?? mod.run;
+    if (typeof fn !== 'function') continue;
+    for (const result of await fn(flags)) {
+      if (!isRow(result)) {
+        process.stdout.write(`${JSON.stringify(result)}\n`);
+        continue;
+      }
+      const row = result;
       const ratio =
         row.ratio === undefined
           ? ''
@@ -62,3 +70,7 @@ for (const file of modules) {
 }
 process.stdout.write(`\nload average after: ${load()}\n`);
 process.exitCode = failed ? 1 : 0;
+
+function isRow(value: unknown): value is BenchRow {
+  return typeof value === 'object' && value !== null && 'what' in value && 'figure' in value;
+}
