@@ -643,6 +643,10 @@ export class Recorder extends EventEmitter {
     this.timers.clear();
     await this.capture.stop();
     await this.work.catch(() => undefined);
+    // Pre-record buffer no press claimed is not evidence; after a clean stop nothing may be left
+    // for start-up recovery to mistake for an interrupted recording.
+    for (const segment of this.ring) unlinkQuiet(segment.path);
+    this.ring = [];
     await this.telemetry?.stop();
     this.stopped = true;
     if (this.state.event) {

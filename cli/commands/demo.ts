@@ -200,8 +200,11 @@ async function keyboard(recorder: Recorder, fleetLine: () => string): Promise<vo
   stdin.setRawMode(true);
   stdin.resume();
   stdin.setEncoding('utf8');
-  const draw = () =>
-    process.stdout.write(`\r\x1b[2K${statusLine(recorder.status())} || station: ${fleetLine()}`);
+  // One line, cut to the terminal's width, so \r can redraw it in place.
+  const draw = () => {
+    const line = `${statusLine(recorder.status())} || station: ${fleetLine()}`;
+    process.stdout.write(`\r\x1b[2K${line.slice(0, Math.max(20, (process.stdout.columns ?? 120) - 1))}`);
+  };
   const timer = setInterval(draw, 500);
   draw();
   try {

@@ -95,7 +95,9 @@ test('audio-only: the camera stops for the event, its segments hold audio and no
 
   const entries = journalEntries(state);
   const event = entries.find((e) => e.kind === 'record-start')!.body.event as string;
-  const modeChange = entries.findIndex((e) => e.kind === 'capture-mode' && e.body.mode === 'audio');
+  // The audio-only pipeline run: its segment files carry its run id.
+  const audioRun = entries.find((e) => e.kind === 'capture-mode' && e.body.mode === 'audio')!.body
+    .runId as string;
   const out = join(tempDir(t), 'plain');
   await decryptState(state, loadPrivateKey(centerKey), out);
   // The distinct stream types in a file (ffprobe lists a stream once per program it belongs to).
@@ -119,7 +121,7 @@ test('audio-only: the camera stops for the event, its segments hold audio and no
   const segments = entries
     .map((e, i) => ({ ...e, i }))
     .filter((e) => e.kind === 'segment' && e.body.event === event);
-  const afterSwitch = segments.filter((s) => s.i > modeChange && s.body.reason === 'recording');
+  const afterSwitch = segments.filter((s) => String(s.body.spool).includes(audioRun));
   t.true(afterSwitch.length >= 2, `${afterSwitch.length} audio-only segments`);
   for (const s of afterSwitch) {
     const file = plaintextName(s.body.evidence.file);
