@@ -11,7 +11,7 @@ import type { ButtonName, ButtonPress, ButtonSource, PressKind } from '../hardwa
 import type { GnssFix, GnssSource } from '../hardware/gnss.ts';
 import type { Indicators } from '../hardware/indicators.ts';
 import type { Storage, StorageReading } from '../hardware/storage.ts';
-import { RecorderError } from '../protocol/errors.ts';
+import type { RecorderError } from '../protocol/errors.ts';
 import type { JournalEntry, JsonObject } from '../protocol/journal-entry.ts';
 import type { Profile } from '../protocol/schemas/profile.ts';
 import { CaptureSupervisor, type CaptureRestart, type ClosedSegment } from './capture/capture-supervisor.ts';
@@ -694,5 +694,3 @@ function unlinkQuiet(path: string): void {
     // already gone
   }
 }
-
-export { RecorderError };

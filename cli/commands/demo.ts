@@ -4,7 +4,7 @@
  * without a keyboard. It ends by verifying everything the recorder sealed, as an auditor would.
  */
 import type { Command } from 'commander';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createCenterKeyPair } from '../../device/center-keys.ts';
@@ -68,7 +68,6 @@ async function demo(opts: DemoOptions): Promise<number> {
   if (!existsSync(join(centerDir, 'center.key.pem'))) createCenterKeyPair(centerDir);
   const profilePath = join(root, 'profile.json');
   if (!existsSync(profilePath)) {
-    const { readFileSync } = await import('node:fs');
     const profile = buildSimProfile({
       unit: 'HN-WJW',
       device: 'HN-CS-0001',

@@ -1,29 +1,17 @@
 import test, { type ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import {
-  copyFileSync,
-  existsSync,
-  readFileSync,
-  readdirSync,
-  statSync,
-  writeFileSync,
-  mkdirSync,
-} from 'node:fs';
+import { copyFileSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { verifyJournalFile } from '../../device/journal-reader.ts';
-import { JournalWriter } from '../../device/journal-writer.ts';
 import { decryptEvidence, hashFile } from '../../device/sealing/evidence-file.ts';
 import { Sealer, type SealedBody, type SealMeta } from '../../device/sealing/sealer.ts';
-import { StateStore } from '../../device/state-store.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import { parseEvidenceHeader } from '../../protocol/evidence-format.ts';
 import { sha256Hex } from '../../protocol/journal-entry.ts';
 import { makeJpeg, makeTsClip, testCenterKeys } from '../helpers/media.ts';
 import { needPrograms } from '../helpers/system.ts';
-import { tempDir } from '../helpers/temp.ts';
-
-const deviceKeys = generateKeyPairSync('ed25519');
+import { deviceKeys, sealingRig } from '../helpers/sealing.ts';
 
 function meta(over: Partial<SealMeta> = {}): SealMeta {
   return {
@@ -53,30 +41,9 @@ function meta(over: Partial<SealMeta> = {}): SealMeta {
   };
 }
 
-async function setup(
-  t: ExecutionContext,
-  options: { parallelHashMinBytes?: number; chunkBytes?: number } = {},
-) {
-  const dir = tempDir(t);
-  const spool = join(dir, 'spool');
-  const evidence = join(dir, 'evidence');
-  mkdirSync(spool);
-  mkdirSync(evidence);
-  const journal = await JournalWriter.open({
-    path: join(dir, 'journal.jsonl'),
-    device: 'HN-CS-0001',
-    privateKey: deviceKeys.privateKey,
-  });
-  t.teardown(() => journal.close());
-  const state = await StateStore.open(join(dir, 'state.json'));
-  const sealer = new Sealer({
-    evidenceDir: evidence,
-    journal,
-    centerPublicKey: testCenterKeys().publicKey,
-    state,
-    ...options,
-  });
-  return { dir, spool, evidence, journal, state, sealer };
+/** The shared sealing rig (test/helpers/sealing.ts) with this file's sealer options. */
+function setup(t: ExecutionContext, options: { parallelHashMinBytes?: number; chunkBytes?: number } = {}) {
+  return sealingRig(t, options);
 }
 
 test('a segment is hashed, encrypted, journaled, queued for upload and removed from the spool', async (t) => {
