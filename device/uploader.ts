@@ -7,7 +7,6 @@
  * receipt for exactly this item (checkReceipt) is journaled, and only then is the local copy
  * deleted. Anything else — a timeout, a refusal, a cut connection — leaves the item where it was.
  */
-import type { EventEmitter } from 'node:events';
 import type { KeyObject } from 'node:crypto';
 import { open, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -16,24 +15,12 @@ import type { JournalEntry, JsonObject } from '../protocol/journal-entry.ts';
 import {
   checkReceipt,
   uploadOrder,
-  type Done,
-  type JournalBatch,
   type JournalState,
   type Offer,
   type Receipt,
+  type UploadLink,
   type UploadState,
 } from '../protocol/upload.ts';
-
-/** The transport: MQTT in the product, anything that carries the same messages in tests. */
-export interface UploadLink extends EventEmitter {
-  // events: 'state' (UploadState), 'receipt' (Receipt)
-  sendOffer(offer: Offer): Promise<void>;
-  /** resolves when the transport has accepted the chunk (a PUBACK never means "stored") */
-  sendChunk(id: string, offset: number, data: Buffer): Promise<void>;
-  sendDone(done: Done): Promise<void>;
-  /** event 'journal-state' (JournalState) answers it */
-  sendJournal(batch: JournalBatch): Promise<void>;
-}
 
 export interface PendingUpload {
   /** evidence file name (also the upload id) */

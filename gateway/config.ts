@@ -56,6 +56,55 @@ export const GatewayConfigSchema = Type.Object(
     }),
     statusIntervalMs: Type.Integer({ minimum: 100, default: 10_000, description: 'gateway/status period' }),
     fleet: Type.Object(FleetThresholdsSchema.properties, { additionalProperties: false, default: {} }),
+    // Issue 6 (uploads): the write-once evidence store and the key that signs receipts.
+    evidence: Type.Object(
+      {
+        dir: Type.String({
+          default: 'evidence',
+          description: 'the evidence store: write-once objects, incoming/ and index.sqlite',
+        }),
+        receiptKey: Type.String({
+          default: 'receipt.key.pem',
+          description:
+            "the gateway's Ed25519 receipt-signing key (PEM, mode 0600); devices pin its public half",
+        }),
+        role: Type.Union([Type.Literal('station'), Type.Literal('center')], {
+          default: 'station',
+          description: "a unit's collection station, or the provincial center",
+        }),
+        centerKey: Type.Optional(
+          Type.String({
+            description:
+              'center role only: the RSA private key that decrypts each segment at ingest to check its plaintext hash',
+          }),
+        ),
+        maxItemBytes: Type.Integer({
+          minimum: 1,
+          default: 4 * 1024 ** 3,
+          description: 'largest item accepted',
+        }),
+      },
+      { additionalProperties: false, default: {} },
+    ),
+    // Issue 6 item 4: a station relays receipted evidence and journals to the center's gateway.
+    upstream: Type.Optional(
+      Type.Object(
+        {
+          url: Type.String({ pattern: '^mqtts://[^/\\s]+:\\d{1,5}$', description: "the center's gateway" }),
+          cert: Type.String({ description: "this station's gateway certificate (PEM file)" }),
+          key: Type.String({ description: 'its private key (PEM file, mode 0600)' }),
+          ca: Type.String({ description: "the CA the center's gateway certificate chains to" }),
+          receiptKey: Type.String({ description: "the center's receipt-signing public key (PEM file)" }),
+          purgeAfterDays: Type.Integer({
+            minimum: 0,
+            default: 30,
+            description:
+              'days a relayed item stays at the station after the center receipted it; 0 keeps it for ever',
+          }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false, title: 'Gateway configuration' },
 );
@@ -82,5 +131,11 @@ export function loadGatewayConfig(path: string): GatewayConfig {
   const config = parseGatewayConfig(json);
   const base = dirname(resolve(path));
   for (const k of ['cert', 'key', 'ca', 'crl'] as const) config.tls[k] = resolve(base, config.tls[k]);
+  config.evidence.dir = resolve(base, config.evidence.dir);
+  config.evidence.receiptKey = resolve(base, config.evidence.receiptKey);
+  if (config.evidence.centerKey) config.evidence.centerKey = resolve(base, config.evidence.centerKey);
+  if (config.upstream)
+    for (const k of ['cert', 'key', 'ca', 'receiptKey'] as const)
+      config.upstream[k] = resolve(base, config.upstream[k]);
   return config;
 }

@@ -11,6 +11,7 @@
  * that item: same id, same journal entry hash, same ciphertext hash and size (a receipt replayed
  * for another segment deletes nothing).
  */
+import type { EventEmitter } from 'node:events';
 import { sign, verify, type KeyObject } from 'node:crypto';
 import { Type, type Static } from '@sinclair/typebox';
 import { canonicalize } from './canonical-json.ts';
@@ -203,4 +204,19 @@ export function parseJournalBatch(value: unknown): JournalBatch {
 
 export function parseJournalState(value: unknown): JournalState {
   return parseWithSchema(JournalStateSchema, value, 'UPLOAD_BAD_MESSAGE', 'journal state');
+}
+
+/**
+ * The transport seen from the sending side (a device, or a station relaying to its center): MQTT
+ * in the product, anything that carries the same messages in tests.
+ *
+ * Events: 'state' (UploadState), 'receipt' (Receipt), 'journal-state' (JournalState).
+ */
+export interface UploadLink extends EventEmitter {
+  sendOffer(offer: Offer): Promise<void>;
+  /** resolves when the transport has accepted the chunk (a PUBACK never means "stored") */
+  sendChunk(id: string, offset: number, data: Buffer): Promise<void>;
+  sendDone(done: Done): Promise<void>;
+  /** event 'journal-state' (JournalState) answers it */
+  sendJournal(batch: JournalBatch): Promise<void>;
 }

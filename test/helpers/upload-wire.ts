@@ -4,7 +4,7 @@
  * binding is tested separately; this exercises the protocol's resume and check logic.
  */
 import { EventEmitter } from 'node:events';
-import type { UploadLink } from '../../device/uploader.ts';
+import type { UploadLink } from '../../protocol/upload.ts';
 import type { UploadReceiver } from '../../gateway/upload-receiver.ts';
 import type { Done, JournalBatch, Offer, Receipt, UploadState } from '../../protocol/upload.ts';
 
