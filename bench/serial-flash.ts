@@ -16,7 +16,8 @@ import { ServicePort } from '../device/service-port.ts';
 import { statePaths } from '../device/state-paths.ts';
 import { openSerialLink } from '../hardware/serial-link.ts';
 import { encodeSignedProfile, signProfile } from '../protocol/signed-profile.ts';
-import { LineRelay, openPort, ptyPair } from '../test/helpers/serial-line.ts';
+import { LineRelay, openPort } from '../test/helpers/serial-line.ts';
+import { startPtyPair } from '../test/helpers/socat.ts';
 import { makeUnitCa, sampleProfile } from '../test/helpers/unit-ca.ts';
 
 export const LINE_BYTES_PER_SECOND = 11_520;
@@ -31,7 +32,7 @@ export interface BenchResult {
 
 export default async function bench(): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), 'recorder-bench-flash-'));
-  const pairs = [await ptyPair(dir, 'dev'), await ptyPair(dir, 'host')];
+  const pairs = [await startPtyPair(dir, 'dev'), await startPtyPair(dir, 'host')];
   const [devicePair, hostPair] = pairs as [(typeof pairs)[0], (typeof pairs)[0]];
   const relay = await LineRelay.start(devicePair.b, hostPair.b, { bytesPerSecond: LINE_BYTES_PER_SECOND });
   try {

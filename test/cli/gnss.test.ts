@@ -25,7 +25,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
     // Write only once the reader has the port open; then wait for the fixes.
     const w = await open(pty.a, 'w');
-    const deadline = Date.now() + 20_000;
+    // Generous: a loaded 2-core CI machine may take many seconds to start the reader.
+    const deadline = Date.now() + 60_000;
     let written = false;
     while (stdout.split('\n').length < 10 && Date.now() < deadline) {
       if (!written && stderr.includes('reading')) {
@@ -35,6 +36,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       await new Promise((r) => setTimeout(r, 50));
     }
     await w.close();
+    t.true(written, `the reader never said it was reading: ${stderr}`);
     child.kill(signal);
     t.is(await exited, 0, stderr);
     const fixes = stdout

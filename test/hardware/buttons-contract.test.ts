@@ -7,8 +7,9 @@ import { GpioButtons } from '../../hardware/gpio-buttons.ts';
 import { GpiodDriver } from '../../hardware/gpio-gpiod.ts';
 import { SimButtons } from '../../hardware/gpio-sim.ts';
 import type { PressTiming } from '../../hardware/press-classifier.ts';
-import { gpiodStandIn, waitUntil } from '../helpers/gpiod-standin.ts';
+import { gpiodStandIn } from '../helpers/gpiod-standin.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const timing: PressTiming = { debounceMs: 10, longMs: 500, doubleMs: 200 };
 type Gesture = 'short' | 'long' | 'double';
@@ -45,7 +46,7 @@ const drivers: { name: string; make(t: ExecutionContext): Harness }[] = [
       return {
         source,
         async gesture(kind) {
-          await waitUntil(() => standIn.monRuns() === 1, 'gpiomon to start');
+          await waitFor(() => standIn.monRuns() === 1, 10_000, 'gpiomon to start');
           // Edges are written with their own timestamps, like the kernel's; never going back.
           const t0 = Math.max(Date.now(), cursor + 50);
           const edges: [0 | 1, number][] =
@@ -85,7 +86,7 @@ for (const driver of drivers) {
     await source.start();
     for (const [i, kind] of (['short', 'long', 'double'] as const).entries()) {
       await gesture(kind);
-      await waitUntil(() => presses.length > i, `the ${kind} press`);
+      await waitFor(() => presses.length > i, 10_000, `the ${kind} press`);
       t.like(presses[i], { button: 'record', kind });
     }
     await new Promise((r) => setTimeout(r, timing.doubleMs + 100));

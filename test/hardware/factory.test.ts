@@ -10,8 +10,9 @@ import { SimGnss } from '../../hardware/gnss-sim.ts';
 import { GpioButtons } from '../../hardware/gpio-buttons.ts';
 import { GpioIndicators } from '../../hardware/gpio-indicators.ts';
 import { SimButtons, SimIndicators } from '../../hardware/gpio-sim.ts';
-import { gpiodStandIn, waitUntil } from '../helpers/gpiod-standin.ts';
+import { gpiodStandIn } from '../helpers/gpiod-standin.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 function profile(overrides: Partial<HardwareProfile> = {}): HardwareProfile {
   return {
@@ -76,12 +77,12 @@ test('real drivers where this machine has them: serial GNSS, sysfs battery, gpio
   hw.buttons.on('press', (p: ButtonPress) => presses.push(p));
   await hw.buttons.start();
   t.teardown(() => hw.buttons.stop());
-  await waitUntil(() => standIn.monRuns() === 1, 'gpiomon');
+  await waitFor(() => standIn.monRuns() === 1, 10_000, 'gpiomon');
   t.deepEqual(standIn.monArgs(), ['-b -F %o %e %s %n gpiochip0 17 18']);
   const t0 = Date.now();
   standIn.edge(17, 0, t0);
   standIn.edge(17, 1, t0 + 1600);
-  await waitUntil(() => presses.length === 1, 'a long press');
+  await waitFor(() => presses.length === 1, 10_000, 'a long press');
   t.like(presses[0], { button: 'record', kind: 'long' });
 });
 
@@ -142,7 +143,7 @@ test('a simulated GNSS can replay a reference log through the factory', async (t
   t.true(lines.includes(`rec:hardware gnss: sim (replaying ${file} as fast as possible)`));
   await hw.gnss!.start();
   t.teardown(() => hw.gnss!.stop());
-  await waitUntil(() => hw.gnss!.fix?.mode === 3, 'a 3D fix');
+  await waitFor(() => hw.gnss!.fix?.mode === 3, 10_000, 'a 3D fix');
   t.true(Math.abs(hw.gnss!.fix!.lat! - 60.022) < 0.01);
 });
 

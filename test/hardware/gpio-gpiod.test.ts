@@ -3,8 +3,9 @@
 import test from 'ava';
 import { GpiodDriver, parseGpiomonLine, type ToolExit } from '../../hardware/gpio-gpiod.ts';
 import type { GpioEdge } from '../../hardware/gpio.ts';
-import { gpiodStandIn, waitUntil } from '../helpers/gpiod-standin.ts';
+import { gpiodStandIn } from '../helpers/gpiod-standin.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 test('gpiomon lines: our -F format and libgpiod 1.x default format; anything else is null', (t) => {
   t.deepEqual(parseGpiomonLine('17 1 1700000000 5000000'), {
@@ -43,12 +44,12 @@ test('gpiomon runs line-buffered on the profile chip and lines; edges come with 
   const unparsed: string[] = [];
   driver.on('unparsed', (l: string) => unparsed.push(l));
   await driver.watch([5, 6], (e) => edges.push(e));
-  await waitUntil(() => standIn.monRuns() === 1, 'gpiomon');
+  await waitFor(() => standIn.monRuns() === 1, 10_000, 'gpiomon');
   t.deepEqual(standIn.monArgs(), ['-b -F %o %e %s %n gpiochip3 5 6']);
   const now = Date.now();
   standIn.edge(5, 1, now);
   standIn.edge(6, 0, now + 250.5);
-  await waitUntil(() => edges.length === 2, 'two edges');
+  await waitFor(() => edges.length === 2, 10_000, 'two edges');
   t.is(edges[0]!.line, 5);
   t.is(edges[0]!.level, 1);
   // Durations come from the event timestamps, not from when the lines were read.
@@ -65,21 +66,21 @@ test('supervision: gpiomon dies, the driver reports it and restarts it with back
   const exits: ToolExit[] = [];
   driver.on('tool-exit', (e: ToolExit) => exits.push(e));
   await driver.watch([17], (e) => edges.push(e));
-  await waitUntil(() => standIn.monRuns() === 1, 'gpiomon');
+  await waitFor(() => standIn.monRuns() === 1, 10_000, 'gpiomon');
   standIn.edge(17, 1, Date.now());
-  await waitUntil(() => edges.length === 1, 'the first edge');
+  await waitFor(() => edges.length === 1, 10_000, 'the first edge');
 
   process.kill(standIn.monPid(), 'SIGKILL');
-  await waitUntil(() => exits.length === 1, 'the exit report');
+  await waitFor(() => exits.length === 1, 10_000, 'the exit report');
   t.like(exits[0], { tool: 'gpiomon', signal: 'SIGKILL', restartInMs: 100 });
-  await waitUntil(() => standIn.monRuns() === 2, 'the restart');
+  await waitFor(() => standIn.monRuns() === 2, 10_000, 'the restart');
   standIn.edge(17, 0, Date.now());
-  await waitUntil(() => edges.length === 2, 'an edge after the restart');
+  await waitFor(() => edges.length === 2, 10_000, 'an edge after the restart');
   t.is(edges[1]!.level, 0);
 
   // A second crash backs off longer.
   process.kill(standIn.monPid(), 'SIGKILL');
-  await waitUntil(() => exits.length === 2, 'the second exit');
+  await waitFor(() => exits.length === 2, 10_000, 'the second exit');
   t.is(exits[1]!.restartInMs, 200);
 });
 
@@ -96,12 +97,12 @@ test('outputs: one gpioset --mode=signal per level change; the old holder ends f
   driver.on('tool-exit', (e: ToolExit) => exits.push(e));
   // Wait for each stand-in to log itself before superseding it (a real gpioset needs no such wait).
   await driver.write(22, 1);
-  await waitUntil(() => standIn.setCalls().length === 1, 'the first gpioset');
+  await waitFor(() => standIn.setCalls().length === 1, 10_000, 'the first gpioset');
   await driver.write(22, 1); // unchanged: no new process
   await driver.write(22, 0);
-  await waitUntil(() => standIn.setCalls().length === 2, 'the second gpioset');
+  await waitFor(() => standIn.setCalls().length === 2, 10_000, 'the second gpioset');
   await driver.write(23, 1);
-  await waitUntil(() => standIn.setCalls().length === 3, 'three gpioset starts');
+  await waitFor(() => standIn.setCalls().length === 3, 10_000, 'three gpioset starts');
   t.deepEqual(standIn.setCalls(), [
     '--mode=signal gpiochip0 22=1',
     '--mode=signal gpiochip0 22=0',
@@ -109,9 +110,9 @@ test('outputs: one gpioset --mode=signal per level change; the old holder ends f
   ]);
   // The first holder of line 22 was ended by us: that is not reported as a crash.
   t.deepEqual(exits, []);
-  await waitUntil(() => standIn.setPids().length === 3, 'the third pid');
+  await waitFor(() => standIn.setPids().length === 3, 10_000, 'the third pid');
   process.kill(standIn.setPids()[2]!, 'SIGKILL');
-  await waitUntil(() => standIn.setCalls().length === 4, 'the restarted holder');
+  await waitFor(() => standIn.setCalls().length === 4, 10_000, 'the restarted holder');
   t.is(standIn.setCalls()[3], '--mode=signal gpiochip0 23=1');
   t.like(exits[0], { tool: 'gpioset', signal: 'SIGKILL' });
   await driver.close();

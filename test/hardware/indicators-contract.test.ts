@@ -4,8 +4,9 @@ import { GpioIndicators } from '../../hardware/gpio-indicators.ts';
 import { GpiodDriver } from '../../hardware/gpio-gpiod.ts';
 import { SimIndicators } from '../../hardware/gpio-sim.ts';
 import type { Indicators } from '../../hardware/indicators.ts';
-import { gpiodStandIn, waitUntil } from '../helpers/gpiod-standin.ts';
+import { gpiodStandIn } from '../helpers/gpiod-standin.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const drivers: { name: string; make(t: ExecutionContext): Indicators }[] = [
   { name: 'SimIndicators', make: () => new SimIndicators() },
@@ -57,8 +58,9 @@ test('GpioIndicators drives physical levels with active-low applied, blinks and 
       .setCalls()
       .filter((c) => c.includes(' 21='))
       .map((c) => c.slice(-1));
-  await waitUntil(
+  await waitFor(
     () => indicators.state('vibration') === 'off' && levels21().at(-1) === '1',
+    10_000,
     'the pulses to end off',
   );
   await new Promise((r) => setTimeout(r, 300));

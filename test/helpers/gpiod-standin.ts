@@ -66,11 +66,3 @@ exec sleep 1000
     setPids: () => lines('set.pids').map(Number),
   };
 }
-
-export async function waitUntil(what: () => boolean, label: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!what()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${label}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

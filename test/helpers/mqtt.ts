@@ -4,6 +4,8 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Status } from '../../protocol/schemas/status.ts';
 import type { TestIdentity } from './pki.ts';
 
+export { waitFor } from './wait.ts';
+
 export function tlsOptions(who: TestIdentity): { cert: Buffer; key: Buffer; ca: Buffer } {
   return { cert: readFileSync(who.cert), key: readFileSync(who.key), ca: readFileSync(who.ca) };
 }
@@ -53,15 +55,6 @@ export function makeStatus(device: string, patch: Partial<Status> = {}): Status 
     firmware: '0.1.0',
     ...patch,
   };
-}
-
-export async function waitFor(check: () => boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const start = Date.now();
-  while (!check()) {
-    if (Date.now() - start > timeoutMs)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 /** Resolves when the client is closed by the other side (or rejects after timeoutMs). */

@@ -1,51 +1,11 @@
 /**
- * Real serial lines for tests and benchmarks: socat pseudo-terminal pairs, and a relay between two
- * pairs that emulates the wire: pacing at a line rate (a pty has none), flipped bits, dropped
+ * Real serial lines for tests and benchmarks: a relay between two socat pseudo-terminal pairs
+ * (./socat.ts) that emulates the wire: pacing at a line rate (a pty has none), flipped bits, dropped
  * bytes, and a cable pulled mid-frame.
  *
  *   device ── pty pair A ── relay ── pty pair B ── technician's tool
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { SerialPort } from 'serialport';
-
-export interface PtyPair {
-  /** one end (give it to a program) */
-  a: string;
-  /** the other end */
-  b: string;
-  /** Kills socat: both ends close, as when a USB cable is pulled. */
-  kill(): Promise<void>;
-}
-
-/** Starts `socat pty,raw,echo=0,link=A pty,raw,echo=0,link=B` and waits for both links. */
-export async function ptyPair(dir: string, name: string): Promise<PtyPair> {
-  const a = join(dir, `${name}-a`);
-  const b = join(dir, `${name}-b`);
-  // A socat killed earlier leaves its links behind, dangling.
-  for (const link of [a, b]) rmSync(link, { force: true });
-  const child: ChildProcess = spawn('socat', [`pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], {
-    stdio: 'ignore',
-  });
-  let exited = false;
-  child.on('exit', () => (exited = true));
-  const deadline = Date.now() + 5000;
-  while (!(existsSync(a) && existsSync(b))) {
-    if (exited || Date.now() > deadline) throw new Error(`socat did not create ${a} and ${b}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return {
-    a,
-    b,
-    kill: () =>
-      new Promise<void>((resolve) => {
-        if (exited) return resolve();
-        child.once('exit', () => resolve());
-        child.kill('SIGKILL');
-      }),
-  };
-}
 
 export interface LineOptions {
   /** Bytes per second each way; null: as fast as the pty goes. 115200 baud 8N1 = 11520. */

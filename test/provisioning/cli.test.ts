@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RECORDER_BIN, runRecorder } from '../helpers/cli.ts';
-import { ptyPair } from '../helpers/serial-line.ts';
+import { startPtyPair } from '../helpers/socat.ts';
 import { needPrograms } from '../helpers/system.ts';
 import { tempDir } from '../helpers/temp.ts';
 import { makeUnitCa, sampleProfile } from '../helpers/unit-ca.ts';
@@ -59,7 +59,7 @@ test('recorder profile sign / verify / device factory / flash, as a technician r
   ]);
   t.regex(other.stdout, /REFUSED PROFILE_WRONG_DEVICE/);
 
-  let pair = await ptyPair(dir, 'cable');
+  let pair = await startPtyPair(dir, 'cable');
   t.teardown(() => pair.kill());
   const device = spawn(process.execPath, [
     RECORDER_BIN,
@@ -101,7 +101,7 @@ test('recorder profile sign / verify / device factory / flash, as a technician r
   // Pull the cable (socat dies, both pty ends vanish) and plug a new one in: the device waits for
   // its service port to come back and answers again.
   await pair.kill();
-  pair = await ptyPair(dir, 'cable');
+  pair = await startPtyPair(dir, 'cable');
   while (!deviceOut.includes('is back')) {
     if (device.exitCode !== null) t.fail(deviceOut);
     await new Promise((r) => setTimeout(r, 50));

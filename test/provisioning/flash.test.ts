@@ -14,7 +14,8 @@ import { openSerialLink, type SerialLink, type SerialLinkOptions } from '../../h
 import { isRecorderError } from '../../protocol/errors.ts';
 import { decodeServiceMessage, encodeServiceMessage } from '../../protocol/service-message.ts';
 import { MAX_SIGNED_PROFILE_BYTES, encodeSignedProfile, signProfile } from '../../protocol/signed-profile.ts';
-import { LineRelay, ptyPair, type LineOptions, type PtyPair } from '../helpers/serial-line.ts';
+import { LineRelay, type LineOptions } from '../helpers/serial-line.ts';
+import { startPtyPair, type PtyPair } from '../helpers/socat.ts';
 import { needPrograms } from '../helpers/system.ts';
 import { tempDir } from '../helpers/temp.ts';
 import { makeUnitCa, sampleProfile, type UnitCaFiles } from '../helpers/unit-ca.ts';
@@ -46,8 +47,8 @@ interface Bench {
 async function bench(t: ExecutionContext, line: LineOptions = {}, state?: string): Promise<Bench> {
   needPrograms('socat', 'openssl');
   const dir = tempDir(t);
-  const devicePair = await ptyPair(dir, 'dev');
-  const b: Partial<Bench> & { hostPair: PtyPair } = { dir, hostPair: await ptyPair(dir, 'host') };
+  const devicePair = await startPtyPair(dir, 'dev');
+  const b: Partial<Bench> & { hostPair: PtyPair } = { dir, hostPair: await startPtyPair(dir, 'host') };
   b.relay = await LineRelay.start(devicePair.b, b.hostPair.b, line);
   b.deviceLink = await openSerialLink({ path: devicePair.a, ackTimeoutMs: 250, baud: 2_000_000 });
   b.state = state ?? join(dir, 'state');
@@ -246,7 +247,7 @@ test.serial(
     t.is(JSON.parse(readFileSync(paths.identity, 'utf8')).state, 'csr');
 
     // Plug a new cable (a new pty pair on the tool's side of the relay) and run again.
-    const newPair = await ptyPair(b.dir, 'host2');
+    const newPair = await startPtyPair(b.dir, 'host2');
     t.teardown(() => newPair.kill());
     await b.relay.attachHost(newPair.b);
     const link = await openSerialLink({ path: newPair.a, ackTimeoutMs: 250, baud: 2_000_000 });
