@@ -103,6 +103,14 @@ export class TelemetryClient extends EventEmitter {
     return this.client?.connected ?? false;
   }
 
+  /**
+   * The mqtt.js client once started, so uploads (protocol/upload-mqtt.ts) share this TLS connection
+   * and its reconnects; 'connect' tells when to subscribe again (the session is clean).
+   */
+  get mqttClient(): MqttClient | undefined {
+    return this.client;
+  }
+
   private log(level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) {
     this.options.log?.(level, msg, { device: this.options.device, ...fields });
   }

@@ -96,6 +96,10 @@ export const ErrorCodes = {
   SERVICE_PROTOCOL: 'a service-port message is malformed or unexpected',
   IDENTITY_INVALID: 'a device certificate or CA chain does not fit this device',
   CA_INVALID: 'a unit CA directory is missing a file or holds a bad one',
+  // Uploads over MQTT (issue 6, branch upload-mqtt)
+  UPLOAD_LINK_REFUSED: 'the gateway refused the upload reply topics to this client',
+  UPLOAD_CHUNK_TOO_LARGE: 'the upload chunk size does not fit the gateway frame limit',
+  UPLOAD_NOT_CONFIGURED: 'uploads are off: the profile names no gateway receipt key',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
