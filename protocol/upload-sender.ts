@@ -86,7 +86,13 @@ export class UploadSender {
    */
   async syncJournal(
     lines: readonly string[],
-    options: { batchLines?: number; startAt?: number; deviceCert?: string } = {},
+    options: {
+      batchLines?: number;
+      startAt?: number;
+      deviceCert?: string;
+      /** batches that may go unanswered before UPLOAD_TIMEOUT. Default 20. */
+      maxLost?: number;
+    } = {},
   ): Promise<JournalState['head']> {
     if (lines.length === 0) return null;
     const batchLines = options.batchLines ?? 200;
@@ -99,7 +105,7 @@ export class UploadSender {
     this.options.link.on('journal-state', onState);
     try {
       let from = options.startAt ?? 0;
-      for (let rounds = 0; rounds < lines.length / batchLines + 20; rounds++) {
+      for (let rounds = 0; rounds < lines.length / batchLines + (options.maxLost ?? 20); rounds++) {
         const start = Math.min(from, lines.length - 1);
         states.length = 0;
         await this.options.link.sendJournal({
