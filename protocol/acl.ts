@@ -7,7 +7,12 @@
  * - a manager reads status, availability, events, command results and the gateway topics of its
  *   unit, and publishes only commands; a technician likewise;
  * - the gateway role (a relay or second station process) reads everything of its unit;
- * - nobody publishes `$SYS/...` or the gateway's own topics.
+ * - uploads (issue 6): a device publishes offer/data/done/journal for its own number and reads its
+ *   own upload/state, upload/receipt and upload/journal-state; the gateway role (a station relaying
+ *   to its center) does the same for any device of its unit; managers and technicians see none of it;
+ * - nobody subscribes to `upload/data` (the gateway consumes chunks itself and routes them nowhere,
+ *   not even to a gateway-role `#`);
+ * - nobody publishes `$SYS/...`, the gateway's own topics, or the upload replies.
  */
 import {
   GATEWAY_SEGMENT,
@@ -33,7 +38,7 @@ export function mayPublish(who: Identity, topic: string): TopicName | undefined 
   const parsed = parseTopic(topic);
   if (!parsed || parsed.unit !== who.unit) return undefined;
   const spec: TopicSpec = TOPICS[parsed.name];
-  if (spec.gatewayTopic || !spec.publishers.includes(who.role)) return undefined;
+  if (spec.gatewayTopic || spec.fromGateway || !spec.publishers.includes(who.role)) return undefined;
   if (who.role === 'device' && parsed.device !== who.id) return undefined;
   return parsed.name;
 }

@@ -12,17 +12,28 @@ export function asyncApiDocument(): Record<string, unknown> {
   const operations: Record<string, unknown> = {};
   const messages: Record<string, unknown> = {};
   for (const [name, spec] of Object.entries(TOPICS) as [string, TopicSpec][]) {
+    const params = (spec.params ?? []).map((p) => `/{${p}}`).join('');
     const address = spec.gatewayTopic
       ? `rec/v1/{unit}/gateway/${spec.suffix}`
-      : `rec/v1/{unit}/{device}/${spec.suffix}`;
-    // JSON.stringify drops TypeBox's symbol keys, leaving plain JSON Schema.
-    const payload = JSON.parse(JSON.stringify(spec.schema)) as Record<string, unknown>;
+      : `rec/v1/{unit}/{device}/${spec.suffix}${params}`;
+    const sentByGateway = spec.gatewayTopic || spec.fromGateway === true;
+    // JSON.stringify drops TypeBox's symbol keys, leaving plain JSON Schema. Raw bytes have no
+    // JSON Schema of their own: AsyncAPI describes them as a binary string.
+    const payload =
+      spec.encoding === 'bytes'
+        ? { type: 'string', format: 'binary', description: spec.schema.description as string }
+        : (JSON.parse(JSON.stringify(spec.schema)) as Record<string, unknown>);
     delete payload.$id;
     messages[name] = {
       name,
       title: (spec.schema as { title?: string }).title ?? name,
       summary: spec.description,
-      contentType: spec.encoding === 'json' ? 'application/json' : 'text/plain',
+      contentType:
+        spec.encoding === 'json'
+          ? 'application/json'
+          : spec.encoding === 'bytes'
+            ? 'application/octet-stream'
+            : 'text/plain',
       payload,
     };
     channels[name] = {
@@ -33,15 +44,21 @@ export function asyncApiDocument(): Record<string, unknown> {
         ...(spec.gatewayTopic
           ? {}
           : { device: { description: 'the device number (CN of its certificate)' } }),
+        ...(spec.params?.includes('id')
+          ? { id: { description: 'the upload id (the evidence file name)' } }
+          : {}),
+        ...(spec.params?.includes('offset')
+          ? { offset: { description: 'byte offset: a decimal integer without leading zeros' } }
+          : {}),
       },
       messages: { [name]: { $ref: `#/components/messages/${name}` } },
       'x-recorder-acl': {
-        publishers: spec.gatewayTopic ? ['gateway process'] : spec.publishers,
+        publishers: sentByGateway ? ['gateway process'] : spec.publishers,
         readers: spec.readers,
       },
     };
-    operations[`${spec.gatewayTopic ? 'send' : 'receive'}-${name}`] = {
-      action: spec.gatewayTopic ? 'send' : 'receive',
+    operations[`${sentByGateway ? 'send' : 'receive'}-${name}`] = {
+      action: sentByGateway ? 'send' : 'receive',
       channel: { $ref: `#/channels/${name}` },
       summary: spec.description,
       bindings: { mqtt: { qos: spec.qos, retain: spec.retained, bindingVersion: '0.2.0' } },

@@ -114,6 +114,10 @@ export const ErrorCodes = {
   RELAY_NO_CERTIFICATE:
     'the station holds no certificate for a device, so the center could not check its key',
   RELAY_FAILED: 'relaying an item or journal to the center failed; it stays and is retried',
+  // Uploads over MQTT (issue 6, branch upload-mqtt)
+  UPLOAD_LINK_REFUSED: 'the gateway refused the upload reply topics to this client',
+  UPLOAD_CHUNK_TOO_LARGE: 'the upload chunk size does not fit the gateway frame limit',
+  UPLOAD_NOT_CONFIGURED: 'uploads are off: the profile names no gateway receipt key',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -1,0 +1,166 @@
+/**
+ * The upload protocol over MQTT (issue 6; DESIGN.md "MQTT: topics and payloads", "Uploads"): the
+ * sending side's UploadLink on an MQTT client it is given. protocol/ does no I/O of its own: the
+ * device passes the client of its telemetry connection, a station's relay the client it keeps to
+ * its center.
+ *
+ * - offers, done and journal batches are JSON, QoS 1, validated before publishing (a refused publish
+ *   disconnects and mqtt.js would resend it forever: STACK-NOTES "MQTT");
+ * - chunks are raw bytes, QoS 1, on `upload/data/{id}/{offset}`; `sendChunk` resolves on PUBACK,
+ *   which the gateway sends only once the chunk is written to its incoming file;
+ * - replies (`upload/state`, `upload/receipt`, `upload/journal-state` of this device) are decoded
+ *   and validated with decodePayload and emitted as 'state', 'receipt', 'journal-state'. An invalid
+ *   reply is dropped with an 'invalid' event ({topic, problems}).
+ */
+import { EventEmitter } from 'node:events';
+import { RecorderError } from './errors.ts';
+import {
+  decodePayload,
+  deviceTopic,
+  encodePayload,
+  parseTopic,
+  uploadDataTopic,
+  type TopicName,
+} from './topics.ts';
+import type { Done, JournalBatch, Offer, UploadLink } from './upload.ts';
+import type { SchemaProblem } from './schemas/validate.ts';
+
+/** The part of an mqtt.js MqttClient the link uses (structural, so tests and relays may pass their own). */
+export interface UploadMqttClient {
+  publish(
+    topic: string,
+    message: string | Buffer,
+    opts: { qos: 0 | 1; retain?: boolean },
+    callback: (error?: Error) => void,
+  ): unknown;
+  subscribe(
+    topics: string[],
+    opts: { qos: 0 | 1 },
+    callback: (error: Error | null, granted?: { topic: string; qos: number }[]) => void,
+  ): unknown;
+  unsubscribe(topics: string[], callback: (error?: Error) => void): unknown;
+  on(event: 'message', listener: (topic: string, payload: Buffer) => void): unknown;
+  removeListener(event: 'message', listener: (topic: string, payload: Buffer) => void): unknown;
+}
+
+export interface MqttUploadLinkOptions {
+  client: UploadMqttClient;
+  unit: string;
+  /** the device whose items travel: the device itself, or the device a relay sends for */
+  device: string;
+}
+
+export interface InvalidReply {
+  topic: string;
+  problems: SchemaProblem[];
+}
+
+const REPLIES = {
+  uploadState: 'state',
+  uploadReceipt: 'receipt',
+  uploadJournalState: 'journal-state',
+} as const satisfies Partial<Record<TopicName, string>>;
+type ReplyTopic = keyof typeof REPLIES;
+
+export class MqttUploadLink extends EventEmitter implements UploadLink {
+  private readonly replyTopics: Map<string, ReplyTopic>;
+  private started = false;
+  private readonly onMessage = (topic: string, payload: Buffer): void => this.receive(topic, payload);
+
+  constructor(private readonly options: MqttUploadLinkOptions) {
+    super();
+    const { unit, device } = options;
+    this.replyTopics = new Map(
+      (Object.keys(REPLIES) as ReplyTopic[]).map((name) => [deviceTopic(name, unit, device), name]),
+    );
+  }
+
+  /** Subscribes to this device's three reply topics; resolves when the gateway granted all three. */
+  async start(): Promise<void> {
+    if (!this.started) {
+      this.options.client.on('message', this.onMessage);
+      this.started = true;
+    }
+    const topics = [...this.replyTopics.keys()];
+    await new Promise<void>((resolve, reject) =>
+      this.options.client.subscribe(topics, { qos: 1 }, (error, granted) => {
+        if (error) return reject(error);
+        const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
+        if (refused.length) {
+          return reject(
+            new RecorderError(
+              'UPLOAD_LINK_REFUSED',
+              `the gateway refused the subscription to ${refused.join(', ')}`,
+              {
+                refused,
+              },
+            ),
+          );
+        }
+        resolve();
+      }),
+    );
+  }
+
+  /** Stops listening; the unsubscribe itself is best effort (the connection may be gone). */
+  async stop(): Promise<void> {
+    if (!this.started) return;
+    this.started = false;
+    this.options.client.removeListener('message', this.onMessage);
+    await new Promise<void>((resolve) =>
+      this.options.client.unsubscribe([...this.replyTopics.keys()], () => resolve()),
+    );
+  }
+
+  sendOffer(offer: Offer): Promise<void> {
+    return this.publishJson('uploadOffer', offer);
+  }
+
+  sendChunk(id: string, offset: number, data: Buffer): Promise<void> {
+    const { unit, device } = this.options;
+    return this.publish(uploadDataTopic(unit, device, id, offset), data);
+  }
+
+  sendDone(done: Done): Promise<void> {
+    return this.publishJson('uploadDone', done);
+  }
+
+  sendJournal(batch: JournalBatch): Promise<void> {
+    return this.publishJson('uploadJournal', batch);
+  }
+
+  private publishJson(
+    name: 'uploadOffer' | 'uploadDone' | 'uploadJournal',
+    value: Offer | Done | JournalBatch,
+  ) {
+    const encoded = encodePayload(name, value as never);
+    if (!encoded.ok) {
+      return Promise.reject(
+        new RecorderError('UPLOAD_BAD_MESSAGE', `refusing to publish an invalid ${name}`, {
+          problems: encoded.problems,
+        }),
+      );
+    }
+    return this.publish(deviceTopic(name, this.options.unit, this.options.device), encoded.text);
+  }
+
+  private publish(topic: string, message: string | Buffer): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.options.client.publish(topic, message, { qos: 1 }, (error) => (error ? reject(error) : resolve())),
+    );
+  }
+
+  private receive(topic: string, payload: Buffer): void {
+    const name = this.replyTopics.get(topic);
+    if (!name) return; // another user of the same connection (telemetry commands)
+    const decoded = decodePayload(name, payload);
+    if (!decoded.ok) {
+      this.emit('invalid', { topic, problems: decoded.problems } satisfies InvalidReply);
+      return;
+    }
+    // The topic names the device; a reply naming another item is the Uploader's business (it
+    // matches ids and checks receipts against what it holds).
+    if (parseTopic(topic)?.device !== this.options.device) return;
+    this.emit(REPLIES[name], decoded.value);
+  }
+}
