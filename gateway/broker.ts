@@ -13,6 +13,7 @@
  * - A refused subscription gets the failure return code 0x80 and the connection stays up.
  */
 import { Aedes, type AuthenticateError, type Client, type PublishPacket, type Subscription } from 'aedes';
+import { createPublicKey, type KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
@@ -20,9 +21,17 @@ import { createServer, type Server, type TLSSocket } from 'node:tls';
 import { mayPublish, maySubscribe, type Identity } from '../protocol/acl.ts';
 import type { RejectReason } from '../protocol/schemas/fleet.ts';
 import { RejectReasons } from '../protocol/schemas/fleet.ts';
-import { ROLES, decodePayload, parseTopic, type Role, type TopicName } from '../protocol/topics.ts';
+import {
+  ROLES,
+  TOPICS,
+  decodePayload,
+  parseTopic,
+  type ParsedTopic,
+  type Role,
+  type TopicName,
+} from '../protocol/topics.ts';
 import type { SchemaProblem } from '../protocol/schemas/validate.ts';
-import { identityFromSubject, revokedSerials } from './ca.ts';
+import { evidenceKeyFromCertificate, identityFromSubject, revokedSerials } from './ca.ts';
 import { FrameGuard } from './frame-guard.ts';
 import type { Logger } from './log.ts';
 
@@ -36,9 +45,21 @@ export interface BrokerOptions {
   /** called for every valid message from a client, after validation */
   onMessage?: (who: Identity, name: TopicName, device: string, value: unknown, receivedAt: number) => void;
   onDisconnect?: (who: Identity) => void;
+  /**
+   * Upload messages (issue 6), after the ACL and validation: offer, data (value = the raw bytes),
+   * done, journal. The broker acknowledges the publish (PUBACK) only when the promise settles, so a
+   * chunk is acknowledged once it is written and the PUBACK paces the sender. These messages are
+   * consumed here and routed to no subscriber (not even a gateway-role `#`).
+   */
+  onUpload?: (who: Identity, topic: ParsedTopic, value: unknown) => Promise<void>;
   /** how often to look for a new CRL (ms); default 1000 */
   crlPollMs?: number;
 }
+
+/** What clients send for upload (issue 6): consumed by the gateway, never routed. */
+const UPLOAD_TOPICS = new Set<TopicName>(
+  (Object.keys(TOPICS) as TopicName[]).filter((n) => n.startsWith('upload') && !TOPICS[n].readers.length),
+);
 
 export interface RejectEvent {
   reason: RejectReason;
@@ -54,6 +75,8 @@ export class GatewayBroker extends EventEmitter {
   readonly counters = Object.fromEntries(RejectReasons.map((r) => [r, 0])) as Record<RejectReason, number>;
   private readonly identities = new WeakMap<object, Identity>();
   private readonly sockets = new Set<Socket>();
+  /** device number → the evidence-signing key its verified certificate binds (DESIGN.md "Identity") */
+  private readonly evidenceKeys = new Map<string, KeyObject>();
   private server!: Server;
   aedes!: Aedes;
 
@@ -176,6 +199,7 @@ export class GatewayBroker extends EventEmitter {
       return;
     }
     const who: Identity = { role: peer.role as Role, id: peer.id, unit: peer.unit };
+    if (who.role === 'device') this.rememberEvidenceKey(who.id, socket);
     this.sockets.add(socket);
     // aedes would do this on a raw socket; behind FrameGuard it cannot. Without it Nagle's algorithm
     // holds small PUBLISH frames back ~40 ms waiting for ACKs.
@@ -193,6 +217,28 @@ export class GatewayBroker extends EventEmitter {
     this.identities.set(guard, who);
     this.identities.set(socket, who);
     this.aedes.handle(guard);
+  }
+
+  private rememberEvidenceKey(device: string, socket: TLSSocket): void {
+    try {
+      const raw = socket.getPeerCertificate().raw;
+      const pem = `-----BEGIN CERTIFICATE-----\n${raw.toString('base64')}\n-----END CERTIFICATE-----\n`;
+      const key = evidenceKeyFromCertificate(pem);
+      if (key) this.evidenceKeys.set(device, createPublicKey(key));
+    } catch (error) {
+      this.options.log('warn', 'cannot read the evidence key from a device certificate', {
+        device,
+        error: (error as Error).message,
+      });
+    }
+  }
+
+  /**
+   * The evidence key of a device that has connected since the gateway started (its certificate was
+   * verified against the unit CA and the CRL), or null.
+   */
+  evidenceKeyOf(device: string): KeyObject | null {
+    return this.evidenceKeys.get(device) ?? null;
   }
 
   private identityOf(client: Client | null): Identity | undefined {
@@ -250,7 +296,7 @@ export class GatewayBroker extends EventEmitter {
     topic: string,
     payload: Buffer,
   ):
-    | { ok: true; name: TopicName; device: string; value: unknown }
+    | { ok: true; name: TopicName; device: string; parsed: ParsedTopic; value: unknown }
     | (Pick<RejectEvent, 'reason' | 'detail' | 'topic' | 'problems'> & { ok: false }) {
     const name = mayPublish(who, topic);
     if (!name) {
@@ -261,7 +307,8 @@ export class GatewayBroker extends EventEmitter {
         detail: `${who.role} ${who.id} may not publish on ${topic}`,
       };
     }
-    const device = parseTopic(topic)!.device;
+    const parsed = parseTopic(topic)!;
+    const device = parsed.device;
     const decoded = decodePayload(name, payload);
     let problems = decoded.ok ? [] : decoded.problems;
     if (decoded.ok && typeof decoded.value === 'object' && decoded.value && 'device' in decoded.value) {
@@ -272,7 +319,7 @@ export class GatewayBroker extends EventEmitter {
     if (problems.length > 0) {
       return { ok: false, reason: 'schema', topic, problems, detail: `invalid ${name} payload on ${topic}` };
     }
-    return { ok: true, name, device, value: decoded.ok ? decoded.value : undefined };
+    return { ok: true, name, device, parsed, value: decoded.ok ? decoded.value : undefined };
   }
 
   private authorizePublish(
@@ -300,7 +347,30 @@ export class GatewayBroker extends EventEmitter {
     } catch (error) {
       this.options.log('error', 'message handler failed', { error: (error as Error).message });
     }
-    done(null);
+    if (!UPLOAD_TOPICS.has(checked.name)) return done(null);
+    // Consumed by the gateway, readable by nobody: re-addressed out of every subscription's reach
+    // (`#` does not match `$` topics) and emptied, so aedes neither routes nor keeps the bytes.
+    const upload = this.options.onUpload?.(who, checked.parsed, checked.value) ?? Promise.resolve();
+    packet.topic = `$consumed/${who.role}/${who.id}`;
+    packet.retain = false;
+    packet.payload = Buffer.alloc(0);
+    upload.then(
+      () => done(null),
+      (error: Error) => {
+        this.options.log('error', 'upload handler failed', { error: error.message, topic: checked.name });
+        done(null);
+      },
+    );
+  }
+
+  /** Publishes a QoS 1 message as the gateway itself (the upload replies: nobody else may). */
+  publishReply(topic: string, text: string): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.aedes.publish(
+        { cmd: 'publish', topic, payload: Buffer.from(text), qos: 1, retain: false, dup: false },
+        (error) => (error ? reject(error) : resolve()),
+      ),
+    );
   }
 
   private authorizeSubscribe(

@@ -15,7 +15,14 @@ interface DeviceRecord {
   status?: Status;
   /** device clock minus gateway clock when the status arrived */
   clockOffsetMs?: number;
+  /** upload alerts (issue 6) and when they were last raised */
+  uploadAlerts?: Map<UploadAlertName, number>;
 }
+
+export type UploadAlertName = Extract<AlertName, 'upload-refused' | 'station-storage'>;
+
+/** An upload alert holds until the device's next item is stored, or this long after the last one. */
+export const UPLOAD_ALERT_HOLD_MS = 3_600_000;
 
 export interface AlertChange {
   device: string;
@@ -63,6 +70,18 @@ export class FleetMonitor {
     r.lastSeen = at;
   }
 
+  /** The station refused or could not store an upload of this device (issue 6). */
+  onUploadAlert(device: string, alert: UploadAlertName, at: number): void {
+    const r = this.record(device, at);
+    (r.uploadAlerts ??= new Map()).set(alert, at);
+  }
+
+  /** An item of this device was stored: its upload alerts clear. */
+  onUploadStored(device: string, at: number): void {
+    const r = this.record(device, at);
+    r.uploadAlerts?.clear();
+  }
+
   onDisconnect(device: string, at: number): void {
     const r = this.devices.get(device);
     if (r) {
@@ -82,6 +101,8 @@ export class FleetMonitor {
       alerts.push('upload-overdue');
     if (r.clockOffsetMs !== undefined && Math.abs(r.clockOffsetMs) > t.clockDriftMs)
       alerts.push('clock-drift');
+    for (const [alert, since] of r.uploadAlerts ?? [])
+      if (now - since < UPLOAD_ALERT_HOLD_MS) alerts.push(alert);
     return alerts;
   }
 

@@ -7,8 +7,12 @@
  *   'reject'  RejectEvent   every refused handshake, identity, publish, subscription, payload, frame
  *   'alert'   AlertChange   an alert raised (active: true) or cleared (active: false)
  *   'fleet'   Fleet         every snapshot published
+ *   'upload-alert' UploadAlert  the upload receiver refused or could not store an upload (issue 6)
+ *   'stored'  StoredItem    an uploaded item was stored and receipted
  */
+import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
 import type { Identity } from '../protocol/acl.ts';
 import type { Availability } from '../protocol/schemas/availability.ts';
 import type { Fleet, GatewayStatus, RejectReason } from '../protocol/schemas/fleet.ts';
@@ -18,6 +22,7 @@ import { GatewayBroker } from './broker.ts';
 import type { GatewayConfig } from './config.ts';
 import { FleetMonitor } from './fleet-monitor.ts';
 import { createLogger, type LogSink } from './log.ts';
+import { UploadService } from './upload-service.ts';
 
 export interface GatewayHandle {
   address: { host: string; port: number };
@@ -27,6 +32,8 @@ export interface GatewayHandle {
   counters(): Record<RejectReason, number>;
   fleet(): Fleet;
   broker: GatewayBroker;
+  /** the evidence store and upload receiver (issue 6) */
+  uploads: UploadService;
   close(): Promise<void>;
 }
 
@@ -43,13 +50,32 @@ export async function startGateway(
   const events = new EventEmitter();
   const monitor = new FleetMonitor(config.unit, config.fleet);
   const startedAt = new Date().toISOString();
+  let publishFleetSoon = () => {};
+  const uploads: UploadService = new UploadService({
+    unit: config.unit,
+    holder: gatewayId(config.tls.cert),
+    evidence: config.evidence,
+    log: createLogger('rec:gateway:upload', options.logSink),
+    // Called only for messages the broker delivers, so after `broker` below is assigned.
+    publish: (topic, text): Promise<void> => broker.publishReply(topic, text),
+    deviceKey: (device) => broker.evidenceKeyOf(device),
+    onAlert: (device, alert) => {
+      monitor.onUploadAlert(device, alert, Date.now());
+      publishFleetSoon();
+    },
+    onStored: (item) => {
+      monitor.onUploadStored(item.device, Date.now());
+    },
+  });
+  uploads.on('upload-alert', (alert) => events.emit('upload-alert', alert));
+  uploads.on('stored', (item) => events.emit('stored', item));
   const onMessage = (who: Identity, name: TopicName, device: string, value: unknown, at: number) => {
     if (who.role !== 'device') return;
     if (name === 'status') monitor.onStatus(device, value as Status, at);
     else if (name === 'availability') monitor.onAvailability(device, value as Availability, at);
     else monitor.onSeen(device, at);
   };
-  const broker = await GatewayBroker.start({
+  const broker: GatewayBroker = await GatewayBroker.start({
     unit: config.unit,
     host: config.listen.host,
     port: config.listen.port,
@@ -60,6 +86,10 @@ export async function startGateway(
     onDisconnect: (who) => {
       if (who.role === 'device') monitor.onDisconnect(who.id, Date.now());
     },
+    onUpload: (who, topic, value): Promise<void> => uploads.handle(who, topic, value),
+  }).catch((error: unknown) => {
+    uploads.close();
+    throw error;
   });
   broker.on('reject', (event) => events.emit('reject', event));
 
@@ -82,6 +112,7 @@ export async function startGateway(
       time: new Date().toISOString(),
       startedAt,
       clients: broker.clients,
+      uploads: { ...uploads.counters },
       rejects: { ...broker.counters },
     };
     const encoded = encodePayload('gatewayStatus', status);
@@ -93,6 +124,7 @@ export async function startGateway(
     setInterval(guard('fleet snapshot', publishFleet), config.fleet.publishIntervalMs),
     setInterval(guard('gateway status', publishStatus), config.statusIntervalMs),
   ];
+  publishFleetSoon = guard('fleet snapshot', publishFleet);
   await publishStatus();
   await publishFleet();
   const address = broker.address;
@@ -104,10 +136,22 @@ export async function startGateway(
     counters: () => ({ ...broker.counters }),
     fleet: () => monitor.snapshot(Date.now()),
     broker,
+    uploads,
     close: async () => {
       for (const t of timers) clearInterval(t);
       await broker.close();
+      uploads.close();
       log('info', 'gateway stopped');
     },
   };
+}
+
+/** The CN of the gateway's own certificate: the holder its receipts name. */
+function gatewayId(certPath: string): string {
+  try {
+    const subject = new X509Certificate(readFileSync(certPath)).subject;
+    return /^CN=(.+)$/m.exec(subject)?.[1] ?? 'gateway';
+  } catch {
+    return 'gateway'; // the broker reports an unreadable certificate itself
+  }
 }

@@ -40,7 +40,9 @@ export interface UploadMqttClient {
   ): unknown;
   unsubscribe(topics: string[], callback: (error?: Error) => void): unknown;
   on(event: 'message', listener: (topic: string, payload: Buffer) => void): unknown;
+  on(event: 'close', listener: () => void): unknown;
   removeListener(event: 'message', listener: (topic: string, payload: Buffer) => void): unknown;
+  removeListener(event: 'close', listener: () => void): unknown;
 }
 
 export interface MqttUploadLinkOptions {
@@ -48,6 +50,24 @@ export interface MqttUploadLinkOptions {
   unit: string;
   /** the device whose items travel: the device itself, or the device a relay sends for */
   device: string;
+  /**
+   * Largest JSON payload of a journal batch; a longer batch is cut to fewer lines (at least one),
+   * which the protocol allows: the station answers with its head and the sender goes on from there.
+   * Keep it under the gateway's frame limit (maxFrameBytes, default 320 KiB). Default 256 KiB.
+   */
+  maxJournalBytes?: number;
+}
+
+/**
+ * Bytes an upload/data PUBLISH adds to its chunk: fixed header (≤ 5), topic length (2), the topic
+ * (`rec/v1/` + unit ≤ 64 + device ≤ 64 + `/upload/data/` + id ≤ 128 + offset ≤ 16 + slashes) and the
+ * packet id (2), rounded up. A chunk fits the gateway when chunkBytes + this ≤ maxFrameBytes.
+ */
+export const UPLOAD_FRAME_OVERHEAD = 512;
+
+/** The largest chunk a gateway with this frame limit accepts. */
+export function maxChunkBytes(maxFrameBytes: number): number {
+  return maxFrameBytes - UPLOAD_FRAME_OVERHEAD;
 }
 
 export interface InvalidReply {
@@ -66,6 +86,17 @@ export class MqttUploadLink extends EventEmitter implements UploadLink {
   private readonly replyTopics: Map<string, ReplyTopic>;
   private started = false;
   private readonly onMessage = (topic: string, payload: Buffer): void => this.receive(topic, payload);
+  /** publishes waiting for their PUBACK */
+  private readonly pending = new Set<(error: Error) => void>();
+  /**
+   * A lost connection fails every publish in flight at once: mqtt.js would resend them after a
+   * reconnect, but the sender cannot tell when (or whether) that happens, so it offers again and
+   * the gateway answers with what it holds (duplicates are harmless: DESIGN.md "Uploads").
+   */
+  private readonly onClose = (): void => {
+    const error = new RecorderError('MQTT_NOT_CONNECTED', 'the connection to the gateway closed');
+    for (const fail of [...this.pending]) fail(error);
+  };
 
   constructor(private readonly options: MqttUploadLinkOptions) {
     super();
@@ -79,6 +110,7 @@ export class MqttUploadLink extends EventEmitter implements UploadLink {
   async start(): Promise<void> {
     if (!this.started) {
       this.options.client.on('message', this.onMessage);
+      this.options.client.on('close', this.onClose);
       this.started = true;
     }
     const topics = [...this.replyTopics.keys()];
@@ -107,6 +139,7 @@ export class MqttUploadLink extends EventEmitter implements UploadLink {
     if (!this.started) return;
     this.started = false;
     this.options.client.removeListener('message', this.onMessage);
+    this.options.client.removeListener('close', this.onClose);
     await new Promise<void>((resolve) =>
       this.options.client.unsubscribe([...this.replyTopics.keys()], () => resolve()),
     );
@@ -126,7 +159,16 @@ export class MqttUploadLink extends EventEmitter implements UploadLink {
   }
 
   sendJournal(batch: JournalBatch): Promise<void> {
-    return this.publishJson('uploadJournal', batch);
+    const limit = this.options.maxJournalBytes ?? 256 * 1024;
+    let lines = batch.lines;
+    let bytes = Buffer.byteLength(JSON.stringify(batch));
+    while (bytes > limit && lines.length > 1) {
+      // Drop from the end: each line costs its JSON-escaped length plus a comma.
+      const last = lines.at(-1)!;
+      bytes -= Buffer.byteLength(JSON.stringify(last)) + 1;
+      lines = lines.slice(0, -1);
+    }
+    return this.publishJson('uploadJournal', { from: batch.from, lines });
   }
 
   private publishJson(
@@ -145,9 +187,23 @@ export class MqttUploadLink extends EventEmitter implements UploadLink {
   }
 
   private publish(topic: string, message: string | Buffer): Promise<void> {
-    return new Promise((resolve, reject) =>
-      this.options.client.publish(topic, message, { qos: 1 }, (error) => (error ? reject(error) : resolve())),
-    );
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const fail = (error: Error) => {
+        if (settled) return;
+        settled = true;
+        this.pending.delete(fail);
+        reject(error);
+      };
+      this.pending.add(fail);
+      this.options.client.publish(topic, message, { qos: 1 }, (error) => {
+        if (error) return fail(error);
+        if (settled) return;
+        settled = true;
+        this.pending.delete(fail);
+        resolve();
+      });
+    });
   }
 
   private receive(topic: string, payload: Buffer): void {

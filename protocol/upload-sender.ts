@@ -151,6 +151,9 @@ export class UploadSender {
         inFlight.delete(sent);
         onProgress?.(position + length);
       });
+      // Observed through race/all below; this keeps the others of a failed window from being
+      // reported as unhandled when a cut connection fails them all at once.
+      sent.catch(() => undefined);
       inFlight.add(sent);
       if (inFlight.size >= this.window) await Promise.race(inFlight);
     }

@@ -4,6 +4,7 @@ import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { caPaths, issueCertificate, loadCa, writeIssued } from '../../gateway/ca.ts';
 import { loadGatewayConfig, parseGatewayConfig } from '../../gateway/config.ts';
+import { loadOrCreateSigningKey } from '../../device/keys.ts';
 import { startGateway } from '../../gateway/gateway.ts';
 import { asyncApiDocument } from '../../protocol/asyncapi.ts';
 import { RecorderError } from '../../protocol/errors.ts';
@@ -53,8 +54,15 @@ export function registerGateway(program: Command, run: Run): void {
           tls: { cert: paths.cert, key: paths.key, ca: caPaths(caDir).cert, crl: caPaths(caDir).crl },
         });
         writeFileSync(out, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o644 });
+        // Issue 6: the receipt-signing key. Devices pin its public half, so an existing pair is kept.
+        const receiptPub = resolve(dirname(out), 'receipt.pub.pem');
+        const receipt = loadOrCreateSigningKey(resolve(dirname(out), config.evidence.receiptKey), receiptPub);
         process.stdout.write(
-          `gateway configuration for unit ${unit} written to ${out}\nrun it: recorder gateway run --config ${out}\n`,
+          `gateway configuration for unit ${unit} written to ${out}\n` +
+            `receipt-signing key ${receipt.created ? 'created' : 'kept'}; devices pin its public half: ` +
+            `recorder profile init ... --receipt-key ${receiptPub}\n` +
+            `  (fingerprint ${receipt.fingerprint})\n` +
+            `run it: recorder gateway run --config ${out}\n`,
         );
         return EXIT_OK;
       }),

@@ -6,7 +6,17 @@ import { Type, type Static } from '@sinclair/typebox';
 import { DeviceId, IsoTime } from './mqtt-common.ts';
 import { DeviceStateSchema } from './status.ts';
 
-export const AlertNames = ['offline', 'battery-low', 'storage-low', 'upload-overdue', 'clock-drift'] as const;
+export const AlertNames = [
+  'offline',
+  'battery-low',
+  'storage-low',
+  'upload-overdue',
+  'clock-drift',
+  // Issue 6: the station refused an upload of this device (forged offer, broken journal chain,
+  // corrupted bytes), or could not store it (the station's own disk is full or failing).
+  'upload-refused',
+  'station-storage',
+] as const;
 export type AlertName = (typeof AlertNames)[number];
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) =>
@@ -71,6 +81,19 @@ export const GatewayStatusSchema = Type.Object(
     time: IsoTime('gateway clock'),
     startedAt: IsoTime('when the gateway started'),
     clients: Type.Integer({ minimum: 0 }),
+    uploads: Type.Optional(
+      Type.Object(
+        {
+          offers: Type.Integer({ minimum: 0 }),
+          chunks: Type.Integer({ minimum: 0 }),
+          bytes: Type.Integer({ minimum: 0, description: 'chunk bytes written to incoming files' }),
+          stored: Type.Integer({ minimum: 0, description: 'items stored and receipted' }),
+          refused: Type.Integer({ minimum: 0 }),
+          alerts: Type.Integer({ minimum: 0 }),
+        },
+        { additionalProperties: false, description: 'issue 6: upload counters since start' },
+      ),
+    ),
     rejects: Type.Object(
       Object.fromEntries(RejectReasons.map((r) => [r, Type.Integer({ minimum: 0 })])) as Record<
         RejectReason,

@@ -96,7 +96,12 @@ test('ca init, ca issue, ca revoke, gateway init and fleet watch (table and --js
     join(dir, 'gw', 'gateway.json'),
   ]);
   t.is(r.code, 0, r.stderr);
+  // Issue 6: the receipt-signing key pair next to the config; the output says where the public half is.
+  t.is(statSync(join(dir, 'gw', 'receipt.key.pem')).mode & 0o777, 0o600);
+  t.regex(readFileSync(join(dir, 'gw', 'receipt.pub.pem'), 'utf8'), /BEGIN PUBLIC KEY/);
+  t.true(r.stdout.includes(join(dir, 'gw', 'receipt.pub.pem')), r.stdout);
   const config = loadGatewayConfig(join(dir, 'gw', 'gateway.json'));
+  t.is(config.evidence.receiptKey, join(dir, 'gw', 'receipt.key.pem'));
   t.is(config.unit, 'SX-TY');
   config.fleet.publishIntervalMs = 300;
   const gw = await startGateway(config, { logSink: () => {} });

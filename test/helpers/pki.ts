@@ -1,6 +1,7 @@
 /** A unit CA with one certificate per role, written to a temp dir, and a gateway config for it. */
 import type { ExecutionContext } from 'ava';
 import { generateKeyPairSync } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { caPaths, initCa, issueCertificate, writeIssued, type CertificateRole } from '../../gateway/ca.ts';
 import { parseGatewayConfig, type GatewayConfig } from '../../gateway/config.ts';
@@ -18,8 +19,14 @@ export interface TestPki {
   dir: string;
   caDir: string;
   unit: string;
-  issue(role: CertificateRole, id: string, extra?: { notBefore?: Date; validDays?: number }): TestIdentity;
+  issue(
+    role: CertificateRole,
+    id: string,
+    extra?: { notBefore?: Date; validDays?: number; evidencePublicKeyPem?: string },
+  ): TestIdentity;
   config(overrides?: Record<string, unknown>): GatewayConfig;
+  /** the gateway's receipt-signing key pair (issue 6): PEM files in `dir` */
+  receiptKey: { key: string; pub: string };
 }
 
 /** `where`: a test (a temp dir removed at its end) or a directory the caller removes (for hooks). */
@@ -48,17 +55,24 @@ export function testPki(where: ExecutionContext | string, unit = 'HN-CS'): TestP
     };
   };
   const gw = issue('gateway', 'station');
+  const receipt = generateKeyPairSync('ed25519');
+  const receiptKey = { key: join(dir, 'receipt.key.pem'), pub: join(dir, 'receipt.pub.pem') };
+  writeFileSync(receiptKey.key, receipt.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  writeFileSync(receiptKey.pub, receipt.publicKey.export({ type: 'spki', format: 'pem' }));
   return {
     dir,
     caDir,
     unit,
     issue,
+    receiptKey,
     config: (overrides = {}) =>
       parseGatewayConfig({
         format: 'recorder-gateway/1',
         unit,
         listen: { host: '127.0.0.1', port: 0 },
         tls: { cert: gw.cert, key: gw.key, ca: caPaths(caDir).cert, crl: caPaths(caDir).crl },
+        // Absolute: parseGatewayConfig alone does not resolve paths against a config file.
+        evidence: { dir: join(dir, 'evidence'), receiptKey: receiptKey.key },
         ...overrides,
       }),
   };

@@ -1,0 +1,191 @@
+/**
+ * The gateway's side of uploads over MQTT (issue 6 item 2): the evidence store, the receiver, and
+ * the glue from the broker's upload messages to the receiver and back to the device's reply topics.
+ *
+ * - offer / done → receiver → `upload/state` (+ `upload/receipt`) of that device;
+ * - data → receiver.chunk(); the broker acknowledges only when it resolves (the chunk is written),
+ *   so the PUBACK paces the sender; a state the receiver returns (resume elsewhere) goes out on
+ *   `upload/state`;
+ * - journal → receiver.journal() → `upload/journal-state`;
+ * - receiver alerts → log, 'upload-alert' (UploadAlert), and a fleet alert for that device
+ *   (`station-storage` when the station cannot write, `upload-refused` otherwise).
+ *
+ * The device's evidence key comes from its verified TLS certificate (the broker keeps it per device).
+ */
+import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import { readFileSync, statSync } from 'node:fs';
+import type { Identity } from '../protocol/acl.ts';
+import { RecorderError } from '../protocol/errors.ts';
+import { deviceTopic, encodePayload, type ParsedTopic } from '../protocol/topics.ts';
+import type { JournalState, UploadState } from '../protocol/upload.ts';
+import type { GatewayConfig } from './config.ts';
+import { EvidenceStore, type StoredItem } from './evidence-store.ts';
+import type { UploadAlertName } from './fleet-monitor.ts';
+import type { Logger } from './log.ts';
+import { UploadReceiver, type ReceiverReply, type UploadAlert } from './upload-receiver.ts';
+
+export interface UploadCounters {
+  offers: number;
+  chunks: number;
+  bytes: number;
+  stored: number;
+  refused: number;
+  alerts: number;
+}
+
+export interface UploadServiceOptions {
+  unit: string;
+  /** the name receipts give as holder (the unit's gateway id) */
+  holder: string;
+  evidence: GatewayConfig['evidence'];
+  log: Logger;
+  /** publishes a QoS 1 reply as the gateway itself */
+  publish: (topic: string, text: string) => Promise<void>;
+  /** the evidence key bound to a device's certificate, or null */
+  deviceKey: (device: string) => KeyObject | null;
+  /** a fleet alert for a device */
+  onAlert?: (device: string, alert: UploadAlertName) => void;
+  /** an item of the device was stored */
+  onStored?: (item: StoredItem) => void;
+}
+
+const STORAGE_CODES = new Set(['STORAGE_FULL', 'UPLOAD_WRITE_FAILED', 'STORE_FAILED']);
+
+/**
+ * Events: 'upload-alert' (UploadAlert), 'stored' (StoredItem).
+ */
+export class UploadService extends EventEmitter {
+  readonly counters: UploadCounters = { offers: 0, chunks: 0, bytes: 0, stored: 0, refused: 0, alerts: 0 };
+  readonly store: EvidenceStore;
+  /** null when the receipt key is missing: every offer is refused with UPLOAD_NOT_CONFIGURED */
+  readonly receiver: UploadReceiver | null;
+
+  constructor(private readonly options: UploadServiceOptions) {
+    super();
+    const { evidence, log } = options;
+    this.store = new EvidenceStore(evidence.dir);
+    let receiptKey: KeyObject | null = null;
+    try {
+      const mode = statSync(evidence.receiptKey).mode & 0o777;
+      if (mode & 0o077)
+        throw new Error(`mode ${mode.toString(8)}: it must be readable by its owner only (chmod 600)`);
+      receiptKey = createPrivateKey(readFileSync(evidence.receiptKey));
+    } catch (error) {
+      log(
+        'warn',
+        'uploads are off: the receipt-signing key cannot be read (recorder gateway init writes one)',
+        {
+          path: evidence.receiptKey,
+          error: (error as Error).message,
+        },
+      );
+    }
+    if (receiptKey && receiptKey.asymmetricKeyType !== 'ed25519') {
+      log('warn', 'uploads are off: the receipt-signing key is not Ed25519', { path: evidence.receiptKey });
+      receiptKey = null;
+    }
+    this.receiver = receiptKey
+      ? new UploadReceiver({
+          store: this.store,
+          unit: options.unit,
+          holder: options.holder,
+          role: evidence.role,
+          receiptKey,
+          deviceKey: options.deviceKey,
+          maxItemBytes: evidence.maxItemBytes,
+        })
+      : null;
+    this.receiver?.on('alert', (alert: UploadAlert) => this.onReceiverAlert(alert));
+    this.receiver?.on(
+      'rejected',
+      (r: { device: string; id: string | null; code: string; message: string }) => {
+        this.counters.refused++;
+        log('info', `upload refused: ${r.message}`, { ...r });
+      },
+    );
+    this.receiver?.on('stored', (item: StoredItem) => {
+      this.counters.stored++;
+      log('info', 'upload stored', { device: item.device, id: item.id, bytes: item.bytes });
+      options.onStored?.(item);
+      this.emit('stored', item);
+    });
+  }
+
+  private onReceiverAlert(alert: UploadAlert): void {
+    this.counters.alerts++;
+    this.options.log('warn', `upload alert: ${alert.message}`, { ...alert });
+    this.options.onAlert?.(
+      alert.device,
+      STORAGE_CODES.has(alert.code) ? 'station-storage' : 'upload-refused',
+    );
+    this.emit('upload-alert', alert);
+  }
+
+  /** One upload message from the broker (after ACL and schema); resolves when it is handled. */
+  async handle(_who: Identity, topic: ParsedTopic, value: unknown): Promise<void> {
+    const device = topic.device;
+    const receiver = this.receiver;
+    if (topic.name === 'uploadData') {
+      const data = value as Buffer;
+      if (!receiver) return;
+      this.counters.chunks++;
+      const state = await receiver.chunk(device, topic.id!, topic.offset!, data);
+      if (state) {
+        if (state.status === 'refused') this.counters.refused++;
+        await this.reply('uploadState', device, state);
+      } else this.counters.bytes += data.length;
+      return;
+    }
+    if (topic.name === 'uploadOffer' || topic.name === 'uploadDone') {
+      if (topic.name === 'uploadOffer') this.counters.offers++;
+      const reply: ReceiverReply = receiver
+        ? await receiver[topic.name === 'uploadOffer' ? 'offer' : 'done'](device, value)
+        : { state: this.notConfigured((value as { id: string }).id) };
+      if (reply.state) await this.reply('uploadState', device, reply.state);
+      if (reply.receipt) await this.reply('uploadReceipt', device, reply.receipt);
+      return;
+    }
+    if (topic.name === 'uploadJournal') {
+      const state: JournalState = receiver
+        ? await receiver.journal(device, value)
+        : {
+            status: 'refused',
+            head: null,
+            code: 'UPLOAD_NOT_CONFIGURED',
+            reason: 'the station has no receipt key',
+          };
+      await this.reply('uploadJournalState', device, state);
+    }
+  }
+
+  private notConfigured(id: string): UploadState {
+    this.counters.refused++;
+    return {
+      id,
+      status: 'refused',
+      offset: 0,
+      code: 'UPLOAD_NOT_CONFIGURED',
+      reason: 'the station has no receipt-signing key',
+    };
+  }
+
+  private async reply(
+    name: 'uploadState' | 'uploadReceipt' | 'uploadJournalState',
+    device: string,
+    value: unknown,
+  ): Promise<void> {
+    const encoded = encodePayload(name, value as never);
+    if (!encoded.ok) {
+      // Our own reply failing our own schema is a bug; never publish it (the device would drop it).
+      throw new RecorderError('UPLOAD_BAD_MESSAGE', `the gateway built an invalid ${name}`, {
+        problems: encoded.problems,
+      });
+    }
+    await this.options.publish(deviceTopic(name, this.options.unit, device), encoded.text);
+  }
+
+  close(): void {
+    this.store.close();
+  }
+}
