@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { registerCa } from './commands/ca.ts';
 import { registerDemo } from './commands/demo.ts';
 import { registerDevice } from './commands/device.ts';
+import { registerEvidence } from './commands/evidence.ts';
 import { registerGnss } from './commands/gnss.ts';
 import { registerFleet } from './commands/fleet.ts';
 import { registerGateway } from './commands/gateway.ts';
@@ -36,6 +37,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerCa(program, run);
   registerGateway(program, run);
   registerFleet(program, run);
+  // Evidence store, center and relay (issue 6 items 4, 5)
+  registerEvidence(program, run);
   // Provisioning (issue 7)
   registerProfileSigning(program, run);
   registerDeviceFactory(program, run);

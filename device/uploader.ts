@@ -1,5 +1,7 @@
 /**
- * Uploads sealed evidence to the station (DESIGN.md "Uploads"), independent of the transport.
+ * Uploads sealed evidence to the station (DESIGN.md "Uploads"), independent of the transport. The
+ * exchange itself is protocol/upload-sender.ts (shared with the station's relay to its center);
+ * this file decides what is pending, checks and journals receipts, and deletes.
  *
  * For each pending item, in upload order (marked events first, then oldest): offer the device-signed
  * journal entry with the ciphertext size and hash, send the bytes the gateway does not hold yet in
@@ -8,7 +10,7 @@
  * deleted. Anything else — a timeout, a refusal, a cut connection — leaves the item where it was.
  */
 import type { KeyObject } from 'node:crypto';
-import { open, readFile, unlink } from 'node:fs/promises';
+import { open, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RecorderError, isRecorderError } from '../protocol/errors.ts';
 import type { JournalEntry, JsonObject } from '../protocol/journal-entry.ts';
@@ -19,8 +21,8 @@ import {
   type Offer,
   type Receipt,
   type UploadLink,
-  type UploadState,
 } from '../protocol/upload.ts';
+import { UploadSender } from '../protocol/upload-sender.ts';
 
 export interface PendingUpload {
   /** evidence file name (also the upload id) */
@@ -71,14 +73,16 @@ export interface UploadRoundResult {
 }
 
 export class Uploader {
-  private readonly chunkBytes: number;
-  private readonly window: number;
-  private readonly timeoutMs: number;
+  private readonly sender: UploadSender;
 
   constructor(private readonly options: UploaderOptions) {
-    this.chunkBytes = options.chunkBytes ?? 256 * 1024;
-    this.window = options.window ?? 8;
-    this.timeoutMs = options.replyTimeoutMs ?? 15_000;
+    this.sender = new UploadSender({
+      link: options.link,
+      timers: { setTimeout, clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout), now: Date.now },
+      ...(options.chunkBytes ? { chunkBytes: options.chunkBytes } : {}),
+      ...(options.window ? { window: options.window } : {}),
+      ...(options.replyTimeoutMs ? { replyTimeoutMs: options.replyTimeoutMs } : {}),
+    });
   }
 
   /**
@@ -93,50 +97,7 @@ export class Uploader {
       .slice(0, text.lastIndexOf('\n') + 1)
       .split('\n')
       .slice(0, -1);
-    const batchLines = this.options.journalBatchLines ?? 200;
-    const states: JournalState[] = [];
-    let wake: (() => void) | null = null;
-    const onState = (state: JournalState) => {
-      states.push(state);
-      wake?.();
-    };
-    this.options.link.on('journal-state', onState);
-    try {
-      if (lines.length === 0) return null;
-      // Start optimistic at 0; the station answers with its head and we go on from there. At least
-      // one line goes out each time, so a station that holds everything still says so.
-      let from = 0;
-      for (let rounds = 0; rounds < lines.length / batchLines + 20; rounds++) {
-        const start = Math.min(from, lines.length - 1);
-        states.length = 0;
-        await this.options.link.sendJournal({ from: start, lines: lines.slice(start, start + batchLines) });
-        const deadline = Date.now() + this.timeoutMs;
-        while (states.length === 0 && Date.now() < deadline) {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, deadline - Date.now());
-            wake = () => {
-              clearTimeout(timer);
-              resolve();
-            };
-          });
-          wake = null;
-        }
-        const state = states.shift();
-        if (!state) continue; // lost on the way: send again
-        if (state.status === 'refused') {
-          throw new RecorderError(
-            'UPLOAD_REFUSED',
-            `the station refused the journal: ${state.code ?? ''} ${state.reason ?? ''}`.trim(),
-          );
-        }
-        const held = state.head ? state.head.seq + 1 : 0;
-        if (held >= lines.length) return state.head;
-        from = held;
-      }
-      throw new RecorderError('UPLOAD_TIMEOUT', 'the journal did not reach the station');
-    } finally {
-      this.options.link.off('journal-state', onState);
-    }
+    return this.sender.syncJournal(lines, { batchLines: this.options.journalBatchLines ?? 200 });
   }
 
   /** One pass over everything pending, in upload order. */
@@ -208,101 +169,22 @@ export class Uploader {
   }
 
   private async attempt(item: PendingUpload, offer: Offer): Promise<Receipt> {
-    const replies = this.collect(item.file);
+    // Opened only when bytes must go: an item receipted before a crash may have no file left,
+    // and the gateway answers `have` with its receipt without needing any.
+    let handle: FileHandle | null = null;
     try {
-      await this.options.link.sendOffer(offer);
-      let state = await replies.nextState();
-      for (;;) {
-        if (state.status === 'refused' && state.code === 'UPLOAD_NO_OFFER') {
-          // The gateway restarted and lost the session: offer again, it resumes from its file.
-          throw new RecorderError('UPLOAD_TIMEOUT', `the gateway forgot the offer of ${item.file}`);
-        }
-        if (state.status === 'refused') {
-          throw new RecorderError(
-            'UPLOAD_REFUSED',
-            `the gateway refused ${item.file}: ${state.code ?? ''} ${state.reason ?? ''}`.trim(),
-            {
-              code: state.code,
-            },
-          );
-        }
-        if (state.status === 'have') return await replies.receipt();
-        await this.sendFrom(item, state.offset);
-        await this.options.link.sendDone({ id: item.file, bytes: item.bytes, sha256: item.sha256 });
-        state = await replies.nextState();
-      }
+      return await this.sender.sendItem(
+        offer,
+        async (position, length) => {
+          handle ??= await open(join(this.options.evidenceDir, item.file), 'r');
+          const data = Buffer.alloc(length);
+          const { bytesRead } = await handle.read(data, 0, length, position);
+          return data.subarray(0, bytesRead);
+        },
+        (sent) => this.options.onProgress?.(item, sent),
+      );
     } finally {
-      replies.close();
+      await (handle as FileHandle | null)?.close();
     }
-  }
-
-  private async sendFrom(item: PendingUpload, offset: number): Promise<void> {
-    const handle = await open(join(this.options.evidenceDir, item.file), 'r');
-    try {
-      const inFlight = new Set<Promise<void>>();
-      for (let position = offset; position < item.bytes; position += this.chunkBytes) {
-        const length = Math.min(this.chunkBytes, item.bytes - position);
-        const data = Buffer.alloc(length);
-        const { bytesRead } = await handle.read(data, 0, length, position);
-        if (bytesRead !== length)
-          throw new RecorderError('UPLOAD_FAILED', `${item.file} is shorter than its journal entry says`);
-        const sent = this.options.link.sendChunk(item.file, position, data).then(() => {
-          inFlight.delete(sent);
-          this.options.onProgress?.(item, position + length);
-        });
-        // Observed through race/all below; this keeps the others of a failed window from being
-        // reported as unhandled when a cut connection fails them all at once.
-        sent.catch(() => undefined);
-        inFlight.add(sent);
-        if (inFlight.size >= this.window) await Promise.race(inFlight);
-      }
-      await Promise.all(inFlight);
-    } finally {
-      await handle.close();
-    }
-  }
-
-  /** Queues the states and receipts for one id, so none is missed between awaits. */
-  private collect(id: string) {
-    const states: UploadState[] = [];
-    const receipts: Receipt[] = [];
-    let wake: (() => void) | null = null;
-    const onState = (s: UploadState) => {
-      if (s.id !== id) return;
-      states.push(s);
-      wake?.();
-    };
-    const onReceipt = (r: Receipt) => {
-      if (r.receipt.id !== id) return;
-      receipts.push(r);
-      wake?.();
-    };
-    this.options.link.on('state', onState);
-    this.options.link.on('receipt', onReceipt);
-    const wait = async <T>(queue: T[], what: string): Promise<T> => {
-      const deadline = Date.now() + this.timeoutMs;
-      while (queue.length === 0) {
-        const left = deadline - Date.now();
-        if (left <= 0)
-          throw new RecorderError('UPLOAD_TIMEOUT', `no ${what} for ${id} within ${this.timeoutMs} ms`);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, left);
-          wake = () => {
-            clearTimeout(timer);
-            resolve();
-          };
-        });
-        wake = null;
-      }
-      return queue.shift()!;
-    };
-    return {
-      nextState: () => wait(states, 'upload state'),
-      receipt: () => wait(receipts, 'receipt'),
-      close: () => {
-        this.options.link.off('state', onState);
-        this.options.link.off('receipt', onReceipt);
-      },
-    };
   }
 }

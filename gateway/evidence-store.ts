@@ -17,6 +17,7 @@ import {
   openSync,
   renameSync,
   statSync,
+  unlinkSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -43,6 +44,31 @@ export interface StoredItem {
   storedAt: string;
   /** the signed receipt given for it, JSON */
   receipt: string | null;
+}
+
+/**
+ * What happened to an item after it was stored: the center's ingest check (issue 6 item 4), the
+ * station's relay to the center, and the purge of its object file after the relay.
+ */
+export interface ItemLifecycle {
+  /** center role: the plaintext was decrypted and hashed at ingest */
+  ingest: { checkedAt: string; ok: boolean; plainSha256: string } | null;
+  /** station: when the center's receipt was checked and recorded */
+  relayedAt: string | null;
+  /** the center's signed receipt, JSON */
+  centerReceipt: string | null;
+  /** the last relay attempt that failed, e.g. `UPLOAD_REFUSED: …` (cleared once relayed) */
+  relayError: string | null;
+  /** the object file was deleted after the relay (the index row and both receipts stay) */
+  purgedAt: string | null;
+}
+
+/** A device's evidence key as first seen, and the certificate that bound it. */
+export interface KnownDevice {
+  device: string;
+  publicKeyPem: string;
+  certPem: string | null;
+  firstSeen: string;
 }
 
 export interface ItemFilter {
@@ -86,7 +112,30 @@ CREATE TABLE IF NOT EXISTS journal_lines (
   line TEXT NOT NULL,
   PRIMARY KEY (device, seq)
 );
+CREATE TABLE IF NOT EXISTS devices (
+  device TEXT PRIMARY KEY,
+  public_key TEXT NOT NULL,
+  cert TEXT,
+  first_seen TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS journal_relay (
+  device TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  hash TEXT NOT NULL,
+  relayed_at TEXT NOT NULL
+);
 `;
+
+/** Columns added after the first release of the index; added in place to an older file. */
+const LIFECYCLE_COLUMNS: [string, string][] = [
+  ['ingest_checked_at', 'TEXT'],
+  ['ingest_ok', 'INTEGER'],
+  ['ingest_plain_sha256', 'TEXT'],
+  ['relayed_at', 'TEXT'],
+  ['center_receipt', 'TEXT'],
+  ['relay_error', 'TEXT'],
+  ['purged_at', 'TEXT'],
+];
 
 export class EvidenceStore {
   private readonly db: Database.Database;
@@ -98,7 +147,15 @@ export class EvidenceStore {
     this.db.pragma('journal_mode = WAL');
     // FULL: a committed index row survives a power cut, like the file it points to.
     this.db.pragma('synchronous = FULL');
+    // `recorder evidence …` opens the index while the gateway writes to it.
+    this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    const have = new Set(
+      (this.db.prepare('PRAGMA table_info(items)').all() as { name: string }[]).map((c) => c.name),
+    );
+    for (const [name, type] of LIFECYCLE_COLUMNS)
+      if (!have.has(name)) this.db.exec(`ALTER TABLE items ADD COLUMN ${name} ${type}`);
+    this.db.exec('CREATE INDEX IF NOT EXISTS items_relay ON items (relayed_at, stored_at)');
   }
 
   /** Where incoming uploads are written before they are verified and stored. */
@@ -120,7 +177,12 @@ export class EvidenceStore {
    * Moves a verified file into the store and indexes it, write-once: the object becomes read-only,
    * and an item already stored is returned unchanged (nothing is stored twice).
    */
-  put(file: string, item: Omit<StoredItem, 'storedAt' | 'receipt'>, storedAt: string): StoredItem {
+  put(
+    file: string,
+    item: Omit<StoredItem, 'storedAt' | 'receipt'>,
+    storedAt: string,
+    ingest?: { checkedAt: string; plainSha256: string },
+  ): StoredItem {
     const existing = this.get(item.device, item.id);
     if (existing) {
       if (existing.sha256 !== item.sha256) {
@@ -148,11 +210,16 @@ export class EvidenceStore {
     this.db
       .prepare(
         `INSERT INTO items (device, id, unit, officer, event, kind, start, "end", entry_seq, entry_hash, entry_line,
-           bytes, sha256, positions, stored_at, receipt)
+           bytes, sha256, positions, stored_at, receipt, ingest_checked_at, ingest_ok, ingest_plain_sha256)
          VALUES (@device, @id, @unit, @officer, @event, @kind, @start, @end, @entrySeq, @entryHash, @entryLine,
-           @bytes, @sha256, @positions, @storedAt, @receipt)`,
+           @bytes, @sha256, @positions, @storedAt, @receipt, @ingestAt, @ingestOk, @ingestSha)`,
       )
-      .run(stored);
+      .run({
+        ...stored,
+        ingestAt: ingest?.checkedAt ?? null,
+        ingestOk: ingest ? 1 : null,
+        ingestSha: ingest?.plainSha256 ?? null,
+      });
     return stored;
   }
 
@@ -176,6 +243,138 @@ export class EvidenceStore {
     );
     const sql = `SELECT * FROM items ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY start, device, id LIMIT @limit`;
     return (this.db.prepare(sql).all({ ...args, limit: filter.limit ?? 1_000_000 }) as Row[]).map(fromRow);
+  }
+
+  lifecycle(device: string, id: string): ItemLifecycle | null {
+    const r = this.db
+      .prepare(
+        `SELECT ingest_checked_at, ingest_ok, ingest_plain_sha256, relayed_at, center_receipt, relay_error, purged_at
+         FROM items WHERE device = ? AND id = ?`,
+      )
+      .get(device, id) as LifecycleRow | undefined;
+    if (!r) return null;
+    return {
+      ingest:
+        r.ingest_checked_at === null
+          ? null
+          : {
+              checkedAt: r.ingest_checked_at,
+              ok: r.ingest_ok === 1,
+              plainSha256: r.ingest_plain_sha256 ?? '',
+            },
+      relayedAt: r.relayed_at,
+      centerReceipt: r.center_receipt,
+      relayError: r.relay_error,
+      purgedAt: r.purged_at,
+    };
+  }
+
+  /** Station: receipted items the center has not receipted yet, oldest first. */
+  unrelayed(limit = 100): StoredItem[] {
+    return (
+      this.db
+        .prepare(
+          'SELECT * FROM items WHERE relayed_at IS NULL AND receipt IS NOT NULL ORDER BY stored_at, device, id LIMIT ?',
+        )
+        .all(limit) as Row[]
+    ).map(fromRow);
+  }
+
+  /** Records the center's checked receipt: the item is relayed. */
+  markRelayed(device: string, id: string, centerReceipt: string, at: string): void {
+    this.db
+      .prepare(
+        'UPDATE items SET relayed_at = ?, center_receipt = ?, relay_error = NULL WHERE device = ? AND id = ? AND relayed_at IS NULL',
+      )
+      .run(at, centerReceipt, device, id);
+  }
+
+  setRelayError(device: string, id: string, error: string | null): void {
+    this.db.prepare('UPDATE items SET relay_error = ? WHERE device = ? AND id = ?').run(error, device, id);
+  }
+
+  /** Relayed items whose object file is still here and whose relay is older than `before` (ISO). */
+  purgeable(before: string): StoredItem[] {
+    return (
+      this.db
+        .prepare(
+          'SELECT * FROM items WHERE relayed_at IS NOT NULL AND relayed_at <= ? AND purged_at IS NULL ORDER BY relayed_at',
+        )
+        .all(before) as Row[]
+    ).map(fromRow);
+  }
+
+  /**
+   * Deletes the object file of a relayed item and records when. The index row, the station's
+   * receipt and the center's receipt stay: the item's history is never purged. An object shared by
+   * another item that is not purgeable yet stays on disk.
+   */
+  purgeObject(device: string, id: string, at: string): boolean {
+    const item = this.get(device, id);
+    const life = this.lifecycle(device, id);
+    if (!item || !life?.relayedAt || life.purgedAt) return false;
+    const others = this.db
+      .prepare(
+        'SELECT COUNT(*) AS n FROM items WHERE sha256 = ? AND NOT (device = ? AND id = ?) AND purged_at IS NULL',
+      )
+      .get(item.sha256, device, id) as { n: number };
+    const path = this.objectPath(item.sha256);
+    if (others.n === 0 && existsSync(path)) {
+      chmodSync(path, 0o644);
+      unlinkSync(path);
+      fsyncPath(dirname(path));
+    }
+    this.db.prepare('UPDATE items SET purged_at = ? WHERE device = ? AND id = ?').run(at, device, id);
+    return true;
+  }
+
+  /**
+   * Remembers a device's evidence key (and the certificate that bound it) the first time it is
+   * seen, so the journal chain can still be checked when the device is long gone. Returns the key
+   * held, which differs from `publicKeyPem` when another key was seen first.
+   */
+  rememberDevice(device: string, publicKeyPem: string, certPem: string | null, at: string): KnownDevice {
+    this.db
+      .prepare('INSERT OR IGNORE INTO devices (device, public_key, cert, first_seen) VALUES (?, ?, ?, ?)')
+      .run(device, publicKeyPem, certPem, at);
+    if (certPem)
+      this.db
+        .prepare('UPDATE devices SET cert = ? WHERE device = ? AND cert IS NULL AND public_key = ?')
+        .run(certPem, device, publicKeyPem);
+    return this.knownDevice(device)!;
+  }
+
+  knownDevice(device: string): KnownDevice | null {
+    const r = this.db
+      .prepare('SELECT device, public_key, cert, first_seen FROM devices WHERE device = ?')
+      .get(device) as
+      { device: string; public_key: string; cert: string | null; first_seen: string } | undefined;
+    return r
+      ? { device: r.device, publicKeyPem: r.public_key, certPem: r.cert, firstSeen: r.first_seen }
+      : null;
+  }
+
+  /** Station: the head of a device's journal the center has receipted, or null. */
+  relayedJournalHead(device: string): { seq: number; hash: string } | null {
+    const r = this.db.prepare('SELECT seq, hash FROM journal_relay WHERE device = ?').get(device) as
+      { seq: number; hash: string } | undefined;
+    return r ?? null;
+  }
+
+  setRelayedJournalHead(device: string, head: { seq: number; hash: string }, at: string): void {
+    this.db
+      .prepare(
+        `INSERT INTO journal_relay (device, seq, hash, relayed_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, relayed_at = excluded.relayed_at`,
+      )
+      .run(device, head.seq, head.hash, at);
+  }
+
+  /** Journal lines of a device with their stored hashes, in order. */
+  journalRows(device: string): { seq: number; hash: string; line: string }[] {
+    return this.db
+      .prepare('SELECT seq, hash, line FROM journal_lines WHERE device = ? ORDER BY seq')
+      .all(device) as { seq: number; hash: string; line: string }[];
   }
 
   /** Re-hashes one stored object: null when it matches, else what is wrong. */
@@ -224,7 +423,9 @@ export class EvidenceStore {
   devices(): string[] {
     return (
       this.db
-        .prepare('SELECT DISTINCT device FROM journal_lines UNION SELECT DISTINCT device FROM items')
+        .prepare(
+          'SELECT DISTINCT device FROM journal_lines UNION SELECT DISTINCT device FROM items UNION SELECT device FROM devices',
+        )
         .all() as { device: string }[]
     ).map((r) => r.device);
   }
@@ -232,6 +433,16 @@ export class EvidenceStore {
   close(): void {
     this.db.close();
   }
+}
+
+interface LifecycleRow {
+  ingest_checked_at: string | null;
+  ingest_ok: number | null;
+  ingest_plain_sha256: string | null;
+  relayed_at: string | null;
+  center_receipt: string | null;
+  relay_error: string | null;
+  purged_at: string | null;
 }
 
 interface Row {

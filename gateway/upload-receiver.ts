@@ -5,12 +5,23 @@
  * Partial data never enters the store: chunks go to a file under `incoming/`, and only a complete
  * file whose size and SHA-256 match the device-signed journal entry is moved into the write-once
  * store and receipted. A restart resumes from what the incoming file holds.
+ *
+ * Device keys: at the station the key comes from the device's TLS certificate (`deviceKey`). At
+ * the center the station relays the device's certificate in the offer and the journal batch, and
+ * it must chain to a unit CA the center trusts (`trustedCas`). Either way the key (and the
+ * certificate) is remembered in the store the first time, so `recorder evidence verify` can check
+ * the device's chain later, and a device that turns up with another key is refused.
+ *
+ * Center role (issue 6 item 4): each complete item is decrypted with the center key, streaming,
+ * and its plaintext SHA-256 and size compared with the device-signed entry before it is stored
+ * (still encrypted); the check is recorded in the index. A mismatch stores nothing.
  */
 import { EventEmitter } from 'node:events';
-import { createHash, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat, truncate, unlink } from 'node:fs/promises';
 import { RecorderError, isRecorderError } from '../protocol/errors.ts';
+import { EVIDENCE_TAG_BYTES, EvidenceDecipher, parseEvidenceHeader } from '../protocol/evidence-format.ts';
 import { entryLine, verifyEntrySignature, type JournalEntry } from '../protocol/journal-entry.ts';
 import { ChainVerifier } from '../protocol/journal-chain.ts';
 import {
@@ -24,6 +35,7 @@ import {
   type Receipt,
   type UploadState,
 } from '../protocol/upload.ts';
+import { checkDeviceCertificate } from './device-certificate.ts';
 import type { EvidenceStore, StoredItem } from './evidence-store.ts';
 
 export interface UploadReceiverOptions {
@@ -36,6 +48,12 @@ export interface UploadReceiverOptions {
   receiptKey: KeyObject;
   /** the evidence-signing key bound to a device's certificate, or null when unknown */
   deviceKey: (device: string) => KeyObject | null;
+  /** station: the device's TLS certificate (PEM), kept with its key so the relay can send it on */
+  deviceCertificate?: (device: string) => string | null;
+  /** center: the unit CAs a relayed device certificate must chain to */
+  trustedCas?: readonly X509Certificate[];
+  /** center role, required there: the RSA private key that decrypts the content keys */
+  centerKey?: KeyObject;
   /** largest item accepted. Default 4 GiB. */
   maxItemBytes?: number;
   now?: () => Date;
@@ -67,11 +85,50 @@ export class UploadReceiver extends EventEmitter {
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly now: () => Date;
   private readonly maxBytes: number;
+  /** center: the unit each device's certificate names (R9: indexed by unit) */
+  private readonly unitOf = new Map<string, string>();
 
   constructor(private readonly options: UploadReceiverOptions) {
     super();
     this.now = options.now ?? (() => new Date());
     this.maxBytes = options.maxItemBytes ?? 4 * 1024 ** 3;
+    if (options.role === 'center' && !options.centerKey) {
+      throw new RecorderError(
+        'GATEWAY_CONFIG_INVALID',
+        'a gateway in the center role needs evidence.centerKey to check each segment at ingest',
+      );
+    }
+  }
+
+  /**
+   * The device's evidence key: from its TLS certificate (station), else from a relayed
+   * certificate that chains to a trusted unit CA (center), else as first seen. Remembered in the
+   * store; another key than the one first seen is refused.
+   */
+  private deviceIdentity(device: string, certPem: string | undefined): { key: KeyObject; unit: string } {
+    let key = this.options.deviceKey(device);
+    let cert = key ? (this.options.deviceCertificate?.(device) ?? null) : null;
+    let unit = this.options.unit;
+    if (!key && certPem && this.options.trustedCas) {
+      const checked = checkDeviceCertificate(certPem, device, this.options.trustedCas);
+      key = checked.key;
+      cert = certPem;
+      unit = checked.unit ?? unit;
+    }
+    const known = this.options.store.knownDevice(device);
+    if (!key) {
+      if (!known) throw new RecorderError('UPLOAD_FORGED', `no evidence key is known for ${device}`);
+      return { key: createPublicKey(known.publicKeyPem), unit };
+    }
+    const pem = key.export({ type: 'spki', format: 'pem' }) as string;
+    const held = this.options.store.rememberDevice(device, pem, cert, this.now().toISOString());
+    if (held.publicKeyPem !== pem) {
+      throw new RecorderError(
+        'STORE_DEVICE_KEY_CHANGED',
+        `${device} presents another evidence key than the one first seen on ${held.firstSeen}`,
+      );
+    }
+    return { key, unit };
   }
 
   private serial<T>(device: string, id: unknown, task: () => Promise<T>): Promise<T> {
@@ -123,14 +180,14 @@ export class UploadReceiver extends EventEmitter {
       const head = this.options.store.journalHead(device);
       const nextSeq = head ? head.seq + 1 : 0;
       if (batch.from !== nextSeq) return { status: 'ok', head }; // the device resends from head + 1
-      const publicKey = this.options.deviceKey(device);
-      if (!publicKey)
-        return {
-          status: 'refused',
-          head,
-          code: 'UPLOAD_FORGED',
-          reason: `no evidence key is known for ${device}`,
-        };
+      let publicKey: KeyObject;
+      try {
+        publicKey = this.deviceIdentity(device, batch.deviceCert).key;
+      } catch (error) {
+        const e = error as RecorderError;
+        this.alert({ code: e.code, device, id: null, message: e.message });
+        return { status: 'refused', head, code: e.code, reason: e.detail };
+      }
       const verifier = new ChainVerifier({
         publicKey,
         device,
@@ -259,9 +316,31 @@ export class UploadReceiver extends EventEmitter {
         },
       };
     }
+    let ingest: { checkedAt: string; plainSha256: string } | undefined;
+    if (this.options.role === 'center') {
+      const problem = await this.checkPlaintext(session.path, offer);
+      if (problem) {
+        // Nothing is stored: the station keeps its copy and its relay reports the refusal.
+        await unlink(session.path).catch(() => undefined);
+        this.sessions.delete(key(device, offer.id));
+        this.alert({ code: problem.code, device, id: offer.id, message: problem.message });
+        return {
+          state: { id: offer.id, status: 'refused', offset: 0, code: problem.code, reason: problem.detail },
+        };
+      }
+      ingest = {
+        checkedAt: this.now().toISOString(),
+        plainSha256: (offer.entry.body as { sha256: string }).sha256,
+      };
+    }
     let stored: StoredItem;
     try {
-      stored = this.options.store.put(session.path, this.itemFor(device, offer), this.now().toISOString());
+      stored = this.options.store.put(
+        session.path,
+        this.itemFor(device, offer),
+        this.now().toISOString(),
+        ingest,
+      );
     } catch (error) {
       const code = isRecorderError(error)
         ? error.code
@@ -285,6 +364,49 @@ export class UploadReceiver extends EventEmitter {
     return { state: { id: offer.id, status: 'have', offset: stored.bytes }, receipt };
   }
 
+  /**
+   * Center: decrypts the received file with the center key, streaming (1 MiB at a time, so a
+   * 1 GiB segment costs 1 MiB), and compares the plaintext with the device-signed entry's `bytes`
+   * and `sha256`. Returns the problem, or null when it matches.
+   */
+  private async checkPlaintext(path: string, offer: Offer): Promise<RecorderError | null> {
+    const body = offer.entry.body as { bytes?: unknown; sha256?: unknown };
+    const file = `${offer.entry.device}/${offer.id}`;
+    const handle = await open(path, 'r');
+    try {
+      const size = (await handle.stat()).size;
+      const head = Buffer.alloc(Math.min(size, 12 + 0xffff + 12));
+      await handle.read(head, 0, head.length, 0);
+      const header = parseEvidenceHeader(head, file);
+      const end = size - EVIDENCE_TAG_BYTES;
+      if (end < header.bytes.length)
+        return new RecorderError('EVIDENCE_BAD_FORMAT', `${file} is shorter than header and tag`);
+      const tag = Buffer.alloc(EVIDENCE_TAG_BYTES);
+      await handle.read(tag, 0, EVIDENCE_TAG_BYTES, end);
+      const decipher = new EvidenceDecipher(header, tag, this.options.centerKey!, file);
+      const chunk = Buffer.alloc(1 << 20);
+      for (let pos = header.bytes.length; pos < end;) {
+        const { bytesRead } = await handle.read(chunk, 0, Math.min(chunk.length, end - pos), pos);
+        if (bytesRead === 0) break;
+        pos += bytesRead;
+        decipher.update(chunk.subarray(0, bytesRead));
+      }
+      const plain = decipher.final();
+      if (plain.sha256 !== body.sha256 || plain.bytes !== body.bytes) {
+        return new RecorderError(
+          'EVIDENCE_PLAINTEXT_MISMATCH',
+          `${file} decrypts to ${plain.bytes} bytes with SHA-256 ${plain.sha256}, its signed entry says ${String(body.bytes)} bytes ${String(body.sha256)}`,
+        );
+      }
+      return null;
+    } catch (error) {
+      if (isRecorderError(error)) return error;
+      return new RecorderError('EVIDENCE_DECRYPT_FAILED', `${file}: ${(error as Error).message}`);
+    } finally {
+      await handle.close();
+    }
+  }
+
   private offerProblem(device: string, offer: Offer): RecorderError | null {
     const entry = offer.entry as JournalEntry;
     if (entry.device !== device) {
@@ -293,8 +415,15 @@ export class UploadReceiver extends EventEmitter {
         `the entry names device ${entry.device}, the connection is ${device}`,
       );
     }
-    const publicKey = this.options.deviceKey(device);
-    if (!publicKey) return new RecorderError('UPLOAD_FORGED', `no evidence key is known for ${device}`);
+    let publicKey: KeyObject;
+    try {
+      const identity = this.deviceIdentity(device, offer.deviceCert);
+      publicKey = identity.key;
+      this.unitOf.set(device, identity.unit);
+    } catch (error) {
+      if (isRecorderError(error)) return error;
+      throw error;
+    }
     if (!verifyEntrySignature(entry, publicKey)) {
       return new RecorderError(
         'UPLOAD_FORGED',
@@ -330,11 +459,12 @@ export class UploadReceiver extends EventEmitter {
 
   private itemFor(device: string, offer: Offer): Omit<StoredItem, 'storedAt' | 'receipt'> {
     const entry = offer.entry as JournalEntry;
+    const unit = this.unitOf.get(device) ?? this.options.unit;
     const body = entry.body as Record<string, unknown>;
     const str = (v: unknown) => (typeof v === 'string' ? v : null);
     return {
       id: offer.id,
-      unit: this.options.unit,
+      unit,
       device,
       officer: str(body.officer),
       event: str(body.event),

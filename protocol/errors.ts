@@ -96,6 +96,24 @@ export const ErrorCodes = {
   SERVICE_PROTOCOL: 'a service-port message is malformed or unexpected',
   IDENTITY_INVALID: 'a device certificate or CA chain does not fit this device',
   CA_INVALID: 'a unit CA directory is missing a file or holds a bad one',
+  // Evidence store checks, center ingest and the station → center relay (issue 6 items 4, 5)
+  STORE_OBJECT_MISSING: 'a stored evidence object is missing (and was not purged after relay)',
+  STORE_OBJECT_SIZE: 'a stored evidence object has another size than its index row',
+  STORE_OBJECT_HASH: 'a stored evidence object does not hash to its index row',
+  STORE_OBJECT_WRITABLE: 'a stored evidence object is not read-only',
+  STORE_DEVICE_KEY_MISSING: 'the store holds no evidence key for a device, so its chain cannot be checked',
+  STORE_DEVICE_KEY_CHANGED: 'a device presents another evidence key than the one first seen',
+  STORE_ENTRY_INVALID: "an item's sealing entry is not signed by its device or does not name the item",
+  STORE_ENTRY_NOT_IN_CHAIN:
+    "an item's sealing entry is not the line the device's stored journal holds at that seq",
+  STORE_JOURNAL_HASH: 'a stored journal line does not hash to its recorded hash',
+  STORE_RECEIPT_INVALID: 'a stored receipt does not verify or names another item',
+  STORE_INGEST_UNCHECKED: 'a center item has no successful plaintext check recorded',
+  DEVICE_CERT_INVALID:
+    'a relayed device certificate does not chain to a trusted unit CA or does not name the device',
+  RELAY_NO_CERTIFICATE:
+    'the station holds no certificate for a device, so the center could not check its key',
+  RELAY_FAILED: 'relaying an item or journal to the center failed; it stays and is retried',
   // Uploads over MQTT (issue 6, branch upload-mqtt)
   UPLOAD_LINK_REFUSED: 'the gateway refused the upload reply topics to this client',
   UPLOAD_CHUNK_TOO_LARGE: 'the upload chunk size does not fit the gateway frame limit',

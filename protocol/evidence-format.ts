@@ -1,6 +1,7 @@
 /**
  * The sealed-evidence file format (README "Sealed evidence files"). Pure: building and parsing the
- * header only; the streaming sealer and decrypter live in device/sealing/.
+ * header, and the streaming decipher (bytes in, plaintext out, no I/O) that both the device's
+ * tools (device/sealing/evidence-file.ts) and the center's ingest check (gateway/) drive.
  *
  * ```
  * offset  size  field
@@ -17,7 +18,16 @@
  * The whole header (bytes 0 … 23+N) is the GCM additional authenticated data, so a changed header
  * byte fails authentication like a changed ciphertext byte.
  */
-import { publicEncrypt, privateDecrypt, constants, type KeyObject } from 'node:crypto';
+import {
+  constants,
+  createDecipheriv,
+  createHash,
+  privateDecrypt,
+  publicEncrypt,
+  type DecipherGCM,
+  type Hash,
+  type KeyObject,
+} from 'node:crypto';
 import { RecorderError } from './errors.ts';
 
 export const EVIDENCE_MAGIC = Buffer.from('RECSEAL1', 'ascii');
@@ -125,4 +135,52 @@ export function centerKeyProblem(key: KeyObject): string | null {
   const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
   if (bits < CENTER_KEY_MIN_BITS) return `is RSA-${bits}; at least RSA-${CENTER_KEY_MIN_BITS} is required`;
   return null;
+}
+
+/**
+ * Streaming decryption of one sealed file: the caller reads the header, the tag (the last 16
+ * bytes) and then the ciphertext in pieces of any size; `final()` checks the GCM tag. Nothing is
+ * buffered here beyond what OpenSSL holds, so a 1 GiB segment costs the caller's chunk size.
+ * Plaintext handed out before `final()` succeeded is unauthenticated: hash it or write it under a
+ * temporary name, never show it as evidence.
+ */
+export class EvidenceDecipher {
+  private readonly decipher: DecipherGCM;
+  private readonly hash: Hash = createHash('sha256');
+  private plainBytes = 0;
+
+  constructor(
+    header: EvidenceHeader,
+    tag: Buffer,
+    centerPrivateKey: KeyObject,
+    private readonly file = 'evidence file',
+  ) {
+    if (tag.length !== EVIDENCE_TAG_BYTES) throw new RangeError('the GCM tag must be 16 bytes');
+    const key = unwrapContentKey(header.wrappedKey, centerPrivateKey, file);
+    this.decipher = createDecipheriv('aes-256-gcm', key, header.iv);
+    this.decipher.setAAD(header.bytes);
+    this.decipher.setAuthTag(tag);
+  }
+
+  /** Ciphertext in (without header and tag), plaintext out; the plaintext is hashed on the way. */
+  update(ciphertext: Buffer): Buffer {
+    const plain = this.decipher.update(ciphertext);
+    this.hash.update(plain);
+    this.plainBytes += plain.length;
+    return plain;
+  }
+
+  /** Checks the tag: throws EVIDENCE_DECRYPT_FAILED for a file altered after sealing. */
+  final(): { sha256: string; bytes: number } {
+    try {
+      this.decipher.final();
+    } catch {
+      throw new RecorderError(
+        'EVIDENCE_DECRYPT_FAILED',
+        `${this.file}: the GCM tag does not verify; the file was altered after sealing`,
+        { file: this.file },
+      );
+    }
+    return { sha256: this.hash.digest('hex'), bytes: this.plainBytes };
+  }
 }

@@ -39,12 +39,25 @@ const JournalEntrySchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * A station relaying to its center sends the device's certificate along (issue 6 item 4): the
+ * center holds no TLS session with the device, so this is where it learns the device's evidence
+ * key, after checking that the certificate chains to a unit CA it trusts. A device sending for
+ * itself leaves it out (its TLS certificate is the one that counts).
+ */
+const DeviceCertPem = Type.String({
+  maxLength: 16384,
+  pattern: '^-----BEGIN CERTIFICATE-----',
+  description: "relay only: the device's X.509 certificate (PEM) binding its evidence key",
+});
+
 export const OfferSchema = Type.Object(
   {
     id: UploadId,
     entry: JournalEntrySchema,
     bytes: Type.Integer({ minimum: 0 }),
     sha256: Hex64,
+    deviceCert: Type.Optional(DeviceCertPem),
   },
   { additionalProperties: false, description: 'an item the device wants to upload' },
 );
@@ -177,6 +190,7 @@ export const JournalBatchSchema = Type.Object(
     /** seq of the first line */
     from: Type.Integer({ minimum: 0 }),
     lines: Type.Array(Type.String({ maxLength: 1 << 20 }), { minItems: 1, maxItems: 500 }),
+    deviceCert: Type.Optional(DeviceCertPem),
   },
   { additionalProperties: false },
 );

@@ -3,15 +3,15 @@
  * center's private key. Decrypted bytes are written to a temporary name and renamed only after
  * the GCM tag has verified, so unauthenticated plaintext never appears under the output name.
  */
-import { createDecipheriv, createHash, type KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { RecorderError } from '../../protocol/errors.ts';
 import {
   EVIDENCE_TAG_BYTES,
+  EvidenceDecipher,
   evidenceHeaderLength,
   parseEvidenceHeader,
-  unwrapContentKey,
 } from '../../protocol/evidence-format.ts';
 
 export async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
@@ -56,13 +56,8 @@ export async function decryptEvidence(
     const header = parseEvidenceHeader(headerBytes, evidencePath);
     const tag = Buffer.alloc(EVIDENCE_TAG_BYTES);
     await input.read(tag, 0, EVIDENCE_TAG_BYTES, size - EVIDENCE_TAG_BYTES);
-    const key = unwrapContentKey(header.wrappedKey, centerPrivateKey, evidencePath);
-    const decipher = createDecipheriv('aes-256-gcm', key, header.iv);
-    decipher.setAAD(header.bytes);
-    decipher.setAuthTag(tag);
+    const decipher = new EvidenceDecipher(header, tag, centerPrivateKey, evidencePath);
     if (tmp) out = await open(tmp, 'w', 0o600);
-    const hash = createHash('sha256');
-    let bytes = 0;
     const end = size - EVIDENCE_TAG_BYTES;
     const chunk = Buffer.alloc(1 << 20);
     for (let pos = headerLength; pos < end;) {
@@ -70,26 +65,16 @@ export async function decryptEvidence(
       if (bytesRead === 0) break;
       pos += bytesRead;
       const plain = decipher.update(chunk.subarray(0, bytesRead));
-      hash.update(plain);
-      bytes += plain.length;
       if (out) await out.write(plain);
     }
-    try {
-      decipher.final();
-    } catch {
-      throw new RecorderError(
-        'EVIDENCE_DECRYPT_FAILED',
-        `${evidencePath}: the GCM tag does not verify; the file was altered after sealing`,
-        { file: evidencePath },
-      );
-    }
+    const result = decipher.final();
     if (out) {
       await out.sync();
       await out.close();
       out = null;
       await rename(tmp!, outPath!);
     }
-    return { sha256: hash.digest('hex'), bytes };
+    return result;
   } catch (error) {
     await out?.close().catch(() => undefined);
     if (tmp) await unlink(tmp).catch(() => undefined);

@@ -1,0 +1,50 @@
+/**
+ * The center's check of a device certificate relayed by a station (issue 6 item 4): the center
+ * has no TLS session with the device, so the certificate must chain to a unit CA the center
+ * trusts (its own `tls.ca` file, which may hold several unit CAs) and name the device as a
+ * `device`; its evidence key is then the one the journal entries must be signed with.
+ *
+ * Validity dates are not checked: evidence is relayed, and may be re-relayed, long after it was
+ * signed, and the entry's signature time is inside the journal chain, not the certificate. The
+ * unit CA's revocation list is the station's business at upload time (gateway/broker.ts).
+ */
+import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
+import { RecorderError } from '../protocol/errors.ts';
+import { evidenceKeyFromCertificate } from './ca.ts';
+
+/** Every certificate in a PEM bundle. */
+export function certificatesFromPem(pem: string): X509Certificate[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.map((block) => new X509Certificate(block));
+}
+
+function subjectField(subject: string, name: string): string | undefined {
+  for (const line of subject.split('\n')) if (line.startsWith(`${name}=`)) return line.slice(name.length + 1);
+  return undefined;
+}
+
+/**
+ * Checks `certPem` for `device` against the trusted CAs; returns the evidence key and the unit the
+ * issuing CA named. Throws DEVICE_CERT_INVALID with the reason.
+ */
+export function checkDeviceCertificate(
+  certPem: string,
+  device: string,
+  trusted: readonly X509Certificate[],
+): { key: KeyObject; unit: string | null } {
+  const fail = (why: string) =>
+    new RecorderError('DEVICE_CERT_INVALID', `the certificate sent for ${device} ${why}`, { device });
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(certPem);
+  } catch (error) {
+    throw fail(`cannot be read: ${(error as Error).message}`);
+  }
+  const issuer = trusted.find((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey));
+  if (!issuer) throw fail('does not chain to a unit CA this center trusts');
+  if (subjectField(cert.subject, 'CN') !== device || subjectField(cert.subject, 'OU') !== 'device')
+    throw fail(`names ${subjectField(cert.subject, 'OU')}/${subjectField(cert.subject, 'CN')}`);
+  const pem = evidenceKeyFromCertificate(certPem);
+  if (!pem) throw fail('binds no Ed25519 evidence key');
+  return { key: createPublicKey(pem), unit: subjectField(cert.subject, 'O') ?? null };
+}

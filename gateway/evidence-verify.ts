@@ -1,0 +1,181 @@
+/**
+ * `recorder evidence verify`: re-checks everything the evidence store claims (issue 6 item 5,
+ * R18 "deleting or editing original recordings … must be detectable"):
+ *
+ * - every object re-hashed against its index row, and read-only (write-once);
+ * - every device's stored journal chain checked line by line with the device's evidence key as
+ *   first seen (signature, seq, prev, and the hash column of each row);
+ * - every item's sealing entry signed by its device, naming the item, and being the very line the
+ *   device's chain holds at that seq;
+ * - every receipt the store gave (and every center receipt it holds) signed and naming the item;
+ * - center role: every item has a successful plaintext check at ingest.
+ *
+ * An object purged after relay (the center holds it) is expected to be gone.
+ */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { statSync } from 'node:fs';
+import { isRecorderError } from '../protocol/errors.ts';
+import { ChainVerifier } from '../protocol/journal-chain.ts';
+import { sha256Hex, verifyEntrySignature, type JournalEntry } from '../protocol/journal-entry.ts';
+import { checkReceipt, parseReceipt } from '../protocol/upload.ts';
+import type { EvidenceStore, StoredItem } from './evidence-store.ts';
+
+export interface StoreProblem {
+  code: string;
+  device: string | null;
+  id: string | null;
+  message: string;
+}
+
+export interface StoreReport {
+  ok: boolean;
+  items: number;
+  devices: number;
+  journalLines: number;
+  problems: StoreProblem[];
+}
+
+export interface VerifyStoreOptions {
+  role: 'station' | 'center';
+  /** the public half of this gateway's receipt key: the receipts it gave must verify */
+  receiptKey?: KeyObject;
+  /** station with an upstream: the center's receipt key */
+  centerReceiptKey?: KeyObject;
+}
+
+export async function verifyStore(store: EvidenceStore, options: VerifyStoreOptions): Promise<StoreReport> {
+  const problems: StoreProblem[] = [];
+  const add = (code: string, device: string | null, id: string | null, message: string) =>
+    problems.push({ code, device, id, message });
+  const keys = new Map<string, KeyObject | null>();
+  const keyOf = (device: string): KeyObject | null => {
+    if (!keys.has(device)) {
+      const known = store.knownDevice(device);
+      keys.set(device, known ? createPublicKey(known.publicKeyPem) : null);
+      if (!known) add('STORE_DEVICE_KEY_MISSING', device, null, `no evidence key is held for ${device}`);
+    }
+    return keys.get(device)!;
+  };
+
+  // Journals first: items are then checked against the chains found intact.
+  let journalLines = 0;
+  const chains = new Map<string, Map<number, string>>();
+  for (const device of store.devices()) {
+    const rows = store.journalRows(device);
+    const lines = new Map<number, string>();
+    chains.set(device, lines);
+    if (rows.length === 0) continue;
+    const key = keyOf(device);
+    journalLines += rows.length;
+    for (const row of rows) {
+      lines.set(row.seq, row.line);
+      if (sha256Hex(row.line) !== row.hash)
+        add('STORE_JOURNAL_HASH', device, null, `journal line ${row.seq} does not hash to its recorded hash`);
+    }
+    if (!key) continue;
+    const verifier = new ChainVerifier({ publicKey: key, device });
+    for (const row of rows) verifier.push(Buffer.from(row.line, 'utf8'));
+    const report = verifier.finish();
+    for (const p of report.problems)
+      add(p.code, device, null, `journal line ${rows[p.line - 1]?.seq ?? p.line}: ${p.message}`);
+  }
+
+  const items = store.list();
+  for (const item of items) {
+    const life = store.lifecycle(item.device, item.id)!;
+    if (!life.purgedAt) await checkObject(store, item, add);
+    const entry = checkEntry(item, keyOf(item.device), add);
+    const held = chains.get(item.device)?.get(item.entrySeq);
+    if (held === undefined) {
+      add(
+        'STORE_ENTRY_NOT_IN_CHAIN',
+        item.device,
+        item.id,
+        `the device's journal held here has no line ${item.entrySeq} (not synced yet, or removed)`,
+      );
+    } else if (held !== item.entryLine) {
+      add(
+        'STORE_ENTRY_NOT_IN_CHAIN',
+        item.device,
+        item.id,
+        `the sealing entry differs from journal line ${item.entrySeq} of ${item.device}`,
+      );
+    }
+    if (entry && item.receipt && options.receiptKey)
+      checkStoredReceipt(item, entry, item.receipt, options.receiptKey, 'receipt', add);
+    if (entry && life.centerReceipt && options.centerReceiptKey)
+      checkStoredReceipt(item, entry, life.centerReceipt, options.centerReceiptKey, 'center receipt', add);
+    if (options.role === 'center' && !life.ingest?.ok)
+      add('STORE_INGEST_UNCHECKED', item.device, item.id, 'no successful plaintext check is recorded');
+  }
+  return { ok: problems.length === 0, items: items.length, devices: chains.size, journalLines, problems };
+}
+
+type Add = (code: string, device: string | null, id: string | null, message: string) => void;
+
+async function checkObject(store: EvidenceStore, item: StoredItem, add: Add): Promise<void> {
+  const problem = await store.checkObject(item);
+  const path = store.objectPath(item.sha256);
+  if (problem) {
+    const what: Record<string, string> = {
+      STORE_OBJECT_MISSING: `${path} is missing`,
+      STORE_OBJECT_SIZE: `${path} is not ${item.bytes} bytes`,
+      STORE_OBJECT_HASH: `${path} does not hash to ${item.sha256}`,
+    };
+    add(problem, item.device, item.id, what[problem] ?? problem);
+  }
+  if (problem !== 'STORE_OBJECT_MISSING' && statSync(path).mode & 0o222)
+    add('STORE_OBJECT_WRITABLE', item.device, item.id, `${path} is writable; stored objects are read-only`);
+}
+
+function checkEntry(item: StoredItem, key: KeyObject | null, add: Add): JournalEntry | null {
+  let entry: JournalEntry;
+  try {
+    entry = JSON.parse(item.entryLine) as JournalEntry;
+  } catch {
+    add('STORE_ENTRY_INVALID', item.device, item.id, 'the sealing entry is not JSON');
+    return null;
+  }
+  const evidence = (entry.body as { evidence?: { file?: unknown; bytes?: unknown; sha256?: unknown } })
+    ?.evidence;
+  const mismatches: string[] = [];
+  if (sha256Hex(item.entryLine) !== item.entryHash) mismatches.push('entry hash');
+  if (entry.seq !== item.entrySeq) mismatches.push('entry seq');
+  if (entry.device !== item.device) mismatches.push('device');
+  if (evidence?.file !== item.id || evidence?.bytes !== item.bytes || evidence?.sha256 !== item.sha256)
+    mismatches.push('evidence file, size or hash');
+  if (key && !verifyEntrySignature(entry, key)) mismatches.push("the device's signature");
+  if (mismatches.length) {
+    add(
+      'STORE_ENTRY_INVALID',
+      item.device,
+      item.id,
+      `the sealing entry does not match: ${mismatches.join(', ')}`,
+    );
+  }
+  return entry;
+}
+
+function checkStoredReceipt(
+  item: StoredItem,
+  entry: JournalEntry,
+  text: string,
+  key: KeyObject,
+  what: string,
+  add: Add,
+): void {
+  try {
+    checkReceipt(
+      parseReceipt(JSON.parse(text)),
+      { id: item.id, device: item.device, entry, bytes: item.bytes, sha256: item.sha256 },
+      key,
+    );
+  } catch (error) {
+    add(
+      'STORE_RECEIPT_INVALID',
+      item.device,
+      item.id,
+      `the ${what}: ${isRecorderError(error) ? error.detail : (error as Error).message}`,
+    );
+  }
+}

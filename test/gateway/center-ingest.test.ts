@@ -1,0 +1,56 @@
+import test from 'ava';
+import { copyFileSync } from 'node:fs';
+import { UploadReceiver } from '../../gateway/upload-receiver.ts';
+import { isRecorderError } from '../../protocol/errors.ts';
+import { evidenceWorld } from '../helpers/evidence-rig.ts';
+
+test('the center checks a large segment streaming: memory stays far below its size', async (t) => {
+  const world = evidenceWorld(t);
+  const center = world.gateway('center', 'center');
+  const device = await world.device('HN-CS-0001');
+  const size = 48 * 1024 * 1024;
+  const item = await device.seal(size);
+  const entry = device.entries.get(item.file)!;
+  // The bytes arrive as if uploaded: the incoming file is complete, then offer and done.
+  copyFileSync(`${device.evidenceDir}/${item.file}`, center.store.incomingPath(device.id, item.file));
+  const offer = { id: item.file, entry, bytes: item.bytes, sha256: item.sha256, deviceCert: device.certPem };
+  const state = await center.receiver.offer(device.id, offer);
+  t.is(state.state?.offset, item.bytes);
+  global.gc?.();
+  const before = process.memoryUsage().arrayBuffers;
+  let peak = before;
+  const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().arrayBuffers)), 5);
+  const started = Date.now();
+  const reply = await center.receiver.done(device.id, {
+    id: item.file,
+    bytes: item.bytes,
+    sha256: item.sha256,
+  });
+  clearInterval(sampler);
+  peak = Math.max(peak, process.memoryUsage().arrayBuffers);
+  t.is(reply.state?.status, 'have', JSON.stringify(reply.state));
+  t.log(
+    `48 MiB checked in ${Date.now() - started} ms; buffers grew by ${((peak - before) / 2 ** 20).toFixed(1)} MiB`,
+  );
+  t.true(peak - before < 16 * 2 ** 20, `buffers grew by ${peak - before} bytes`);
+  const ingest = center.store.lifecycle(device.id, item.file)!.ingest!;
+  t.true(ingest.ok);
+  t.is(ingest.plainSha256, (entry.body as { sha256: string }).sha256);
+});
+
+test('a center without its private key does not start', (t) => {
+  const world = evidenceWorld(t);
+  const center = world.gateway('center', 'center');
+  const error = t.throws(
+    () =>
+      new UploadReceiver({
+        store: center.store,
+        unit: 'HN-CS',
+        holder: 'center',
+        role: 'center',
+        receiptKey: center.receiptKeys.privateKey,
+        deviceKey: () => null,
+      }),
+  );
+  t.true(isRecorderError(error, 'GATEWAY_CONFIG_INVALID'));
+});

@@ -1,0 +1,355 @@
+import test from 'ava';
+import type { ExecutionContext } from 'ava';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Relay, type RelayOptions } from '../../gateway/relay.ts';
+import { isRecorderError } from '../../protocol/errors.ts';
+import type { JournalEntry, JsonObject } from '../../protocol/journal-entry.ts';
+import { UploadSender } from '../../protocol/upload-sender.ts';
+import { signReceipt, type Receipt } from '../../protocol/upload.ts';
+import { issueCertificate } from '../../gateway/ca.ts';
+import { testPki } from '../helpers/pki.ts';
+import { runRecorder } from '../helpers/cli.ts';
+import {
+  evidenceWorld,
+  type DeviceRig,
+  type EvidenceWorld,
+  type GatewayRig,
+} from '../helpers/evidence-rig.ts';
+import { TestWire } from '../helpers/upload-wire.ts';
+
+const DAY = 86_400_000;
+const timers = {
+  setTimeout: (f: () => void, ms: number) => setTimeout(f, ms),
+  clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
+  now: () => Date.now(),
+};
+
+interface World {
+  evidence: EvidenceWorld;
+  station: GatewayRig;
+  center: GatewayRig;
+  device: DeviceRig;
+  relay(options?: Partial<RelayOptions>): Relay;
+}
+
+async function world(t: ExecutionContext, sizes = [30_000, 4_000]): Promise<World> {
+  const evidence = evidenceWorld(t);
+  const station = evidence.gateway('station', 'station');
+  const center = evidence.gateway('center', 'center');
+  // The station's config names its center, so `evidence verify` checks the center's receipts too.
+  station.writeConfig({
+    upstream: {
+      url: 'mqtts://127.0.0.1:8884',
+      cert: 'unused.pem',
+      key: 'unused.pem',
+      ca: 'unused.pem',
+      receiptKey: center.receiptPubPath,
+    },
+  });
+  const device = await evidence.device('HN-CS-0001');
+  for (const size of sizes) await device.seal(size);
+  await evidence.upload(device, station);
+  return {
+    evidence,
+    station,
+    center,
+    device,
+    relay: (options = {}) =>
+      new Relay({
+        store: station.store,
+        linkFor: (d) => new TestWire(center.receiver, d),
+        centerReceiptKey: center.receiptKeys.publicKey,
+        chunkBytes: 8192,
+        replyTimeoutMs: 300,
+        ...options,
+      }),
+  };
+}
+
+async function verifyCli(gateway: GatewayRig) {
+  const r = await runRecorder(['evidence', 'verify', '--config', gateway.configPath, '--json']);
+  return {
+    code: r.code,
+    report: JSON.parse(r.stdout) as { ok: boolean; items: number; problems: unknown[] },
+  };
+}
+
+test('the relay carries receipted items and the journal to the center; verify passes at both', async (t) => {
+  const w = await world(t);
+  const relay = w.relay();
+  const result = await relay.runOnce();
+  t.deepEqual(result.failed, []);
+  t.is(result.relayed.length, 2);
+  t.is(result.journals.length, 1);
+  // The center holds the same ciphertext, checked at ingest, and the device's whole chain.
+  for (const item of w.station.store.list()) {
+    const there = w.center.store.get(item.device, item.id)!;
+    t.is(there.sha256, item.sha256);
+    t.is(there.entryLine, item.entryLine);
+    const ingest = w.center.store.lifecycle(item.device, item.id)!.ingest!;
+    t.true(ingest.ok);
+    t.is(ingest.plainSha256, (JSON.parse(item.entryLine) as JournalEntry).body.sha256 as string);
+    const life = w.station.store.lifecycle(item.device, item.id)!;
+    t.truthy(life.relayedAt);
+    const receipt = JSON.parse(life.centerReceipt!) as Receipt;
+    t.is(receipt.receipt.role, 'center');
+    t.is(receipt.receipt.holder, 'center');
+  }
+  t.deepEqual(w.center.store.journalLines(w.device.id), w.station.store.journalLines(w.device.id));
+  // The center learnt the device's key from the certificate the station sent along.
+  t.is(w.center.store.knownDevice(w.device.id)!.certPem, w.device.certPem);
+  // A second round has nothing to do.
+  const again = await relay.runOnce();
+  t.deepEqual([again.relayed, again.journals, again.failed], [[], [], []]);
+
+  const [atStation, atCenter] = await Promise.all([verifyCli(w.station), verifyCli(w.center)]);
+  t.is(atStation.code, 0, JSON.stringify(atStation.report.problems));
+  t.is(atCenter.code, 0, JSON.stringify(atCenter.report.problems));
+  t.is(atCenter.report.items, 2);
+});
+
+function evidenceOf(entry: JournalEntry): { file: string; bytes: number; sha256: string } {
+  return (entry.body as { evidence: { file: string; bytes: number; sha256: string } }).evidence;
+}
+
+/** The device signs an entry for a file that was not sealed from that plaintext. */
+async function craftedItem(
+  w: World,
+  mutate: (evidence: Buffer, body: JsonObject) => Buffer,
+): Promise<{ id: string; entry: JournalEntry }> {
+  const genuine = w.device.entries.get([...w.device.entries.keys()][0]!)!;
+  const original = readFileSync(w.station.store.objectPath(evidenceOf(genuine).sha256));
+  const body = JSON.parse(JSON.stringify(genuine.body)) as JsonObject;
+  const id = `forged-${w.device.items.length}-${Date.now()}.rse`;
+  const bytes = mutate(Buffer.from(original), body);
+  writeFileSync(join(w.device.evidenceDir, id), bytes);
+  body.evidence = { file: id, bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') };
+  const entry = await w.device.journal.append('segment', body);
+  w.device.items.push({
+    file: id,
+    sha256: (body.evidence as { sha256: string }).sha256,
+    bytes: bytes.length,
+    seq: entry.seq,
+    sealedAt: entry.time,
+  });
+  w.device.entries.set(id, entry);
+  return { id, entry };
+}
+
+test('the center decrypts at ingest: a ciphertext or plaintext that does not match is refused and nothing stored', async (t) => {
+  const w = await world(t, [20_000]);
+  // (1) A flipped ciphertext byte under a signed entry: the GCM tag fails.
+  const flipped = await craftedItem(w, (bytes) => {
+    bytes[bytes.length - 100] = bytes[bytes.length - 100]! ^ 0x40;
+    return bytes;
+  });
+  // (2) Intact ciphertext, but the signed plaintext hash is another file's.
+  const wrongPlain = await craftedItem(w, (bytes, body) => {
+    body.sha256 = 'f'.repeat(64);
+    return bytes;
+  });
+  const station = w.station;
+  await w.evidence.upload(w.device, station);
+  t.is(station.store.list().length, 3, 'the station does not decrypt: it stores all three');
+
+  const relay = w.relay();
+  const alerts: { id: string | null; code: string }[] = [];
+  relay.on('alert', (a: { id: string | null; code: string }) => alerts.push(a));
+  const result = await relay.runOnce();
+  t.is(result.relayed.length, 1);
+  const refused = (id: string) => result.failed.find((f) => f.id === id);
+  t.is(refused(flipped.id)?.code, 'UPLOAD_REFUSED');
+  t.regex(refused(flipped.id)!.message, /EVIDENCE_DECRYPT_FAILED/);
+  t.regex(refused(wrongPlain.id)!.message, /EVIDENCE_PLAINTEXT_MISMATCH/);
+  t.true(alerts.some((a) => a.id === flipped.id));
+  t.true(w.center.alerts.some((a) => a.code === 'EVIDENCE_DECRYPT_FAILED' && a.id === flipped.id));
+  t.true(w.center.alerts.some((a) => a.code === 'EVIDENCE_PLAINTEXT_MISMATCH' && a.id === wrongPlain.id));
+  for (const { id } of [flipped, wrongPlain]) {
+    t.is(w.center.store.get(w.device.id, id), null);
+    const life = station.store.lifecycle(w.device.id, id)!;
+    t.is(life.relayedAt, null);
+    t.regex(life.relayError!, /UPLOAD_REFUSED/);
+    t.true(existsSync(station.store.objectPath(station.store.get(w.device.id, id)!.sha256)));
+  }
+  t.deepEqual(readdirSync(join(w.center.dir, 'evidence', 'incoming')), []);
+
+  // (3) A station that tampers with the ciphertext and recomputes the hash cannot make the
+  // device's signed entry name it: refused before a byte is written.
+  const item = station.store.list().find((i) => i.id !== flipped.id && i.id !== wrongPlain.id)!;
+  const tampered = readFileSync(station.store.objectPath(item.sha256));
+  tampered[50] = tampered[50]! ^ 1;
+  const sender = new UploadSender({
+    link: new TestWire(w.center.receiver, w.device.id),
+    timers,
+    replyTimeoutMs: 1000,
+  });
+  const entry = JSON.parse(item.entryLine) as JournalEntry;
+  const forged = sender.sendItem(
+    {
+      id: `${item.id}.x`,
+      entry,
+      bytes: tampered.length,
+      sha256: createHash('sha256').update(tampered).digest('hex'),
+      deviceCert: w.device.certPem,
+    },
+    async (o, l) => tampered.subarray(o, o + l),
+  );
+  const error = await t.throwsAsync(forged);
+  t.true(isRecorderError(error, 'UPLOAD_REFUSED'));
+  t.regex(error!.message, /UPLOAD_FORGED/);
+
+  // (4) A certificate of another device, or of this device from a foreign CA, is refused.
+  const other = await w.evidence.device('HN-CS-0002');
+  const foreignPki = testPki(join(w.evidence.dir, 'foreign-pki'));
+  const foreign = issueCertificate(foreignPki.caDir, {
+    role: 'device',
+    id: w.device.id,
+    evidencePublicKeyPem: w.device.keys.publicKey.export({ type: 'spki', format: 'pem' }) as string,
+  });
+  for (const [cert, why] of [
+    [other.certPem, /names device\/HN-CS-0002/],
+    [foreign.certPem, /does not chain to a unit CA/],
+  ] as const) {
+    const refusedCert = await t.throwsAsync(
+      sender.sendItem(
+        { id: item.id, entry, bytes: item.bytes, sha256: item.sha256, deviceCert: cert },
+        async (o, l) => readFileSync(station.store.objectPath(item.sha256)).subarray(o, o + l),
+      ),
+    );
+    t.regex(refusedCert!.message, /DEVICE_CERT_INVALID/);
+    t.true(w.center.alerts.some((a) => a.code === 'DEVICE_CERT_INVALID' && why.test(a.message)));
+  }
+});
+
+test('center down, then up: the station keeps everything, retries with backoff and catches up', async (t) => {
+  const w = await world(t, [10_000, 10_000]);
+  const wires: TestWire[] = [];
+  let up = false;
+  const relay = w.relay({
+    linkFor: (d) => {
+      const wire = new TestWire(w.center.receiver, d);
+      wire.up = up;
+      wires.push(wire);
+      return wire;
+    },
+    replyTimeoutMs: 100,
+    maxAttempts: 1,
+    backoffMinMs: 50,
+    backoffMaxMs: 400,
+  });
+  const down = await relay.runOnce();
+  t.is(down.relayed.length, 0);
+  t.true(down.failed.length >= 2);
+  t.true(down.failed.every((f) => f.code === 'UPLOAD_TIMEOUT'));
+  t.is(w.center.store.list().length, 0);
+  t.is(w.station.store.unrelayed().length, 2);
+
+  const rounds: number[] = [];
+  let twoFailed: () => void;
+  const failing = new Promise<void>((resolve) => (twoFailed = resolve));
+  relay.on('round', () => {
+    rounds.push(Date.now());
+    if (rounds.length === 2) twoFailed();
+  });
+  const relayed = new Promise<void>((resolve) =>
+    relay.on('round', () => w.station.store.unrelayed().length === 0 && resolve()),
+  );
+  relay.start();
+  t.teardown(() => relay.stop());
+  await failing;
+  t.is(w.station.store.unrelayed().length, 2, 'nothing relayed while the center is down');
+  up = true;
+  for (const wire of wires) wire.up = true;
+  await relayed;
+  await relay.stop();
+  t.is(w.center.store.list().length, 2);
+  t.deepEqual(w.center.store.journalLines(w.device.id), w.station.store.journalLines(w.device.id));
+  for (const item of w.station.store.list())
+    t.is(w.station.store.lifecycle(item.device, item.id)!.relayError, null);
+});
+
+/** A link to the center that loses every offer of the items named (the center never sees them). */
+function losing(w: World, ids: string[]): RelayOptions['linkFor'] {
+  return (d) => {
+    const wire = new TestWire(w.center.receiver, d);
+    const send = wire.sendOffer.bind(wire);
+    wire.sendOffer = async (offer) => (ids.includes(offer.id) ? undefined : send(offer));
+    return wire;
+  };
+}
+
+test('a center receipt for another item is refused: nothing is marked relayed', async (t) => {
+  const w = await world(t, [5_000, 6_000]);
+  const [first, second] = w.station.store.list();
+  // A genuine center receipt for the first item only.
+  await w.relay({ linkFor: losing(w, [second!.id]), maxAttempts: 1, replyTimeoutMs: 100 }).runOnce();
+  const genuine = JSON.parse(w.station.store.lifecycle(first!.device, first!.id)!.centerReceipt!) as Receipt;
+  t.is(w.station.store.lifecycle(second!.device, second!.id)!.relayedAt, null);
+  // A broken or malicious center now answers the second offer with receipts that are not right.
+  for (const answer of [
+    genuine, // signed by the center, but for the first item
+    signReceipt({ ...genuine.receipt, id: second!.id }, w.center.receiptKeys.privateKey), // right id, wrong entry and hash
+    signReceipt({ ...genuine.receipt, id: second!.id }, w.station.receiptKeys.privateKey), // not the center's key
+  ]) {
+    const relay = w.relay({
+      linkFor: (d) => {
+        const wire = new TestWire(w.center.receiver, d);
+        wire.sendOffer = async (offer) => {
+          setImmediate(() => {
+            wire.emit('state', { id: offer.id, status: 'have', offset: offer.bytes });
+            // Delivered under the offer's id, so only the receipt check can tell.
+            wire.emit('receipt', { ...answer, receipt: { ...answer.receipt, id: offer.id } });
+          });
+        };
+        return wire;
+      },
+    });
+    const result = await relay.runOnce();
+    t.deepEqual(result.relayed, []);
+    t.true(
+      result.failed.some(
+        (f) => f.id === second!.id && ['RECEIPT_MISMATCH', 'RECEIPT_INVALID'].includes(f.code),
+      ),
+      JSON.stringify(result.failed),
+    );
+    t.is(w.station.store.lifecycle(second!.device, second!.id)!.relayedAt, null);
+  }
+  // The genuine center still takes it.
+  t.deepEqual((await w.relay().runOnce()).relayed, [{ device: second!.device, id: second!.id }]);
+});
+
+test('purge: after purgeAfterDays only the object of a relayed item goes; 0 keeps it for ever', async (t) => {
+  const w = await world(t, [3_000, 3_000]);
+  let clock = Date.parse('2026-11-23T12:00:00.000Z');
+  const now = () => new Date(clock);
+  const [first, second] = w.station.store.list();
+  const object = (i: typeof first) => w.station.store.objectPath(i!.sha256);
+  // The second item never reaches the center, so the center never receipts it.
+  const round = (purgeAfterDays: number) =>
+    w
+      .relay({ now, purgeAfterDays, linkFor: losing(w, [second!.id]), maxAttempts: 1, replyTimeoutMs: 50 })
+      .runOnce();
+  t.deepEqual((await round(30)).relayed, [{ device: first!.device, id: first!.id }]);
+
+  clock += 29 * DAY;
+  t.deepEqual((await round(30)).purged, []);
+  t.true(existsSync(object(first)));
+
+  clock += 2 * DAY;
+  t.deepEqual((await round(0)).purged, [], 'purgeAfterDays 0 keeps it for ever');
+  t.true(existsSync(object(first)));
+
+  t.deepEqual((await round(30)).purged, [{ device: first!.device, id: first!.id }]);
+  t.false(existsSync(object(first)));
+  // Never before the center's receipt, however old.
+  t.true(existsSync(object(second)));
+  // The row and both receipts stay; the purge is recorded; verify still passes.
+  const life = w.station.store.lifecycle(first!.device, first!.id)!;
+  t.is(life.purgedAt, new Date(clock).toISOString());
+  t.truthy(life.centerReceipt);
+  t.truthy(w.station.store.get(first!.device, first!.id)!.receipt);
+  const stationOk = await verifyCli(w.station);
+  t.is(stationOk.code, 0, JSON.stringify(stationOk.report.problems));
+});
