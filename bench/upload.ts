@@ -228,9 +228,20 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     const config = pki.config({ listen: { host: '127.0.0.1', port } });
     const configPath = join(dir, 'gateway.json');
     writeFileSync(configPath, JSON.stringify(config));
-    gateway = spawn(process.execPath, [...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []), RECORDER_BIN, 'gateway', 'run', '--config', configPath], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    gateway = spawn(
+      process.execPath,
+      [
+        ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []),
+        RECORDER_BIN,
+        'gateway',
+        'run',
+        '--config',
+        configPath,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     await waitForOutput(gateway, /(gateway listening)/, 'the gateway');
     const url = `mqtts://127.0.0.1:${port}`;
 
