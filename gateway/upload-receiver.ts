@@ -19,7 +19,7 @@
 import { EventEmitter } from 'node:events';
 import { createHash, createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { open, stat, truncate, unlink } from 'node:fs/promises';
+import { open, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { RecorderError, isRecorderError } from '../protocol/errors.ts';
 import { EVIDENCE_TAG_BYTES, EvidenceDecipher, parseEvidenceHeader } from '../protocol/evidence-format.ts';
 import { entryLine, verifyEntrySignature, type JournalEntry } from '../protocol/journal-entry.ts';
@@ -74,8 +74,28 @@ export interface ReceiverReply {
 interface Session {
   offer: Offer;
   path: string;
+  /** bytes in the incoming file */
   size: number;
+  /** bytes acknowledged: in the file or queued to be written, in order */
+  accepted: number;
+  /** the incoming file, open for appending while the item travels */
+  handle: FileHandle | null;
+  /** the last queued write; done and a new offer wait for it */
+  writing: Promise<void>;
+  /** bytes queued and not yet written */
+  queued: number;
+  /** a write failed: later chunks are dropped and done reports it */
+  failed: { code: string; reason: string } | null;
 }
+
+/**
+ * Chunks are acknowledged once queued for writing, in order; beyond this many queued bytes per item
+ * the acknowledgement waits for the write, so a slow disk paces the device. The broker reads a
+ * client's next packet only after the previous one is handled (aedes), so waiting for every
+ * write would make each chunk a disk round trip. An acknowledged chunk that never reaches the
+ * disk (a crash) is simply resent: the resume point is always the incoming file's real size.
+ */
+const QUEUED_BYTES_HIGH = 8 * 1024 * 1024;
 
 const EVIDENCE_KINDS = new Set(['segment', 'photo']);
 
@@ -229,6 +249,7 @@ export class UploadReceiver extends EventEmitter {
         receipt: this.receiptFor(stored),
       };
 
+    await this.closeSession(device, offer.id);
     const path = this.options.store.incomingPath(device, offer.id);
     let size = await stat(path).then(
       (s) => s.size,
@@ -239,7 +260,16 @@ export class UploadReceiver extends EventEmitter {
       size = 0;
     }
     if (size === 0) await (await open(path, 'a')).close(); // even an empty item has a file
-    this.sessions.set(key(device, offer.id), { offer, path, size });
+    this.sessions.set(key(device, offer.id), {
+      offer,
+      path,
+      size,
+      accepted: size,
+      handle: null,
+      writing: Promise.resolve(),
+      queued: 0,
+      failed: null,
+    });
     return { state: { id: offer.id, status: 'send', offset: size } };
   }
 
@@ -251,27 +281,57 @@ export class UploadReceiver extends EventEmitter {
   ): Promise<UploadState | null> {
     const session = this.sessions.get(key(device, id));
     if (!session) return { id, status: 'refused', offset: 0, code: 'UPLOAD_NO_OFFER', reason: 'offer first' };
-    if (offset + data.length <= session.size) return null; // a QoS 1 resend of bytes already held
-    if (offset !== session.size || offset + data.length > session.offer.bytes) {
-      return { id, status: 'send', offset: session.size };
+    if (session.failed)
+      return {
+        id,
+        status: 'refused',
+        offset: session.size,
+        code: session.failed.code,
+        reason: session.failed.reason,
+      };
+    if (offset + data.length <= session.accepted) return null; // a QoS 1 resend of bytes already held
+    if (offset !== session.accepted || offset + data.length > session.offer.bytes) {
+      return { id, status: 'send', offset: session.accepted };
     }
+    session.accepted += data.length;
+    session.queued += data.length;
+    const write = session.writing.then(() => this.append(session, device, id, data));
+    session.writing = write;
+    if (session.queued > QUEUED_BYTES_HIGH) await write;
+    return null;
+  }
+
+  /** Appends one chunk to the incoming file; on failure the file is cut back to a clean prefix. */
+  private async append(session: Session, device: string, id: string, data: Buffer): Promise<void> {
     try {
-      const handle = await open(session.path, 'a');
-      try {
-        await handle.write(data);
-      } finally {
-        await handle.close();
-      }
+      if (session.failed) return;
+      session.handle ??= await open(session.path, 'a');
+      await session.handle.write(data);
+      session.size += data.length;
     } catch (error) {
       const code =
         (error as NodeJS.ErrnoException).code === 'ENOSPC' ? 'STORAGE_FULL' : 'UPLOAD_WRITE_FAILED';
       this.alert({ code, device, id, message: `cannot write ${session.path}: ${(error as Error).message}` });
       // Whatever part of the chunk landed is cut off again, so the file stays a clean prefix.
       await truncate(session.path, session.size).catch(() => undefined);
-      return { id, status: 'refused', offset: session.size, code, reason: (error as Error).message };
+      session.failed = { code, reason: (error as Error).message };
+      session.accepted = session.size;
+    } finally {
+      session.queued -= data.length;
     }
-    session.size += data.length;
-    return null;
+  }
+
+  /** Waits for an item's queued writes and closes its incoming file (the session stays). */
+  private async settle(session: Session): Promise<void> {
+    await session.writing;
+    const handle = session.handle;
+    session.handle = null;
+    await handle?.close().catch(() => undefined);
+  }
+
+  private async closeSession(device: string, id: string): Promise<void> {
+    const session = this.sessions.get(key(device, id));
+    if (session) await this.settle(session);
   }
 
   private async handleDone(device: string, payload: unknown): Promise<ReceiverReply> {
@@ -294,12 +354,22 @@ export class UploadReceiver extends EventEmitter {
       };
     }
     const { offer } = session;
-    if (session.size < offer.bytes) return { state: { id: offer.id, status: 'send', offset: session.size } };
+    await this.settle(session);
+    if (session.failed) {
+      const { code, reason } = session.failed;
+      session.failed = null;
+      return { state: { id: offer.id, status: 'refused', offset: session.size, code, reason } };
+    }
+    if (session.size < offer.bytes) {
+      session.accepted = session.size;
+      return { state: { id: offer.id, status: 'send', offset: session.size } };
+    }
     const actual = await hashFile(session.path);
     if (actual.bytes !== offer.bytes || actual.sha256 !== offer.sha256) {
       // Corrupted on the way (or on disk): drop the bytes and have them sent again.
       await unlink(session.path).catch(() => undefined);
       session.size = 0;
+      session.accepted = 0;
       this.alert({
         code: 'UPLOAD_HASH_MISMATCH',
         device,

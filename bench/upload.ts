@@ -1,0 +1,290 @@
+/**
+ * Issue 6 benchmarks: evidence upload through the real station gateway.
+ *
+ * 1. One device: a sealed segment of `--mib` MiB (default 256) uploaded by the device's Uploader
+ *    over mutual-TLS MQTT (MqttUploadLink, QoS 1 chunks with a window) to `recorder gateway run` in
+ *    its own process, which writes the incoming file, fsyncs, checks size and SHA-256 against the
+ *    device-signed entry, stores it write-once, indexes it and returns a signed receipt that the
+ *    device checks and journals. Baseline, in the same run: the same bytes copied over a plain TCP
+ *    socket on loopback into a file by a receiver in its own process, fsync'd before it answers.
+ *    Goal: ratio ≥ 0.6.
+ * 2. A dock of `--devices` recorders (default 8) uploading `--dock-mib` MiB each (default 64) at
+ *    once, each on its own TLS connection: the aggregate rate, and what an 8-hour 1080p shift
+ *    (≈ 14 GB) would take at that rate per device and for the whole dock.
+ *
+ * Files live under the machine's temp directory (a disk, as at a station), both for the baseline
+ * and for the gateway's store. The device side (this process) reads evidence from the same disk.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import mqtt, { type MqttClient } from 'mqtt';
+import { JournalWriter } from '../device/journal-writer.ts';
+import { Sealer } from '../device/sealing/sealer.ts';
+import { Uploader, type PendingUpload } from '../device/uploader.ts';
+import type { JournalEntry } from '../protocol/journal-entry.ts';
+import { MqttUploadLink } from '../protocol/upload-mqtt.ts';
+import { testCenterKeys } from '../test/helpers/media.ts';
+import { testPki, type TestPki } from '../test/helpers/pki.ts';
+import { sealMeta } from '../test/helpers/sealing.ts';
+import type { BenchRow } from './run.ts';
+
+const MiB = 1024 * 1024;
+const SHIFT_BYTES = 14e9;
+const RECORDER_BIN = new URL('../bin/recorder.js', import.meta.url).pathname;
+
+function flag(argv: string[], name: string, fallback: number): number {
+  const i = argv.indexOf(`--${name}`);
+  return i >= 0 && argv[i + 1] ? Number(argv[i + 1]) : fallback;
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const { port } = server.address() as { port: number };
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+/** Waits until `child` prints `marker` on stdout; returns what it printed. */
+function waitForOutput(
+  child: ChildProcess,
+  marker: RegExp,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`${what} did not start: ${out}${err}`)), timeoutMs);
+    child.stderr!.on('data', (d: Buffer) => (err += d));
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d;
+      const m = marker.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1] ?? out);
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${what} exited with ${code}: ${out}${err}`));
+    });
+  });
+}
+
+/**
+ * The baseline receiver: a plain TCP server in its own process that writes what it receives into a
+ * file, fsyncs it, and answers "ok" with the byte count.
+ */
+const TCP_SINK = `
+const net = require('node:net'); const fs = require('node:fs');
+const server = net.createServer((socket) => {
+  const fd = fs.openSync(process.argv[1], 'w'); let bytes = 0;
+  socket.on('data', (d) => { fs.writeSync(fd, d); bytes += d.length; });
+  socket.on('end', () => { fs.fsyncSync(fd); fs.closeSync(fd); socket.end('ok ' + bytes); });
+});
+server.listen(0, '127.0.0.1', () => console.log('port ' + server.address().port));
+`;
+
+async function rawTcpCopy(file: string, target: string): Promise<number> {
+  const sink = spawn(process.execPath, ['-e', TCP_SINK, target], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const port = Number(await waitForOutput(sink, /port (\d+)/, 'the TCP sink'));
+    const { connect } = await import('node:net');
+    const { createReadStream } = await import('node:fs');
+    const t0 = process.hrtime.bigint();
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      let reply = '';
+      socket.on('data', (d: Buffer) => (reply += d));
+      socket.on('end', () => resolve(reply));
+      socket.on('error', reject);
+      createReadStream(file, { highWaterMark: MiB }).pipe(socket);
+    });
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (!answer.startsWith('ok ')) throw new Error(`the TCP sink answered "${answer}"`);
+    return seconds;
+  } finally {
+    sink.kill('SIGKILL');
+  }
+}
+
+interface BenchDevice {
+  id: string;
+  evidenceDir: string;
+  journal: JournalWriter;
+  items: PendingUpload[];
+  entries: Map<string, JournalEntry>;
+  identity: { cert: string; key: string; ca: string };
+}
+
+async function sealedDevice(pki: TestPki, dir: string, id: string, mib: number): Promise<BenchDevice> {
+  const root = join(dir, 'devices', id);
+  const spool = join(root, 'spool');
+  const evidenceDir = join(root, 'evidence');
+  mkdirSync(spool, { recursive: true });
+  mkdirSync(evidenceDir, { recursive: true });
+  const keys = generateKeyPairSync('ed25519');
+  const identity = pki.issue('device', id, {
+    evidencePublicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }) as string,
+  });
+  const journal = await JournalWriter.open({
+    path: join(root, 'journal.jsonl'),
+    device: id,
+    privateKey: keys.privateKey,
+  });
+  const spoolFile = join(spool, 'seg-0.ts');
+  const block = randomBytes(4 * MiB);
+  const fd = openSync(spoolFile, 'w');
+  for (let done = 0; done < mib * MiB; done += block.length) writeSync(fd, block);
+  closeSync(fd);
+  const sealer = new Sealer({ evidenceDir, journal, centerPublicKey: testCenterKeys().publicKey });
+  const { entry } = await sealer.seal(spoolFile, sealMeta({ event: `EV-${id}` }));
+  const evidence = (entry.body as { evidence: { file: string; bytes: number; sha256: string } }).evidence;
+  const item: PendingUpload = {
+    file: evidence.file,
+    sha256: evidence.sha256,
+    bytes: evidence.bytes,
+    seq: entry.seq,
+    sealedAt: entry.time,
+  };
+  return { id, evidenceDir, journal, items: [item], entries: new Map([[item.file, entry]]), identity };
+}
+
+async function upload(
+  device: BenchDevice,
+  url: string,
+  unit: string,
+  receiptPub: string,
+  chunkBytes: number,
+  window: number,
+): Promise<number> {
+  const { identity } = device;
+  const client: MqttClient = await mqtt.connectAsync(url, {
+    clientId: `${device.id}:upload`,
+    key: readFileSync(identity.key),
+    cert: readFileSync(identity.cert),
+    ca: readFileSync(identity.ca),
+    rejectUnauthorized: true,
+    reconnectPeriod: 0,
+    protocolVersion: 4,
+  });
+  try {
+    const link = new MqttUploadLink({ client, unit, device: device.id });
+    await link.start();
+    const uploader = new Uploader({
+      link,
+      device: device.id,
+      evidenceDir: device.evidenceDir,
+      gatewayKey: createPublicKey(readFileSync(receiptPub)),
+      pending: () => device.items,
+      entryFor: async (item) => device.entries.get(item.file)!,
+      journal: device.journal,
+      forget: async (file) =>
+        device.items.splice(
+          device.items.findIndex((i) => i.file === file),
+          1,
+        ),
+      chunkBytes,
+      window,
+      replyTimeoutMs: 120_000,
+    });
+    const t0 = process.hrtime.bigint();
+    const result = await uploader.uploadAll();
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (result.failed.length > 0 || result.receipted.length !== 1)
+      throw new Error(`upload of ${device.id} failed: ${JSON.stringify(result.failed)}`);
+    return seconds;
+  } finally {
+    await client.endAsync();
+    await device.journal.close();
+  }
+}
+
+export async function bench(argv: string[]): Promise<BenchRow[]> {
+  const mib = flag(argv, 'mib', 256);
+  const dockDevices = flag(argv, 'devices', 8);
+  const dockMib = flag(argv, 'dock-mib', 64);
+  const chunkBytes = flag(argv, 'chunk-kib', 256) * 1024;
+  const window = flag(argv, 'window', 8);
+  const dir = mkdtempSync(join(tmpdir(), 'bench-upload-'));
+  let gateway: ChildProcess | null = null;
+  try {
+    const pki = testPki(join(dir, 'pki'), 'HN-BENCH');
+    const port = await freePort();
+    const config = pki.config({ listen: { host: '127.0.0.1', port } });
+    const configPath = join(dir, 'gateway.json');
+    writeFileSync(configPath, JSON.stringify(config));
+    gateway = spawn(
+      process.execPath,
+      [
+        ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []),
+        RECORDER_BIN,
+        'gateway',
+        'run',
+        '--config',
+        configPath,
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    await waitForOutput(gateway, /(gateway listening)/, 'the gateway');
+    const url = `mqtts://127.0.0.1:${port}`;
+
+    // 1. One device against a raw TCP copy of the same bytes.
+    const one = await sealedDevice(pki, dir, 'HN-BENCH-0001', mib);
+    const item = one.items[0]!;
+    const tcpSeconds = await rawTcpCopy(join(one.evidenceDir, item.file), join(dir, 'tcp-copy.bin'));
+    rmSync(join(dir, 'tcp-copy.bin'), { force: true });
+    const uploadSeconds = await upload(one, url, pki.unit, pki.receiptKey.pub, chunkBytes, window);
+    const rate = (bytes: number, seconds: number) => bytes / MiB / seconds;
+    const rows: BenchRow[] = [
+      {
+        what: `upload of one ${mib} MiB segment over TLS MQTT to the gateway (chunks ${chunkBytes / 1024} KiB, window ${window})`,
+        figure: `${rate(item.bytes, uploadSeconds).toFixed(1)} MiB/s`,
+        baseline: `${rate(item.bytes, tcpSeconds).toFixed(1)} MiB/s raw TCP copy into a file + fsync`,
+        ratio: tcpSeconds / uploadSeconds,
+        goal: '≥ 0.6',
+      },
+    ];
+
+    // 2. A dock of recorders at once.
+    const dock = await Promise.all(
+      Array.from({ length: dockDevices }, (_, i) =>
+        sealedDevice(pki, dir, `HN-DOCK-${String(i + 1).padStart(4, '0')}`, dockMib),
+      ),
+    );
+    const bytes = dock.reduce((sum, d) => sum + d.items[0]!.bytes, 0);
+    const t0 = process.hrtime.bigint();
+    await Promise.all(dock.map((d) => upload(d, url, pki.unit, pki.receiptKey.pub, chunkBytes, window)));
+    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const aggregate = bytes / seconds;
+    const perDevice = aggregate / dockDevices;
+    rows.push({
+      what: `${dockDevices} recorders uploading ${dockMib} MiB each at once (a dock)`,
+      figure: `${(aggregate / MiB).toFixed(1)} MiB/s aggregate`,
+      note:
+        `14 GB shifts on all ${dockDevices} at once: ${(SHIFT_BYTES / perDevice / 3600).toFixed(2)} h; ` +
+        `one 14 GB shift alone at the single-device rate: ${(SHIFT_BYTES / (item.bytes / uploadSeconds) / 3600).toFixed(2)} h`,
+    });
+    return rows;
+  } finally {
+    gateway?.kill('SIGTERM');
+    if (gateway) await new Promise((r) => gateway!.once('exit', r));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
