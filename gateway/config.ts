@@ -56,6 +56,13 @@ export const GatewayConfigSchema = Type.Object(
     }),
     statusIntervalMs: Type.Integer({ minimum: 100, default: 10_000, description: 'gateway/status period' }),
     fleet: Type.Object(FleetThresholdsSchema.properties, { additionalProperties: false, default: {} }),
+    // Issue 7 item 4.
+    profilesDir: Type.Optional(
+      Type.String({
+        description:
+          'where the last signed profile pushed for each device is kept and re-published from on start; default: profiles/ next to the configuration file',
+      }),
+    ),
   },
   { additionalProperties: false, title: 'Gateway configuration' },
 );
@@ -82,5 +89,6 @@ export function loadGatewayConfig(path: string): GatewayConfig {
   const config = parseGatewayConfig(json);
   const base = dirname(resolve(path));
   for (const k of ['cert', 'key', 'ca', 'crl'] as const) config.tls[k] = resolve(base, config.tls[k]);
+  config.profilesDir = resolve(base, config.profilesDir ?? 'profiles');
   return config;
 }

@@ -13,11 +13,13 @@ import type { Identity } from '../protocol/acl.ts';
 import type { Availability } from '../protocol/schemas/availability.ts';
 import type { Fleet, GatewayStatus, RejectReason } from '../protocol/schemas/fleet.ts';
 import type { Status } from '../protocol/schemas/status.ts';
-import { encodePayload, gatewayTopic, type TopicName } from '../protocol/topics.ts';
+import { deviceTopic, encodePayload, gatewayTopic, type TopicName } from '../protocol/topics.ts';
+import { readFileSync } from 'node:fs';
 import { GatewayBroker } from './broker.ts';
 import type { GatewayConfig } from './config.ts';
 import { FleetMonitor } from './fleet-monitor.ts';
 import { createLogger, type LogSink } from './log.ts';
+import { ProfileService } from './profile-service.ts';
 
 export interface GatewayHandle {
   address: { host: string; port: number };
@@ -27,6 +29,8 @@ export interface GatewayHandle {
   counters(): Record<RejectReason, number>;
   fleet(): Fleet;
   broker: GatewayBroker;
+  /** issue 7 item 4: the last profile pushed per device */
+  profiles: ProfileService;
   close(): Promise<void>;
 }
 
@@ -49,6 +53,12 @@ export async function startGateway(
     else if (name === 'availability') monitor.onAvailability(device, value as Availability, at);
     else monitor.onSeen(device, at);
   };
+  const profiles = new ProfileService({
+    unit: config.unit,
+    caCertPem: readFileSync(config.tls.ca, 'utf8'),
+    ...(config.profilesDir ? { dir: config.profilesDir } : {}),
+    log: createLogger('rec:gateway:profile', options.logSink),
+  });
   const broker = await GatewayBroker.start({
     unit: config.unit,
     host: config.listen.host,
@@ -60,7 +70,12 @@ export async function startGateway(
     onDisconnect: (who) => {
       if (who.role === 'device') monitor.onDisconnect(who.id, Date.now());
     },
+    profiles,
   });
+  // Issue 7 item 4: the profiles kept on disk are retained again (aedes forgets them on restart).
+  for (const [device, bytes] of profiles.all()) {
+    await broker.publishRetained(deviceTopic('profile', config.unit, device), bytes, 1);
+  }
   broker.on('reject', (event) => events.emit('reject', event));
 
   const publishFleet = async () => {
@@ -104,6 +119,7 @@ export async function startGateway(
     counters: () => ({ ...broker.counters }),
     fleet: () => monitor.snapshot(Date.now()),
     broker,
+    profiles,
     close: async () => {
       for (const t of timers) clearInterval(t);
       await broker.close();

@@ -96,6 +96,12 @@ export const ErrorCodes = {
   SERVICE_PROTOCOL: 'a service-port message is malformed or unexpected',
   IDENTITY_INVALID: 'a device certificate or CA chain does not fit this device',
   CA_INVALID: 'a unit CA directory is missing a file or holds a bad one',
+  // Profile push (issue 7)
+  PROFILE_PUSH_REFUSED:
+    'the gateway refused to retain a pushed profile (not signed for this unit and device, or older than the one it holds)',
+  PROFILE_PUSH_NO_ANSWER:
+    'the device did not answer a pushed profile in time (it stays retained and is applied when the device connects)',
+  PROFILE_NONE: 'there is no current profile for this device to change',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
