@@ -7,6 +7,7 @@
  *   'reject'  RejectEvent   every refused handshake, identity, publish, subscription, payload, frame
  *   'alert'   AlertChange   an alert raised (active: true) or cleared (active: false)
  *   'fleet'   Fleet         every snapshot published
+ *   'profile' {device, version, by}  a pushed profile verified and retained (issue 7 item 4)
  */
 import { EventEmitter } from 'node:events';
 import type { Identity } from '../protocol/acl.ts';
@@ -77,6 +78,7 @@ export async function startGateway(
     await broker.publishRetained(deviceTopic('profile', config.unit, device), bytes, 1);
   }
   broker.on('reject', (event) => events.emit('reject', event));
+  broker.on('profile', (event) => events.emit('profile', event));
 
   const publishFleet = async () => {
     const fleet = monitor.snapshot(Date.now());

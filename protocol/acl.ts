@@ -7,6 +7,8 @@
  * - a manager reads status, availability, events, command results and the gateway topics of its
  *   unit, and publishes only commands; a technician likewise;
  * - the gateway role (a relay or second station process) reads everything of its unit;
+ * - a technician or the gateway role publishes a device's retained `profile` (issue 7 item 4; the
+ *   broker verifies its signature before retaining it), and the device reads only its own;
  * - nobody publishes `$SYS/...` or the gateway's own topics.
  */
 import {
