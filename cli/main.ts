@@ -13,6 +13,7 @@ import { registerVerify } from './commands/verify.ts';
 import { registerDeviceFactory } from './commands/device-factory.ts';
 import { registerFlash } from './commands/flash.ts';
 import { registerProfileSigning } from './commands/profile-signing.ts';
+import { registerProfilePush } from './commands/profile-push.ts';
 import { EXIT_ERROR, EXIT_OK, printError } from './output.ts';
 
 export function buildProgram(setExit: (code: number) => void): Command {
@@ -43,6 +44,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   registerProfileSigning(program, run);
   registerDeviceFactory(program, run);
   registerFlash(program, run);
+  registerProfilePush(program, run);
   return program;
 }
 

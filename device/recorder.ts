@@ -4,7 +4,7 @@
  * segment-router.ts.
  */
 import { EventEmitter } from 'node:events';
-import { appendFileSync, mkdirSync, unlinkSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Battery, BatteryReading } from '../hardware/battery.ts';
 import type { ButtonName, ButtonPress, ButtonSource, PressKind } from '../hardware/buttons.ts';
@@ -28,6 +28,8 @@ import { statePaths, type StatePaths } from './state-paths.ts';
 import { INITIAL_STATE, transition, type Effect, type Input, type RecorderState } from './state-machine.ts';
 import { assessStorage } from './storage-guard.ts';
 import { TelemetryClient, telemetryOptionsFromProfile } from './telemetry.ts';
+import { ProfileStore } from './profile-store.ts';
+import { createProfileReceiver, sectionsNeedingRestart } from './profile-receiver.ts';
 import { toEvent, toStatus } from './telemetry-status.ts';
 import { lowBatteryAlarm } from '../hardware/battery-estimate.ts';
 
@@ -121,6 +123,9 @@ export class Recorder extends EventEmitter {
   private stopped = false;
   private readonly now: () => number;
   private readonly watermark: WatermarkTicker;
+  /** the profile in force; replaced when a newer signed profile arrives over the network (issue 7 item 4) */
+  private profile: Profile;
+  private profileStore: ProfileStore | null = null;
   /** spool files sealed with `recovered: true` at start */
   recovered = 0;
 
@@ -133,6 +138,7 @@ export class Recorder extends EventEmitter {
     private readonly capture: CaptureSupervisor,
   ) {
     super();
+    this.profile = options.profile;
     this.now = options.now ?? Date.now;
     this.watermark = new WatermarkTicker({
       setText: (text) => this.capture.setOverlay(text),
@@ -195,6 +201,16 @@ export class Recorder extends EventEmitter {
     });
     const recorder = new Recorder(options, paths, journal, sealing.state, sealing.sealer, capture);
     recorder.recovered = sealing.recovery.resealed.length;
+    // Issue 7 item 4: a provisioned device (unit CA pinned) takes signed profiles over the network.
+    if (existsSync(paths.caCert)) {
+      recorder.profileStore = new ProfileStore({
+        path: paths.profile,
+        device: profile.device,
+        caCertPem: readFileSync(paths.caCert, 'utf8'),
+        journal,
+        now: () => new Date(recorder.now()),
+      });
+    }
     recorder.startTelemetry();
     await recorder.wire();
     return recorder;
@@ -241,11 +257,22 @@ export class Recorder extends EventEmitter {
    * events for the entries a device manager should hear about, and commands with replies.
    */
   private startTelemetry(): void {
-    const { profile } = this.options;
+    const { profile } = this;
+    const store = this.profileStore;
     const options = telemetryOptionsFromProfile(
       profile,
-      () => toStatus(this.status(), profile, new Date(this.now())),
+      () => toStatus(this.status(), this.profile, new Date(this.now())),
       {
+        ...(store
+          ? {
+              onProfile: createProfileReceiver({
+                store,
+                path: this.paths.profile,
+                onApplied: (next) =>
+                  this.serial(() => this.profileApplied(next)).then(() => this.restartNeeded),
+              }),
+            }
+          : {}),
         handlers: {
           locate: async (command) => {
             const seconds = command.args?.seconds ?? 10;
@@ -337,6 +364,31 @@ export class Recorder extends EventEmitter {
     runner.setDocked(this.state.docked);
   }
 
+  private restartNeeded: string[] = [];
+
+  /**
+   * A newer signed profile is in force (ProfileStore journaled it): officers, announcement and
+   * reminder apply at once (the watermark and status show the new officer from the next tick);
+   * any other changed section needs a restart, which is journaled (`profile-restart-needed`).
+   */
+  private async profileApplied(next: Profile): Promise<void> {
+    const previous = this.profile;
+    this.restartNeeded = sectionsNeedingRestart(previous, next);
+    this.profile = next;
+    if (previous.officers[0] !== next.officers[0]) {
+      await this.append('officer-assigned', {
+        officer: next.officers[0]!,
+        previous: previous.officers[0]!,
+        version: next.version,
+      });
+    }
+    if (this.restartNeeded.length > 0) {
+      await this.append('profile-restart-needed', { version: next.version, sections: this.restartNeeded });
+    }
+    this.emit('profile', next);
+    void this.telemetry?.publishStatus(true).catch(() => undefined);
+  }
+
   // ---- inputs ------------------------------------------------------------------------------
 
   /** A simulated press from the control socket or the terminal demo, through the same path as GPIO. */
@@ -381,13 +433,13 @@ export class Recorder extends EventEmitter {
 
   private ctx() {
     const now = this.now();
-    return { now, newEventId: () => `${this.options.profile.device}-${compactTime(now)}` };
+    return { now, newEventId: () => `${this.profile.device}-${compactTime(now)}` };
   }
 
   // ---- effects -----------------------------------------------------------------------------
 
   private async perform(effect: Effect): Promise<void> {
-    const { profile } = this.options;
+    const { profile } = this;
     switch (effect.type) {
       case 'journal':
         await this.append(effect.kind, effect.body as JsonObject);
@@ -473,7 +525,7 @@ export class Recorder extends EventEmitter {
     if (existing) clearTimeout(existing);
     this.timers.delete(name);
     if (action === 'cancel') return;
-    const c = this.options.profile.capture;
+    const c = this.profile.capture;
     if (name === 'postrecord') {
       this.timers.set(
         name,
@@ -484,8 +536,8 @@ export class Recorder extends EventEmitter {
         name,
         setTimeout(() => void this.input({ type: 'max-length-reached' }), c.maxEventMinutes * 60_000),
       );
-    } else if (this.options.profile.reminderMinutes > 0) {
-      const every = this.options.profile.reminderMinutes * 60_000;
+    } else if (this.profile.reminderMinutes > 0) {
+      const every = this.profile.reminderMinutes * 60_000;
       const tick = () => {
         this.options.hardware.indicators.set('vibration', { pulseMs: 200, times: 2 });
         void this.serial(() => this.append('reminder', { event: this.state.event?.id ?? null }));
@@ -504,11 +556,7 @@ export class Recorder extends EventEmitter {
       await this.sealSegment(segment, event);
     } else {
       this.ring.push(segment);
-      const [keep, drop] = pruneRing(
-        this.ring,
-        this.now(),
-        this.options.profile.capture.prerecordSeconds * 1000,
-      );
+      const [keep, drop] = pruneRing(this.ring, this.now(), this.profile.capture.prerecordSeconds * 1000);
       this.ring = keep;
       // Pre-record buffer that no press claimed is not evidence: it is discarded, as R2 intends.
       for (const old of drop) unlinkQuiet(old.path);
@@ -555,7 +603,7 @@ export class Recorder extends EventEmitter {
       const path = await this.capture.snapshot();
       const at = new Date(this.now());
       await this.sealer.seal(path, {
-        event: eventId ?? `${this.options.profile.device}-photo-${compactTime(at.getTime())}`,
+        event: eventId ?? `${this.profile.device}-photo-${compactTime(at.getTime())}`,
         segment: this.photoCount++,
         reason: 'recording',
         start: at,
@@ -620,7 +668,7 @@ export class Recorder extends EventEmitter {
       return;
     }
     await this.checkBattery(this.lastBattery);
-    const verdict = assessStorage(this.lastStorage, this.options.profile.storage);
+    const verdict = assessStorage(this.lastStorage, this.profile.storage);
     if (verdict.level !== this.state.storage || (verdict.reason || null) !== this.state.storageReason) {
       await this.input({ type: 'storage', level: verdict.level, reason: verdict.reason || null });
     }
@@ -655,11 +703,11 @@ export class Recorder extends EventEmitter {
   // ---- status and shutdown ------------------------------------------------------------------
 
   get officer(): string {
-    return this.options.profile.officers[0]!;
+    return this.profile.officers[0]!;
   }
 
   status(): RecorderStatus {
-    const { profile } = this.options;
+    const { profile } = this;
     const queue = this.store.data.uploadQueue;
     const oldest = queue.map((i) => i.deadline).sort()[0] ?? null;
     return {

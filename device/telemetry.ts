@@ -17,6 +17,7 @@ import { RecorderError, isRecorderError } from '../protocol/errors.ts';
 import type { Command, CommandName, CommandResult } from '../protocol/schemas/command.ts';
 import type { DeviceEvent } from '../protocol/schemas/event.ts';
 import type { Profile } from '../protocol/schemas/profile.ts';
+import { PROFILE_RESULT_NAME, profileResultId, type ProfileResultBody } from '../protocol/profile-push.ts';
 import type { Status } from '../protocol/schemas/status.ts';
 import {
   TOPICS,
@@ -30,6 +31,16 @@ import {
 export type CommandHandler = (
   command: Command,
 ) => Promise<Record<string, unknown> | void> | Record<string, unknown> | void;
+
+/**
+ * Issue 7 item 4: what the device did with a profile received on its retained `profile` topic.
+ * The client answers it on `cmd/result` (id `profileResultId(bytes)`, name `profile`).
+ */
+export interface ProfileOutcome {
+  ok: boolean;
+  result: ProfileResultBody;
+  error?: { code: string; message: string };
+}
 
 export interface TelemetryOptions {
   /** `mqtts://host:port` */
@@ -49,6 +60,12 @@ export interface TelemetryOptions {
   changeCheckMs?: number;
   /** handlers for locate (buzz and blink) and sync-time; report-now is built in */
   handlers?: Partial<Record<CommandName, CommandHandler>>;
+  /**
+   * Issue 7 item 4: subscribe to this device's retained `profile` topic and hand every profile
+   * received there to this function (the device's ProfileStore); its outcome is answered on
+   * `cmd/result`. Omitted: the client does not subscribe (a device without a pinned unit CA).
+   */
+  onProfile?: (payload: Buffer) => Promise<ProfileOutcome>;
   /** reconnect backoff: first delay and ceiling (ms); defaults 1 000 and 60 000 */
   backoffMinMs?: number;
   backoffMaxMs?: number;
@@ -78,6 +95,7 @@ export class TelemetryClient extends EventEmitter {
   private lastStatusKey?: string;
   private stopped = false;
   private publishingStatus?: Promise<void>;
+  private profileWork: Promise<void> = Promise.resolve();
   readonly options: Required<
     Pick<
       TelemetryOptions,
@@ -149,6 +167,8 @@ export class TelemetryClient extends EventEmitter {
     this.log('info', 'connected', { url: o.url });
     try {
       await this.client!.subscribeAsync(deviceTopic('cmd', o.unit, o.device), { qos: 1 });
+      if (o.onProfile)
+        await this.client!.subscribeAsync(deviceTopic('profile', o.unit, o.device), { qos: 1 });
       await this.publish('availability', 'online');
       this.lastStatusKey = undefined;
       await this.publishStatus(true);
@@ -226,6 +246,11 @@ export class TelemetryClient extends EventEmitter {
 
   private async onMessage(topic: string, payload: Buffer): Promise<void> {
     const o = this.options;
+    if (o.onProfile && topic === deviceTopic('profile', o.unit, o.device)) {
+      // One profile at a time, in arrival order (a retained one and a new push can meet on connect).
+      this.profileWork = this.profileWork.then(() => this.onProfileMessage(payload));
+      return this.profileWork;
+    }
     if (topic !== deviceTopic('cmd', o.unit, o.device)) return;
     const decoded = decodePayload('cmd', payload);
     if (!decoded.ok) {
@@ -289,6 +314,38 @@ export class TelemetryClient extends EventEmitter {
       }
     }
     await this.reply(result);
+  }
+
+  /** Applies a received profile through `onProfile` and always answers it (STYLE.md "MQTT"). */
+  private async onProfileMessage(payload: Buffer): Promise<void> {
+    let outcome: ProfileOutcome;
+    try {
+      outcome = await this.options.onProfile!(payload);
+    } catch (error) {
+      outcome = {
+        ok: false,
+        result: { outcome: 'refused' },
+        error: {
+          code: isRecorderError(error) ? error.code : 'CMD_FAILED',
+          message: String((error as Error).message ?? error).slice(0, 1024),
+        },
+      };
+    }
+    this.log(outcome.ok ? 'info' : 'warn', `profile ${outcome.result.outcome}`, {
+      version: outcome.result.version,
+      code: outcome.error?.code,
+    });
+    this.emit('profile', outcome);
+    await this.reply({
+      id: profileResultId(payload),
+      name: PROFILE_RESULT_NAME,
+      ok: outcome.ok,
+      time: new Date().toISOString(),
+      result: { ...outcome.result },
+      ...(outcome.error
+        ? { error: { code: outcome.error.code.slice(0, 64), message: outcome.error.message.slice(0, 1024) } }
+        : {}),
+    });
   }
 
   private async reply(result: CommandResult): Promise<void> {

@@ -34,6 +34,7 @@ import type { SchemaProblem } from '../protocol/schemas/validate.ts';
 import { evidenceKeyFromCertificate, identityFromSubject, revokedSerials } from './ca.ts';
 import { FrameGuard } from './frame-guard.ts';
 import type { Logger } from './log.ts';
+import type { ProfileService } from './profile-service.ts';
 
 export interface BrokerOptions {
   unit: string;
@@ -54,6 +55,8 @@ export interface BrokerOptions {
   onUpload?: (who: Identity, topic: ParsedTopic, value: unknown) => Promise<void>;
   /** how often to look for a new CRL (ms); default 1000 */
   crlPollMs?: number;
+  /** issue 7 item 4: verifies and keeps pushed profiles; without it every profile push is refused */
+  profiles?: ProfileService;
 }
 
 /** What clients send for upload (issue 6): consumed by the gateway, never routed. */
@@ -274,6 +277,17 @@ export class GatewayBroker extends EventEmitter {
     }
     // aedes keeps the CONNECT will on `_will` until the connection is accepted.
     const will = (client as Client & { _will?: { topic: string; payload: string | Buffer } })._will;
+    if (will && parseTopic(will.topic)?.name === 'profile') {
+      // A profile is retained only through a checked publish, never by a will fired later.
+      return refuse({
+        reason: 'acl-publish',
+        clientId,
+        role: who.role,
+        id: who.id,
+        topic: will.topic,
+        detail: 'a last will may not carry a profile',
+      });
+    }
     if (will) {
       const checked = this.checkPublish(who, will.topic, Buffer.from(will.payload));
       if (!checked.ok) {
@@ -296,7 +310,7 @@ export class GatewayBroker extends EventEmitter {
     topic: string,
     payload: Buffer,
   ):
-    | { ok: true; name: TopicName; device: string; parsed: ParsedTopic; value: unknown }
+    | { ok: true; name: TopicName; device: string; parsed: ParsedTopic; value: unknown; version?: number }
     | (Pick<RejectEvent, 'reason' | 'detail' | 'topic' | 'problems'> & { ok: false }) {
     const name = mayPublish(who, topic);
     if (!name) {
@@ -318,6 +332,31 @@ export class GatewayBroker extends EventEmitter {
     }
     if (problems.length > 0) {
       return { ok: false, reason: 'schema', topic, problems, detail: `invalid ${name} payload on ${topic}` };
+    }
+    if (name === 'profile') {
+      // Issue 7 item 4: a forged or stale profile is never retained (gateway/profile-service.ts).
+      const verdict = this.options.profiles?.check(device, payload) ?? {
+        ok: false as const,
+        code: 'PROFILE_PUSH_REFUSED' as const,
+        message: 'this gateway keeps no profiles',
+      };
+      if (!verdict.ok) {
+        return {
+          ok: false,
+          reason: 'schema',
+          topic,
+          problems: [{ path: '/', message: `${verdict.code}: ${verdict.message}` }],
+          detail: `profile for ${device} refused (${verdict.code}): ${verdict.message}`,
+        };
+      }
+      return {
+        ok: true,
+        name,
+        device,
+        parsed,
+        value: decoded.ok ? decoded.value : undefined,
+        version: verdict.version,
+      };
     }
     return { ok: true, name, device, parsed, value: decoded.ok ? decoded.value : undefined };
   }
@@ -341,6 +380,28 @@ export class GatewayBroker extends EventEmitter {
       packet.retain = false;
       packet.payload = Buffer.alloc(0);
       return done(null);
+    }
+    if (checked.name === 'profile' && this.options.profiles) {
+      try {
+        this.options.profiles.accept(checked.device, payload, checked.version!);
+      } catch (error) {
+        // Not kept on disk: not retained either, or a restart would silently lose it.
+        this.options.log('error', 'cannot keep the pushed profile', {
+          device: checked.device,
+          error: (error as Error).message,
+        });
+        packet.topic = `$dropped/${who.role}/${who.id}`;
+        packet.retain = false;
+        packet.payload = Buffer.alloc(0);
+        return done(null);
+      }
+      packet.retain = true; // DESIGN.md "MQTT": the profile topic is retained whoever forgets the flag
+      this.options.log('info', 'profile retained', {
+        device: checked.device,
+        version: checked.version,
+        by: `${who.role} ${who.id}`,
+      });
+      this.emit('profile', { device: checked.device, version: checked.version, by: who });
     }
     try {
       this.options.onMessage?.(who, checked.name, checked.device, checked.value, receivedAt);
@@ -391,10 +452,10 @@ export class GatewayBroker extends EventEmitter {
   }
 
   /** Publishes a retained message as the gateway itself (gateway topics are nobody else's). */
-  publishRetained(topic: string, text: string): Promise<void> {
+  publishRetained(topic: string, text: string | Buffer, qos: 0 | 1 = 0): Promise<void> {
     return new Promise((resolve, reject) =>
       this.aedes.publish(
-        { cmd: 'publish', topic, payload: Buffer.from(text), qos: 0, retain: true, dup: false },
+        { cmd: 'publish', topic, payload: Buffer.from(text), qos, retain: true, dup: false },
         (error) => (error ? reject(error) : resolve()),
       ),
     );

@@ -105,6 +105,13 @@ export const GatewayConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    // Issue 7 item 4.
+    profilesDir: Type.Optional(
+      Type.String({
+        description:
+          'where the last signed profile pushed for each device is kept and re-published from on start; default: profiles/ next to the configuration file',
+      }),
+    ),
   },
   { additionalProperties: false, title: 'Gateway configuration' },
 );
@@ -137,5 +144,6 @@ export function loadGatewayConfig(path: string): GatewayConfig {
   if (config.upstream)
     for (const k of ['cert', 'key', 'ca', 'receiptKey'] as const)
       config.upstream[k] = resolve(base, config.upstream[k]);
+  config.profilesDir = resolve(base, config.profilesDir ?? 'profiles');
   return config;
 }

@@ -9,6 +9,7 @@
  *   'fleet'   Fleet         every snapshot published
  *   'upload-alert' UploadAlert  the upload receiver refused or could not store an upload (issue 6)
  *   'stored'  StoredItem    an uploaded item was stored and receipted
+ *   'profile' {device, version, by}  a pushed profile verified and retained (issue 7 item 4)
  */
 import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -17,12 +18,13 @@ import type { Identity } from '../protocol/acl.ts';
 import type { Availability } from '../protocol/schemas/availability.ts';
 import type { Fleet, GatewayStatus, RejectReason } from '../protocol/schemas/fleet.ts';
 import type { Status } from '../protocol/schemas/status.ts';
-import { encodePayload, gatewayTopic, type TopicName } from '../protocol/topics.ts';
+import { deviceTopic, encodePayload, gatewayTopic, type TopicName } from '../protocol/topics.ts';
 import { GatewayBroker } from './broker.ts';
 import type { GatewayConfig } from './config.ts';
 import { FleetMonitor } from './fleet-monitor.ts';
 import { createLogger, type LogSink } from './log.ts';
 import { UploadService } from './upload-service.ts';
+import { ProfileService } from './profile-service.ts';
 
 export interface GatewayHandle {
   address: { host: string; port: number };
@@ -34,6 +36,8 @@ export interface GatewayHandle {
   broker: GatewayBroker;
   /** the evidence store and upload receiver (issue 6) */
   uploads: UploadService;
+  /** issue 7 item 4: the last profile pushed per device */
+  profiles: ProfileService;
   close(): Promise<void>;
 }
 
@@ -75,6 +79,12 @@ export async function startGateway(
     else if (name === 'availability') monitor.onAvailability(device, value as Availability, at);
     else monitor.onSeen(device, at);
   };
+  const profiles = new ProfileService({
+    unit: config.unit,
+    caCertPem: readFileSync(config.tls.ca, 'utf8'),
+    ...(config.profilesDir ? { dir: config.profilesDir } : {}),
+    log: createLogger('rec:gateway:profile', options.logSink),
+  });
   const broker: GatewayBroker = await GatewayBroker.start({
     unit: config.unit,
     host: config.listen.host,
@@ -87,11 +97,17 @@ export async function startGateway(
       if (who.role === 'device') monitor.onDisconnect(who.id, Date.now());
     },
     onUpload: (who, topic, value): Promise<void> => uploads.handle(who, topic, value),
+    profiles,
   }).catch((error: unknown) => {
     uploads.close();
     throw error;
   });
+  // Issue 7 item 4: the profiles kept on disk are retained again (aedes forgets them on restart).
+  for (const [device, bytes] of profiles.all()) {
+    await broker.publishRetained(deviceTopic('profile', config.unit, device), bytes, 1);
+  }
   broker.on('reject', (event) => events.emit('reject', event));
+  broker.on('profile', (event) => events.emit('profile', event));
 
   const publishFleet = async () => {
     const fleet = monitor.snapshot(Date.now());
@@ -137,6 +153,7 @@ export async function startGateway(
     fleet: () => monitor.snapshot(Date.now()),
     broker,
     uploads,
+    profiles,
     close: async () => {
       for (const t of timers) clearInterval(t);
       await broker.close();

@@ -11,6 +11,7 @@
  * in tests (socat pseudo-terminals), opened with `openSerialLink`.
  */
 import { EventEmitter } from 'node:events';
+import { read } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { RecorderError } from '../protocol/errors.ts';
 import {
@@ -269,7 +270,13 @@ export interface OpenSerialLinkOptions extends SerialLinkOptions {
 /** Opens a real serial port (serialport 13, imported lazily: STYLE.md "Hardware") and a link on it. */
 export async function openSerialLink(options: OpenSerialLinkOptions): Promise<SerialLink> {
   const { SerialPort } = await import('serialport');
-  const port = new SerialPort({ path: options.path, baudRate: options.baud ?? 115200, autoOpen: false });
+  const port = new SerialPort({
+    path: options.path,
+    baudRate: options.baud ?? 115200,
+    autoOpen: false,
+    // SerialPort takes the binding from its options when one is given (serialport 13).
+    binding: hangUpAware(SerialPort.binding),
+  } as ConstructorParameters<typeof SerialPort>[0]);
   await new Promise<void>((resolve, reject) =>
     port.open((error) =>
       error
@@ -282,4 +289,66 @@ export async function openSerialLink(options: OpenSerialLinkOptions): Promise<Se
     ),
   );
   return new SerialLink(port, options);
+}
+
+interface UnixPortBinding {
+  fd: number | null;
+  readonly isOpen: boolean;
+  poller: { once(event: 'readable', callback: (error?: Error | null) => void): void };
+  read(buffer: Buffer, offset: number, length: number): Promise<{ bytesRead: number; buffer: Buffer }>;
+}
+
+/**
+ * A line that hangs up must close the link. A tty whose other end went away (socat killed: the
+ * pty master closed; a USB gadget unplugged) is "hung up": read() returns 0 at once, forever.
+ * serialport's unixRead (bindings-cpp 13) treats 0 as "try again" and loops on the thread pool,
+ * burning a core and never closing the port, so nothing notices the pulled cable and the process
+ * never exits (the "Failed to exit" of flash.test.ts). Here a 0-byte read is a disconnect: the
+ * stream closes the port and the link fails pending sends with LINK_CLOSED. Otherwise the same
+ * read: wait for the poller on EAGAIN, as unixRead does.
+ */
+function hangUpAware<B extends { open(options: never): Promise<unknown> }>(base: B): B {
+  const open = base.open.bind(base) as (options: unknown) => Promise<unknown>;
+  return {
+    ...base,
+    open: async (options: unknown) => {
+      const port = (await open(options)) as Partial<UnixPortBinding>;
+      if (typeof port.fd !== 'number' || !port.poller) return port; // not a Unix tty (Windows)
+      const unix = port as UnixPortBinding;
+      const readOnce = (buffer: Buffer, offset: number, length: number) =>
+        new Promise<number>((resolve, reject) =>
+          read(unix.fd!, buffer, offset, length, null, (error, bytes) =>
+            error ? reject(error) : resolve(bytes),
+          ),
+        );
+      unix.read = async (buffer, offset, length) => {
+        for (;;) {
+          if (!unix.isOpen || unix.fd === null)
+            throw Object.assign(new Error('Port is not open'), { canceled: true });
+          let bytesRead: number;
+          try {
+            bytesRead = await readOnce(buffer, offset, length);
+          } catch (error) {
+            const code = (error as NodeJS.ErrnoException).code;
+            if (code !== 'EAGAIN' && code !== 'EWOULDBLOCK' && code !== 'EINTR') throw error;
+            // Closed while the read was on the thread pool: the poller is destroyed, and polling a
+            // destroyed poller crashes the process (native code).
+            if (!unix.isOpen || unix.fd === null)
+              throw Object.assign(new Error('Port is not open'), { canceled: true });
+            await new Promise<void>((resolve, reject) =>
+              unix.poller.once('readable', (e) => (e ? reject(e) : resolve())),
+            );
+            continue;
+          }
+          if (bytesRead === 0) {
+            throw Object.assign(new Error('the serial line hung up (its other end went away)'), {
+              disconnect: true,
+            });
+          }
+          return { bytesRead, buffer };
+        }
+      };
+      return unix;
+    },
+  } as B;
 }

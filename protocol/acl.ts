@@ -13,6 +13,8 @@
  * - nobody subscribes to `upload/data` (the gateway consumes chunks itself and routes them nowhere,
  *   not even to a gateway-role `#`);
  * - nobody publishes `$SYS/...`, the gateway's own topics, or the upload replies.
+ * - a technician or the gateway role publishes a device's retained `profile` (issue 7 item 4; the
+ *   broker verifies its signature before retaining it), and the device reads only its own;
  */
 import {
   GATEWAY_SEGMENT,

@@ -118,6 +118,12 @@ export const ErrorCodes = {
   UPLOAD_LINK_REFUSED: 'the gateway refused the upload reply topics to this client',
   UPLOAD_CHUNK_TOO_LARGE: 'the upload chunk size does not fit the gateway frame limit',
   UPLOAD_NOT_CONFIGURED: 'uploads are off: the profile names no gateway receipt key',
+  // Profile push (issue 7)
+  PROFILE_PUSH_REFUSED:
+    'the gateway refused to retain a pushed profile (not signed for this unit and device, or older than the one it holds)',
+  PROFILE_PUSH_NO_ANSWER:
+    'the device did not answer a pushed profile in time (it stays retained and is applied when the device connects)',
+  PROFILE_NONE: 'there is no current profile for this device to change',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -10,6 +10,7 @@ import { AvailabilitySchema } from './schemas/availability.ts';
 import { CommandResultSchema, CommandSchema } from './schemas/command.ts';
 import { EventSchema } from './schemas/event.ts';
 import { FleetSchema, GatewayStatusSchema } from './schemas/fleet.ts';
+import { SignedProfilePayloadSchema } from './profile-push.ts';
 import { StatusSchema } from './schemas/status.ts';
 import {
   DoneSchema,
@@ -233,6 +234,19 @@ export const TOPICS = {
     publishers: [],
     readers: uploaders,
     description: 'the last journal line the station holds for the device, or why a batch was refused',
+  },
+  // Issue 7 item 4. A technician (or a gateway-role tool) publishes; the broker retains it only
+  // after verifying the signature against the unit CA for the topic's device (gateway/profile-service.ts).
+  profile: {
+    suffix: 'profile',
+    gatewayTopic: false,
+    schema: SignedProfilePayloadSchema,
+    encoding: 'json',
+    retained: true,
+    qos: 1,
+    publishers: ['technician', 'gateway'],
+    readers: ['device', 'technician', 'gateway'],
+    description: 'the signed profile for this device; answered on cmd/result with id profile:{sha256/128}',
   },
 } as const satisfies Record<string, TopicSpec>;
 

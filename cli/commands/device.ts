@@ -3,7 +3,7 @@
  * of a running one from another shell (through the control socket in its state directory).
  */
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ControlServer, controlRequest } from '../../device/control-socket.ts';
 import { checkEncoderElement, loadProfileFile } from '../../device/profile-file.ts';
@@ -12,6 +12,7 @@ import { statePaths } from '../../device/state-paths.ts';
 import { createHardware, createStorage } from '../../hardware/factory.ts';
 import type { ButtonName, PressKind } from '../../hardware/buttons.ts';
 import { RecorderError } from '../../protocol/errors.ts';
+import { parseProfile, type Profile } from '../../protocol/schemas/profile.ts';
 import { EXIT_OK, printJson } from '../output.ts';
 
 type Run = (action: () => Promise<number>) => Promise<void>;
@@ -28,7 +29,10 @@ export function registerDevice(program: Command, run: Run): Command {
     .description(
       'run the recorder: capture, seal, journal; SIGINT/SIGTERM finalize and seal the open segment',
     )
-    .requiredOption('--profile <file>', 'the device profile')
+    .option(
+      '--profile <file>',
+      'the device profile; default the signed profile in force in --state (a device provisioned with recorder flash)',
+    )
     .requiredOption('--state <dir>', 'the state directory (keys, journal, state)')
     .option(
       '--allow-disk-spool',
@@ -111,14 +115,14 @@ function socketOf(state: string): string {
 }
 
 interface RunOptions {
-  profile: string;
+  profile?: string;
   state: string;
   allowDiskSpool?: boolean;
   gnssReplay?: string;
 }
 
 async function runDevice(opts: RunOptions): Promise<number> {
-  const profile = loadProfileFile(opts.profile);
+  const profile = opts.profile ? loadProfileFile(opts.profile) : profileInForce(opts.state);
   const log = (line: string) => process.stdout.write(`${line}\n`);
   await checkEncoderElement(profile.capture.encoder);
   const hardware = await createHardware(profile.hardware, { log, ...simGnssOptions(opts.gnssReplay) });
@@ -129,6 +133,9 @@ async function runDevice(opts: RunOptions): Promise<number> {
     requireRamSpool: !opts.allowDiskSpool,
   });
   recorder.on('log', (message: string) => log(`rec:device ${message}`));
+  recorder.on('profile', (p: Profile) =>
+    log(`rec:device profile version ${p.version} in force (network); officer ${p.officers[0]}`),
+  );
   recorder.on('journal', (kind: string) => {
     if (kind === 'state' || kind === 'mark' || kind === 'record-refused' || kind === 'storage') {
       log(`rec:device ${statusLine(recorder.status())}`);
@@ -171,6 +178,21 @@ async function runDevice(opts: RunOptions): Promise<number> {
   await recorder.stop();
   log('rec:device stopped cleanly');
   return EXIT_OK;
+}
+
+/**
+ * The signed profile a provisioned device holds (issue 7): verified against the pinned unit CA when
+ * it was applied (ProfileStore), read as it is now.
+ */
+function profileInForce(state: string): Profile {
+  const paths = statePaths(resolve(state));
+  if (!existsSync(paths.profile)) {
+    throw new RecorderError(
+      'PROFILE_NONE',
+      `${state} holds no signed profile in force; provision the device (recorder flash) or give --profile FILE`,
+    );
+  }
+  return parseProfile((JSON.parse(readFileSync(paths.profile, 'utf8')) as { profile: unknown }).profile);
 }
 
 /** One line a person reads at a glance. */

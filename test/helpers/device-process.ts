@@ -61,8 +61,8 @@ export class DeviceProcess {
       RECORDER_BIN,
       'device',
       'run',
-      '--profile',
-      files.profile,
+      // '' : the signed profile in force in the state directory (a flashed device)
+      ...(files.profile ? ['--profile', files.profile] : []),
       '--state',
       files.state,
       ...extra,
