@@ -80,6 +80,8 @@ export class GatewayBroker extends EventEmitter {
   private readonly sockets = new Set<Socket>();
   /** device number → the evidence-signing key its verified certificate binds (DESIGN.md "Identity") */
   private readonly evidenceKeys = new Map<string, KeyObject>();
+  /** device number → its verified certificate (PEM): a station's relay sends it to the center */
+  private readonly deviceCerts = new Map<string, string>();
   private server!: Server;
   aedes!: Aedes;
 
@@ -228,6 +230,7 @@ export class GatewayBroker extends EventEmitter {
       const pem = `-----BEGIN CERTIFICATE-----\n${raw.toString('base64')}\n-----END CERTIFICATE-----\n`;
       const key = evidenceKeyFromCertificate(pem);
       if (key) this.evidenceKeys.set(device, createPublicKey(key));
+      if (key) this.deviceCerts.set(device, pem);
     } catch (error) {
       this.options.log('warn', 'cannot read the evidence key from a device certificate', {
         device,
@@ -242,6 +245,11 @@ export class GatewayBroker extends EventEmitter {
    */
   evidenceKeyOf(device: string): KeyObject | null {
     return this.evidenceKeys.get(device) ?? null;
+  }
+
+  /** The certificate (PEM) whose key evidenceKeyOf returns, or null. */
+  certificateOf(device: string): string | null {
+    return this.deviceCerts.get(device) ?? null;
   }
 
   private identityOf(client: Client | null): Identity | undefined {

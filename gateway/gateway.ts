@@ -25,6 +25,9 @@ import { FleetMonitor } from './fleet-monitor.ts';
 import { createLogger, type LogSink } from './log.ts';
 import { UploadService } from './upload-service.ts';
 import { ProfileService } from './profile-service.ts';
+import { certificatesFromPem } from './device-certificate.ts';
+import type { Relay } from './relay.ts';
+import { startUpstreamRelay, type UpstreamRelay, type UpstreamRelayOptions } from './relay-upstream.ts';
 
 export interface GatewayHandle {
   address: { host: string; port: number };
@@ -38,12 +41,16 @@ export interface GatewayHandle {
   uploads: UploadService;
   /** issue 7 item 4: the last profile pushed per device */
   profiles: ProfileService;
+  /** the relay to the center when config.upstream is set (issue 6 item 4) */
+  relay: Relay | null;
   close(): Promise<void>;
 }
 
 export interface StartGatewayOptions {
   /** where log records go; default JSON lines on stdout */
   logSink?: LogSink;
+  /** test knobs of the upstream relay (timeouts, backoff, clock) */
+  relay?: UpstreamRelayOptions;
 }
 
 export async function startGateway(
@@ -63,6 +70,9 @@ export async function startGateway(
     // Called only for messages the broker delivers, so after `broker` below is assigned.
     publish: (topic, text): Promise<void> => broker.publishReply(topic, text),
     deviceKey: (device) => broker.evidenceKeyOf(device),
+    deviceCertificate: (device) => broker.certificateOf(device),
+    // Center role: relayed device certificates must chain to a unit CA of its tls.ca file.
+    ...(config.evidence.role === 'center' ? { trustedCas: trustedCas(config.tls.ca) } : {}),
     onAlert: (device, alert) => {
       monitor.onUploadAlert(device, alert, Date.now());
       publishFleetSoon();
@@ -98,8 +108,8 @@ export async function startGateway(
     },
     onUpload: (who, topic, value): Promise<void> => uploads.handle(who, topic, value),
     profiles,
-  }).catch((error: unknown) => {
-    uploads.close();
+  }).catch(async (error: unknown) => {
+    await uploads.close();
     throw error;
   });
   // Issue 7 item 4: the profiles kept on disk are retained again (aedes forgets them on restart).
@@ -143,6 +153,18 @@ export async function startGateway(
   publishFleetSoon = guard('fleet snapshot', publishFleet);
   await publishStatus();
   await publishFleet();
+  // Issue 6 item 4: a station with an upstream relays to its center.
+  let upstream: UpstreamRelay | null = null;
+  try {
+    const relayLog = createLogger('rec:gateway:relay', options.logSink);
+    if (config.upstream) upstream = startUpstreamRelay(config, uploads.store, relayLog, options.relay);
+  } catch (error) {
+    for (const t of timers) clearInterval(t);
+    await broker.close();
+    await uploads.close();
+    throw error;
+  }
+  uploads.on('stored', () => upstream?.relay.wake());
   const address = broker.address;
   log('info', 'gateway listening', { unit: config.unit, ...address, maxFrameBytes: config.maxFrameBytes });
   return {
@@ -154,13 +176,23 @@ export async function startGateway(
     broker,
     uploads,
     profiles,
+    relay: upstream?.relay ?? null,
     close: async () => {
       for (const t of timers) clearInterval(t);
+      await upstream?.close();
       await broker.close();
-      uploads.close();
+      await uploads.close();
       log('info', 'gateway stopped');
     },
   };
+}
+
+function trustedCas(path: string): X509Certificate[] {
+  try {
+    return certificatesFromPem(readFileSync(path, 'utf8'));
+  } catch {
+    return []; // the broker reports an unreadable CA file itself
+  }
 }
 
 /** The CN of the gateway's own certificate: the holder its receipts name. */

@@ -8,7 +8,7 @@
  * at once, and one that gets no PUBACK in time fails with UPLOAD_TIMEOUT. The item stays, and the
  * next round (after a backoff) offers it again; the center resumes from what it holds.
  */
-import { createPublicKey, randomBytes } from 'node:crypto';
+import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
 import { RecorderError } from '../protocol/errors.ts';
@@ -50,10 +50,13 @@ export function startUpstreamRelay(
   if (!upstream)
     throw new RecorderError('GATEWAY_CONFIG_INVALID', 'no upstream section: nothing to relay to');
   const centerReceiptKey = createPublicKey(readFile(upstream.receiptKey, "the center's receipt key"));
+  const cert = readFile(upstream.cert, "the station's gateway certificate");
+  // The center's broker takes only client ids `<certificate id>` or `<certificate id>:…`.
+  const certId = /^CN=(.+)$/m.exec(new X509Certificate(cert).subject)?.[1] ?? 'gateway';
   const client = mqtt.connect(upstream.url, {
     protocolVersion: 4,
-    clientId: `relay-${config.unit}-${randomBytes(4).toString('hex')}`,
-    cert: readFile(upstream.cert, "the station's gateway certificate"),
+    clientId: `${certId}:relay-${randomBytes(4).toString('hex')}`,
+    cert,
     key: readFile(upstream.key, "the station's gateway key"),
     ca: readFile(upstream.ca, "the center's CA"),
     reconnectPeriod: options.reconnectPeriodMs ?? 5000,

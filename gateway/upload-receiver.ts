@@ -95,7 +95,7 @@ interface Session {
  * write would make each chunk a disk round trip. An acknowledged chunk that never reaches the
  * disk (a crash) is simply resent: the resume point is always the incoming file's real size.
  */
-const QUEUED_BYTES_HIGH = 8 * 1024 * 1024;
+const QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
 
 const EVIDENCE_KINDS = new Set(['segment', 'photo']);
 
@@ -327,6 +327,15 @@ export class UploadReceiver extends EventEmitter {
     const handle = session.handle;
     session.handle = null;
     await handle?.close().catch(() => undefined);
+  }
+
+  /**
+   * Waits for every queued chunk write and closes the incoming files. Call before closing the
+   * store: a receiver started again on the same store resumes from what the files hold.
+   */
+  async close(): Promise<void> {
+    await Promise.all([...this.sessions.values()].map((session) => this.settle(session)));
+    this.sessions.clear();
   }
 
   private async closeSession(device: string, id: string): Promise<void> {

@@ -12,7 +12,7 @@
  *
  * The device's evidence key comes from its verified TLS certificate (the broker keeps it per device).
  */
-import { createPrivateKey, type KeyObject } from 'node:crypto';
+import { createPrivateKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync, statSync } from 'node:fs';
 import type { Identity } from '../protocol/acl.ts';
@@ -44,6 +44,10 @@ export interface UploadServiceOptions {
   publish: (topic: string, text: string) => Promise<void>;
   /** the evidence key bound to a device's certificate, or null */
   deviceKey: (device: string) => KeyObject | null;
+  /** the device's certificate (PEM), kept in the store for the relay to the center */
+  deviceCertificate?: (device: string) => string | null;
+  /** center role: the unit CAs a relayed device certificate must chain to */
+  trustedCas?: readonly X509Certificate[];
   /** a fleet alert for a device */
   onAlert?: (device: string, alert: UploadAlertName) => void;
   /** an item of the device was stored */
@@ -85,6 +89,19 @@ export class UploadService extends EventEmitter {
       log('warn', 'uploads are off: the receipt-signing key is not Ed25519', { path: evidence.receiptKey });
       receiptKey = null;
     }
+    let centerKey: KeyObject | undefined;
+    if (evidence.role === 'center') {
+      // Issue 6 item 4: a center without its key cannot check what it stores: it does not start.
+      try {
+        centerKey = createPrivateKey(readFileSync(evidence.centerKey ?? ''));
+      } catch (error) {
+        this.store.close();
+        throw new RecorderError(
+          'GATEWAY_CONFIG_INVALID',
+          `the center role needs evidence.centerKey, the RSA private key of the center: ${(error as Error).message}`,
+        );
+      }
+    }
     this.receiver = receiptKey
       ? new UploadReceiver({
           store: this.store,
@@ -93,6 +110,9 @@ export class UploadService extends EventEmitter {
           role: evidence.role,
           receiptKey,
           deviceKey: options.deviceKey,
+          ...(options.deviceCertificate ? { deviceCertificate: options.deviceCertificate } : {}),
+          ...(options.trustedCas ? { trustedCas: options.trustedCas } : {}),
+          ...(centerKey ? { centerKey } : {}),
           maxItemBytes: evidence.maxItemBytes,
         })
       : null;
@@ -185,7 +205,9 @@ export class UploadService extends EventEmitter {
     await this.options.publish(deviceTopic(name, this.options.unit, device), encoded.text);
   }
 
-  close(): void {
+  /** Finishes the chunk writes already acknowledged, then closes the store. */
+  async close(): Promise<void> {
+    await this.receiver?.close();
     this.store.close();
   }
 }

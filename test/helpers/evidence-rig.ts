@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { JournalWriter } from '../../device/journal-writer.ts';
 import { Sealer } from '../../device/sealing/sealer.ts';
 import { Uploader, type PendingUpload } from '../../device/uploader.ts';
-import { caPaths, issueCertificate } from '../../gateway/ca.ts';
+import { caPaths, issueCertificate, writeIssued } from '../../gateway/ca.ts';
 import { EvidenceStore } from '../../gateway/evidence-store.ts';
 import { UploadReceiver, type UploadAlert } from '../../gateway/upload-receiver.ts';
 import type { JournalEntry } from '../../protocol/journal-entry.ts';
@@ -33,6 +33,8 @@ export interface DeviceRig {
   dir: string;
   keys: { publicKey: KeyObject; privateKey: KeyObject };
   certPem: string;
+  /** the device's TLS files (certificate, key, CA), for a real MQTT connection */
+  tls: { cert: string; key: string; ca: string };
   journal: JournalWriter;
   journalPath: string;
   evidenceDir: string;
@@ -85,6 +87,7 @@ export function evidenceWorld(t: ExecutionContext): EvidenceWorld {
       id,
       evidencePublicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }) as string,
     });
+    const tls = writeIssued(join(ddir, 'tls'), 'device', id, issued);
     const journalPath = join(ddir, 'journal.jsonl');
     const journal = await JournalWriter.open({ path: journalPath, device: id, privateKey: keys.privateKey });
     t.teardown(() => journal.close());
@@ -97,6 +100,7 @@ export function evidenceWorld(t: ExecutionContext): EvidenceWorld {
       dir: ddir,
       keys,
       certPem: issued.certPem,
+      tls: { cert: tls.cert, key: tls.key!, ca: tls.ca },
       journal,
       journalPath,
       evidenceDir,
