@@ -1,20 +1,34 @@
 /**
- * The station half of `recorder demo`: a unit CA, a gateway on a loopback port with mutual TLS, the
- * device's certificate binding its evidence key, and a manager certificate for mosquitto_sub. Made
- * once per demo state directory and reused after.
+ * The station half of `recorder demo`: a unit CA, a station gateway on a loopback port with mutual
+ * TLS, and the provincial center's gateway the station relays to (issue 6), each with its own
+ * receipt key and evidence store; the device's certificate binding its evidence key, and a manager
+ * certificate for mosquitto_sub. Made once per demo state directory and reused after; both
+ * configurations are written to files so `recorder evidence … --config` works on them afterwards.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { loadOrCreateSigningKey } from '../device/keys.ts';
 import { caPaths, initCa, issueCertificate, writeIssued } from '../gateway/ca.ts';
-import { parseGatewayConfig } from '../gateway/config.ts';
+import { loadGatewayConfig } from '../gateway/config.ts';
 import { startGateway, type GatewayHandle } from '../gateway/gateway.ts';
 
 export interface DemoStation {
   gateway: GatewayHandle;
+  center: GatewayHandle;
+  /** the configuration files, for `recorder evidence list|show|verify --config` */
+  configs: { station: string; center: string };
   /** the profile's gateway section for the device */
-  deviceGateway: { url: string; cert: string; key: string; ca: string; statusIntervalSeconds: number };
+  deviceGateway: {
+    url: string;
+    cert: string;
+    key: string;
+    ca: string;
+    statusIntervalSeconds: number;
+    receiptKey: string;
+  };
   /** the files of a manager certificate, for mosquitto_sub or recorder fleet watch */
   manager: { cert: string; key: string; ca: string };
+  close(): Promise<void>;
 }
 
 export async function startDemoStation(
@@ -37,27 +51,83 @@ export async function startDemoStation(
     if (!existsSync(certPath)) writeIssued(dir, role, id, issueCertificate(caDir, { role, id, ...extra }));
     return { cert: certPath, key: keyPath };
   };
-  const gw = issued('gateway', 'station', { ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'] });
-  const config = parseGatewayConfig({
+  const loopback = { ipAddresses: ['127.0.0.1'], dnsNames: ['localhost'] };
+  const tls = (who: { cert: string; key: string }) => ({
+    cert: who.cert,
+    key: who.key,
+    ca: caPaths(caDir).cert,
+    crl: caPaths(caDir).crl,
+  });
+  /** A gateway directory: its receipt key pair and its configuration file. */
+  const gatewayDir = (name: string, config: (receiptKey: string) => Record<string, unknown>) => {
+    const dir = join(root, name);
+    mkdirSync(dir, { recursive: true });
+    const receiptKey = join(dir, 'receipt.key.pem');
+    const receiptPub = join(dir, 'receipt.pub.pem');
+    loadOrCreateSigningKey(receiptKey, receiptPub);
+    const path = join(dir, 'gateway.json');
+    writeFileSync(path, `${JSON.stringify(config(receiptKey), null, 2)}\n`);
+    return { path, receiptPub };
+  };
+  const quiet = { logSink: () => undefined };
+
+  // The center first: the station needs its address. Same unit CA here; a province trusts each
+  // unit's CA. Only the center holds the key that decrypts evidence (DESIGN.md "Uploads").
+  const centerFiles = gatewayDir('center-gateway', (receiptKey) => ({
     format: 'recorder-gateway/1',
     unit,
     listen: { host: '127.0.0.1', port: 0 },
-    tls: { cert: gw.cert, key: gw.key, ca: caPaths(caDir).cert, crl: caPaths(caDir).crl },
+    tls: tls(issued('gateway', 'center', loopback)),
     statusIntervalMs: 2000,
     fleet: { publishIntervalMs: 2000 },
-  });
-  const gateway = await startGateway(config, { logSink: () => undefined });
-  const dev = issued('device', device, { evidencePublicKeyPem: evidenceKeyPem });
-  const mgr = issued('manager', 'duty-desk');
-  return {
-    gateway,
-    deviceGateway: {
-      url: gateway.url,
-      cert: dev.cert,
-      key: dev.key,
-      ca: caPaths(caDir).cert,
-      statusIntervalSeconds: 5,
+    evidence: {
+      dir: join(root, 'center-gateway', 'evidence'),
+      receiptKey,
+      role: 'center',
+      centerKey: join(root, 'center', 'center.key.pem'),
     },
-    manager: { cert: mgr.cert, key: mgr.key, ca: caPaths(caDir).cert },
-  };
+  }));
+  const center = await startGateway(loadGatewayConfig(centerFiles.path), quiet);
+  try {
+    const stationFiles = gatewayDir('station', (receiptKey) => ({
+      format: 'recorder-gateway/1',
+      unit,
+      listen: { host: '127.0.0.1', port: 0 },
+      tls: tls(issued('gateway', 'station', loopback)),
+      statusIntervalMs: 2000,
+      fleet: { publishIntervalMs: 2000 },
+      evidence: { dir: join(root, 'station', 'evidence'), receiptKey, role: 'station' },
+      // The relay uses the station's own gateway certificate (issue 6 item 4).
+      upstream: {
+        url: center.url,
+        ...issued('gateway', 'station', loopback),
+        ca: caPaths(caDir).cert,
+        receiptKey: centerFiles.receiptPub,
+      },
+    }));
+    const gateway = await startGateway(loadGatewayConfig(stationFiles.path), quiet);
+    const dev = issued('device', device, { evidencePublicKeyPem: evidenceKeyPem });
+    const mgr = issued('manager', 'duty-desk');
+    return {
+      gateway,
+      center,
+      configs: { station: stationFiles.path, center: centerFiles.path },
+      deviceGateway: {
+        url: gateway.url,
+        cert: dev.cert,
+        key: dev.key,
+        ca: caPaths(caDir).cert,
+        statusIntervalSeconds: 5,
+        receiptKey: stationFiles.receiptPub,
+      },
+      manager: { cert: mgr.cert, key: mgr.key, ca: caPaths(caDir).cert },
+      close: async () => {
+        await gateway.close();
+        await center.close();
+      },
+    };
+  } catch (error) {
+    await center.close();
+    throw error;
+  }
 }

@@ -4,13 +4,18 @@
  * without a keyboard. It ends by verifying everything the recorder sealed, as an auditor would.
  */
 import type { Command } from 'commander';
+import { SingleBar } from 'cli-progress';
+import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { createCenterKeyPair } from '../../device/center-keys.ts';
 import { loadOrCreateSigningKey, loadPrivateKey } from '../../device/keys.ts';
 import type { Fleet } from '../../protocol/schemas/fleet.ts';
-import { startDemoStation } from '../demo-station.ts';
+import { startDemoStation, type DemoStation } from '../demo-station.ts';
+import { loadGatewayConfig } from '../../gateway/config.ts';
+import { EvidenceStore } from '../../gateway/evidence-store.ts';
+import { verifyStore } from '../../gateway/evidence-verify.ts';
 import { renderFleetTable } from '../fleet-table.ts';
 import { buildSimProfile, loadProfileFile } from '../../device/profile-file.ts';
 import { Recorder } from '../../device/recorder.ts';
@@ -24,7 +29,7 @@ import { simGnssOptions, statusLine } from './device.ts';
 
 type Run = (action: () => Promise<number>) => Promise<void>;
 
-export const DEFAULT_SCRIPT = 'wait 8; record; wait 4; mark; photo; wait 3; stop; wait 5';
+export const DEFAULT_SCRIPT = 'wait 8; record; wait 4; mark; photo; wait 3; stop; wait 3; dock; upload';
 
 const KEYS: Record<string, [string, string]> = {
   r: ['record', 'record (short press)'],
@@ -51,7 +56,7 @@ export function registerDemo(program: Command, run: Run): void {
     .option('--state <dir>', 'keep the state directory here (default: a new throwaway directory)')
     .option(
       '--script <steps>',
-      `steps separated by ";": wait N, record, stop, double, mark, photo, audio, dock, undock (default when not a terminal: "${DEFAULT_SCRIPT}")`,
+      `steps separated by ";": wait N, record, stop, double, mark, photo, audio, dock, undock, upload (wait until everything reached the station and the center) (default when not a terminal: "${DEFAULT_SCRIPT}")`,
     )
     .option(
       '--gnss-replay <nmea-log>',
@@ -110,31 +115,135 @@ async function demo(opts: DemoOptions): Promise<number> {
   const fleetLine = () => fleetView(station.gateway.fleet(), base.device);
   try {
     if (interactive) await keyboard(recorder, fleetLine);
-    else await script(recorder, opts.script ?? DEFAULT_SCRIPT, say, fleetLine);
+    else
+      await script(recorder, opts.script ?? DEFAULT_SCRIPT, say, fleetLine, () =>
+        waitForUploads(recorder, station, say),
+      );
     say('');
     say('the station sees (recorder fleet watch):');
     say(renderFleetTable(station.gateway.fleet()));
   } finally {
     await recorder.stop();
-    await station.gateway.close();
+    await station.close();
   }
 
   const centerKey = join(centerDir, 'center.key.pem');
   const report = await verifyState(root, { centerPrivateKey: loadPrivateKey(centerKey) });
   say('');
+  const onDevice = report.segments - report.receipted;
   say(`verification: ${report.ok ? 'OK' : 'FAILED'} — ${report.entries} journal entries, chain intact: ${report.ok}; ` +
-    `${report.segments} sealed items, ${report.decrypted} decrypted, hashed and demuxed with the center key`); // prettier-ignore
+    `${report.segments} sealed items: ${report.receipted} receipted by the station and gone from the device, ` +
+    `${report.decrypted} of ${onDevice} still on it decrypted, hashed and demuxed with the center key`); // prettier-ignore
   for (const p of report.problems)
     say(`  ${p.code} ${p.file ?? ''}${p.line ? ` line ${p.line}` : ''} ${p.message}`);
+  const stores = await verifyDemoStores(station.configs);
+  for (const line of stores.lines) say(line);
   say('check it yourself:');
   say(`  recorder journal verify ${paths.journal} --pubkey ${paths.publicKey}`);
   say(`  recorder verify --state ${root} --center-key ${centerKey}`);
   say(`  recorder decrypt --state ${root} --center-key ${centerKey} --out ${join(root, 'plaintext')}`);
+  say(`  recorder evidence verify --config ${station.configs.station}`);
+  say(`  recorder evidence list --config ${station.configs.center}`);
   const m = station.manager;
   say(
     `  (while a demo runs) mosquitto_sub -h 127.0.0.1 -p PORT --cafile ${m.ca} --cert ${m.cert} --key ${m.key} -i duty-desk:sub -t 'rec/v1/#' -v`,
   );
-  return report.ok ? EXIT_OK : EXIT_PROBLEMS;
+  return report.ok && stores.ok ? EXIT_OK : EXIT_PROBLEMS;
+}
+
+/**
+ * The `upload` step: waits until the recorder holds nothing unreceipted and the station has relayed
+ * everything to the center, with a progress bar over the bytes the recorder had pending.
+ */
+async function waitForUploads(recorder: Recorder, station: DemoStation, say: (line: string) => void) {
+  const first = recorder.status();
+  if (!first.uploads.enabled)
+    throw new RecorderError('UPLOAD_NOT_CONFIGURED', first.uploads.note ?? 'uploads off');
+  if (!first.docked) await recorder.dock();
+  let total = first.pendingUploads.bytes;
+  let done = 0;
+  const bar = new SingleBar({
+    format: '  upload [{bar}] {value}/{total} bytes, {items} item(s) left',
+    stream: process.stdout,
+    noTTYOutput: true,
+    notTTYSchedule: 1000,
+    hideCursor: true,
+  });
+  bar.start(Math.max(total, 1), 0, { items: first.pendingUploads.count });
+  const deadline = Date.now() + 180_000;
+  // Done when nothing is pending and nothing new was sealed for a while: the segment that straddles
+  // the end of the post-record time is sealed after the recorder is back in standby.
+  let sealed = first.segments.sealed;
+  let quietSince = Date.now();
+  try {
+    for (;;) {
+      const status = recorder.status();
+      const now = status.pendingUploads;
+      if (status.segments.sealed !== sealed) {
+        sealed = status.segments.sealed;
+        quietSince = Date.now();
+      }
+      // An item sealed meanwhile adds its bytes to the total instead of moving the bar back.
+      done = Math.max(done, total - now.bytes);
+      if (done + now.bytes > total) {
+        total = done + now.bytes;
+        bar.setTotal(total);
+      }
+      bar.update(done, { items: now.count });
+      if (now.count === 0 && status.state !== 'stopping' && Date.now() - quietSince > 3000) break;
+      if (Date.now() > deadline)
+        throw new RecorderError('UPLOAD_TIMEOUT', `${now.count} item(s) still pending after 3 minutes`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    bar.stop();
+  }
+  const store = station.gateway.uploads.store;
+  say(
+    `  the station holds ${store.list({ device: recorder.status().device }).length} item(s), each receipted`,
+  );
+  while (store.unrelayed().length > 0) {
+    if (Date.now() > deadline)
+      throw new RecorderError(
+        'RELAY_FAILED',
+        `${store.unrelayed().length} item(s) not relayed to the center`,
+      );
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  say(
+    `  relayed to the center: ${station.center.uploads.store.list({}).length} item(s), plaintext checked at ingest`,
+  );
+}
+
+/** `recorder evidence verify` at the station and at the center, on the stores the demo wrote. */
+async function verifyDemoStores(configs: DemoStation['configs']): Promise<{ ok: boolean; lines: string[] }> {
+  const lines: string[] = [];
+  let ok = true;
+  for (const [name, path] of Object.entries(configs)) {
+    const config = loadGatewayConfig(path);
+    const store = new EvidenceStore(config.evidence.dir);
+    try {
+      const receiptKey = createPublicKey(createPrivateKey(readFileSync(config.evidence.receiptKey)));
+      const centerReceiptKey = config.upstream
+        ? createPublicKey(readFileSync(config.upstream.receiptKey))
+        : undefined;
+      const report = await verifyStore(store, {
+        role: config.evidence.role,
+        receiptKey,
+        ...(centerReceiptKey ? { centerReceiptKey } : {}),
+      });
+      ok &&= report.ok;
+      lines.push(
+        `evidence at the ${name}: ${report.ok ? 'OK' : 'FAILED'} — ${report.items} item(s), ` +
+          `${report.journalLines} journal line(s) of ${report.devices} device(s), every hash, chain and receipt checked`,
+      );
+      for (const p of report.problems)
+        lines.push(`  ${p.code} ${p.device ?? '-'} ${p.id ?? '-'}: ${p.message}`);
+    } finally {
+      store.close();
+    }
+  }
+  return { ok, lines };
 }
 
 async function act(recorder: Recorder, step: string): Promise<void> {
@@ -160,6 +269,9 @@ export async function script(
   text: string,
   say: (line: string) => void,
   fleetLine: () => string = () => '',
+  upload: () => Promise<void> = async () => {
+    throw new RecorderError('CLI_USAGE', 'this run has no station to upload to');
+  },
 ): Promise<void> {
   const steps = text
     .split(/[;\n]/)
@@ -172,6 +284,9 @@ export async function script(
     if (wait) {
       say(`> ${step}`);
       await new Promise((r) => setTimeout(r, Number(wait[1]) * 1000));
+    } else if (step === 'upload') {
+      say(`> ${step}`);
+      await upload();
     } else {
       await act(recorder, step);
       say(`> ${step}`);

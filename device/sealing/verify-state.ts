@@ -36,6 +36,8 @@ export interface VerifyReport {
   segments: number;
   /** sealed items decrypted and checked (with the center key) */
   decrypted: number;
+  /** sealed items no longer on the device because a gateway receipted them (checked there) */
+  receipted: number;
   problems: VerifyProblem[];
 }
 
@@ -132,6 +134,7 @@ export async function verifyState(root: string, options: VerifyStateOptions = {}
     entries: chain.entries,
     segments: index.items.length,
     decrypted,
+    receipted: index.items.filter((item) => index.receipted.has(item.evidence.file)).length,
     problems,
   };
 }

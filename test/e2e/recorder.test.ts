@@ -157,8 +157,42 @@ test('npm start (recorder demo): the recorder reports to a station gateway over 
   t.regex(result.stdout, /HN-CS-0001 +ok +(recording|stopping|standby) +100%/);
   t.regex(
     result.stdout,
-    /verification: OK — \d+ journal entries, chain intact: true; (\d+) sealed items, \1 decrypted/,
+    /verification: OK — \d+ journal entries, chain intact: true; (\d+) sealed items: 0 receipted by the station and gone from the device, \1 of \1 still on it decrypted/,
   );
   const marks = journalEntries(state).filter((e) => e.kind === 'mark');
   t.is(marks.length, 1);
+});
+
+test('npm start (recorder demo) docks: the recording travels to the station and on to the center, every store verifies', async (t) => {
+  const state = tempDir(t);
+  const result = await runRecorder(
+    ['demo', '--state', state, '--script', 'wait 3; record; wait 3; mark; stop; wait 2; dock; upload'],
+    { timeoutMs: 240_000 },
+  );
+  t.is(result.code, 0, result.stdout + result.stderr);
+  t.regex(result.stdout, /upload \[=+\] (\d+)\/\1 bytes, 0 item\(s\) left/);
+  const held = /the station holds (\d+) item\(s\), each receipted/.exec(result.stdout);
+  const relayed = /relayed to the center: (\d+) item\(s\), plaintext checked at ingest/.exec(result.stdout);
+  t.truthy(held && relayed, result.stdout);
+  t.true(Number(held![1]) > 0);
+  t.is(relayed![1], held![1]);
+  const sealed = /(\d+) sealed items: (\d+) receipted by the station and gone from the device/.exec(
+    result.stdout,
+  );
+  t.truthy(sealed, result.stdout);
+  t.is(sealed![2], held![1], 'every item the station holds was receipted to the device');
+  t.regex(result.stdout, /evidence at the station: OK — (\d+) item\(s\)/);
+  t.regex(result.stdout, /evidence at the center: OK — (\d+) item\(s\)/);
+  // The device kept no copy of a receipted item; the center's store holds each one, read-only.
+  const receipts = journalEntries(state).filter((e) => e.kind === 'upload-receipt');
+  t.is(receipts.length, Number(held![1]));
+  const list = await runRecorder([
+    'evidence',
+    'list',
+    '--config',
+    `${state}/center-gateway/gateway.json`,
+    '--json',
+  ]);
+  t.is(list.code, 0, list.stderr);
+  t.is(list.stdout.trim().split('\n').length, Number(held![1]));
 });
