@@ -128,6 +128,7 @@ export async function startGateway(
   await publishStatus();
   await publishFleet();
   const address = broker.address;
+  let closing: Promise<void> | undefined;
   log('info', 'gateway listening', { unit: config.unit, ...address, maxFrameBytes: config.maxFrameBytes });
   return {
     address,
@@ -137,12 +138,14 @@ export async function startGateway(
     fleet: () => monitor.snapshot(Date.now()),
     broker,
     uploads,
-    close: async () => {
-      for (const t of timers) clearInterval(t);
-      await broker.close();
-      uploads.close();
-      log('info', 'gateway stopped');
-    },
+    // Idempotent: a second close (a test's teardown after a restart) waits for the first.
+    close: () =>
+      (closing ??= (async () => {
+        for (const t of timers) clearInterval(t);
+        await broker.close();
+        uploads.close();
+        log('info', 'gateway stopped');
+      })()),
   };
 }
 
