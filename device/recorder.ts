@@ -17,7 +17,9 @@ import type { Profile } from '../protocol/schemas/profile.ts';
 import { CaptureSupervisor, type CaptureRestart, type ClosedSegment } from './capture/capture-supervisor.ts';
 import { WatermarkTicker } from './capture/watermark-ticker.ts';
 import { JournalWriter } from './journal-writer.ts';
-import { loadOrCreateSigningKey } from './keys.ts';
+import { loadOrCreateSigningKey, loadPublicKey } from './keys.ts';
+import { MqttUploadLink } from '../protocol/upload-mqtt.ts';
+import { UploadRunner } from './upload-runner.ts';
 import { startSealing } from './sealing/sealing-service.ts';
 import type { Sealer, SealMeta } from './sealing/sealer.ts';
 import { assignSegment, pruneRing, type EventWindow } from './segment-router.ts';
@@ -78,6 +80,8 @@ export interface RecorderStatus {
   gnss: GnssFix | null;
   clock: { source: 'gnss' | 'system'; offsetMs: number | null; trusted: boolean };
   pendingUploads: { count: number; bytes: number; oldestDeadline: string | null };
+  /** issue 6: whether this profile uploads at all (a pinned receipt key), and whether it is now */
+  uploads: { enabled: boolean; active: boolean; note: string | null };
   segments: { sealed: number; buffered: number };
   journal: { seq: number };
   profile: { id: string; version: number };
@@ -111,6 +115,8 @@ export class Recorder extends EventEmitter {
   private lastBattery: BatteryReading | null = null;
   private batteryAlarm = false;
   private telemetry: TelemetryClient | null = null;
+  private uploads: UploadRunner | null = null;
+  private uploadsNote: string | null = null;
   private work: Promise<unknown> = Promise.resolve();
   private stopped = false;
   private readonly now: () => number;
@@ -271,6 +277,64 @@ export class Recorder extends EventEmitter {
       }
     });
     this.telemetry.start();
+    this.startUploads(this.telemetry);
+  }
+
+  /**
+   * Issue 6: uploads over the telemetry connection, while docked. Off (and said so in the status)
+   * when the profile pins no receipt key: a receipt nobody can check must never delete evidence.
+   */
+  private startUploads(telemetry: TelemetryClient): void {
+    const { profile } = this.options;
+    const gateway = profile.gateway!;
+    if (!gateway.receiptKey) {
+      this.uploadsNote = 'uploads off: the profile pins no gateway receipt key (gateway.receiptKey)';
+      return;
+    }
+    let gatewayKey;
+    try {
+      gatewayKey = loadPublicKey(gateway.receiptKey);
+    } catch (error) {
+      this.uploadsNote = `uploads off: ${(error as Error).message}`;
+      this.emit('log', this.uploadsNote);
+      return;
+    }
+    const link = new MqttUploadLink({
+      client: telemetry.mqttClient!,
+      unit: profile.unit,
+      device: profile.device,
+    });
+    const runner = new UploadRunner({
+      link,
+      device: profile.device,
+      evidenceDir: profile.storage.evidenceDir,
+      journalPath: this.paths.journal,
+      gatewayKey,
+      store: this.store,
+      journal: {
+        append: (kind, body) =>
+          new Promise<JournalEntry>((resolve, reject) => {
+            this.serial(async () => resolve(await this.append(kind, body))).catch(reject);
+          }),
+      },
+      chunkBytes: gateway.upload?.chunkBytes ?? 262_144,
+      window: gateway.upload?.window ?? 8,
+      log: (msg) => this.emit('log', msg),
+    });
+    runner.on('round', (result: { receipted: string[]; failed: unknown[] }) =>
+      this.emit('upload-round', result),
+    );
+    this.uploads = runner;
+    telemetry.on('connect', () => {
+      // The session is clean: subscribe the reply topics again on every connection.
+      link.start().then(
+        () => runner.setConnected(true),
+        (error: Error) => this.emit('log', `upload replies not subscribed: ${error.message}`),
+      );
+    });
+    telemetry.on('close', () => runner.setConnected(false));
+    this.on('sealed', () => runner.kick());
+    runner.setDocked(this.state.docked);
   }
 
   // ---- inputs ------------------------------------------------------------------------------
@@ -299,6 +363,7 @@ export class Recorder extends EventEmitter {
       const battery = this.options.hardware.battery as Partial<SimulatedPower>;
       battery.setRecording?.(this.state.mode === 'recording' || this.state.mode === 'stopping');
       battery.setExternalPower?.(this.state.docked);
+      this.uploads?.setDocked(this.state.docked);
       this.emit('state', this.state);
     });
   }
@@ -623,6 +688,11 @@ export class Recorder extends EventEmitter {
         bytes: queue.reduce((n, i) => n + i.bytes, 0),
         oldestDeadline: oldest,
       },
+      uploads: {
+        enabled: this.uploads !== null,
+        active: this.uploads?.active ?? false,
+        note: this.uploads ? null : (this.uploadsNote ?? 'uploads off: the profile names no gateway'),
+      },
       segments: { sealed: this.sealedCount, buffered: this.ring.length },
       journal: { seq: this.journal.head.nextSeq - 1 },
       profile: { id: `${profile.unit}/${profile.device}`, version: profile.version },
@@ -647,7 +717,15 @@ export class Recorder extends EventEmitter {
     // for start-up recovery to mistake for an interrupted recording.
     for (const segment of this.ring) unlinkQuiet(segment.path);
     this.ring = [];
-    await this.telemetry?.stop();
+    if (this.uploads) {
+      this.emit('log', 'stopping uploads after the chunks in flight');
+      await this.uploads.stop();
+    }
+    if (this.telemetry) {
+      this.emit('log', 'telemetry: saying offline');
+      await this.telemetry.stop();
+    }
+    this.emit('log', 'journal: power-off');
     this.stopped = true;
     if (this.state.event) {
       await this.append('event-end', { event: this.state.event.id, cause: 'shutdown' });

@@ -150,6 +150,7 @@ export async function startGateway(
   }
   uploads.on('stored', () => upstream?.relay.wake());
   const address = broker.address;
+  let closing: Promise<void> | undefined;
   log('info', 'gateway listening', { unit: config.unit, ...address, maxFrameBytes: config.maxFrameBytes });
   return {
     address,
@@ -160,13 +161,15 @@ export async function startGateway(
     broker,
     uploads,
     relay: upstream?.relay ?? null,
-    close: async () => {
-      for (const t of timers) clearInterval(t);
-      await upstream?.close();
-      await broker.close();
-      uploads.close();
-      log('info', 'gateway stopped');
-    },
+    // Idempotent: a second close (a test's teardown after a restart) waits for the first.
+    close: () =>
+      (closing ??= (async () => {
+        for (const t of timers) clearInterval(t);
+        await upstream?.close();
+        await broker.close();
+        uploads.close();
+        log('info', 'gateway stopped');
+      })()),
   };
 }
 

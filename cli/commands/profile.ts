@@ -14,6 +14,7 @@ interface InitOptions {
   cert?: string;
   key?: string;
   ca?: string;
+  receiptKey?: string;
   sim?: boolean;
   unit: string;
   device: string;
@@ -51,6 +52,10 @@ export function registerProfile(program: Command, run: Run): void {
     .option('--cert <pem>', "the device's TLS client certificate (recorder ca issue --role device)")
     .option('--key <pem>', 'its private key (mode 0600)')
     .option('--ca <pem>', 'the unit CA certificate the gateway must chain to')
+    .option(
+      '--receipt-key <pem>',
+      "the gateway's receipt-signing public key (receipt.pub.pem from recorder gateway init): uploads on",
+    )
     .option('--segment-seconds <n>', 'length of one sealed segment')
     .option('--prerecord-seconds <n>', 'seconds kept before a press (R2)')
     .option('--postrecord-seconds <n>', 'seconds kept after stop')
@@ -168,6 +173,7 @@ function init(opts: InitOptions): number {
   if (opts.gateway ? tls.some((f) => !f) : tls.some(Boolean)) {
     throw new RecorderError('CLI_USAGE', '--gateway needs --cert, --key and --ca, and they need --gateway');
   }
+  if (opts.receiptKey && !opts.gateway) throw new RecorderError('CLI_USAGE', '--receipt-key needs --gateway');
   const withGateway = opts.gateway
     ? parseProfile({
         ...profile,
@@ -176,6 +182,7 @@ function init(opts: InitOptions): number {
           cert: resolve(opts.cert!),
           key: resolve(opts.key!),
           ca: resolve(opts.ca!),
+          ...(opts.receiptKey ? { receiptKey: resolve(opts.receiptKey) } : {}),
         },
       })
     : profile;

@@ -227,6 +227,39 @@ export const ProfileSchema = Type.Object(
             default: 60,
             description: 'publish the status at least this often (it is also sent on every change)',
           }),
+          // Issue 6 (uploads over MQTT, branch upload-mqtt): without a pinned receipt key uploads are off.
+          receiptKey: Type.Optional(
+            Type.String({
+              minLength: 1,
+              description:
+                "the gateway's receipt-signing public key (PEM file, `recorder gateway init` writes receipt.pub.pem); " +
+                'pinned: a receipt it does not verify deletes nothing. Without it uploads are off',
+            }),
+          ),
+          upload: Type.Optional(
+            Type.Object(
+              {
+                chunkBytes: Type.Integer({
+                  minimum: 1024,
+                  // The gateway's default frame limit (327 680 bytes) minus the PUBLISH overhead
+                  // (protocol/upload-mqtt.ts UPLOAD_FRAME_OVERHEAD): a bigger chunk would be refused.
+                  maximum: 327_168,
+                  default: 262_144,
+                  description: 'bytes per upload/data message; must fit the gateway maxFrameBytes minus 512',
+                }),
+                window: Type.Integer({
+                  minimum: 1,
+                  maximum: 64,
+                  default: 8,
+                  description: 'chunks in flight before waiting for a PUBACK',
+                }),
+              },
+              {
+                additionalProperties: false,
+                description: 'upload tuning (issue 6); defaults apply when absent',
+              },
+            ),
+          ),
         },
         { additionalProperties: false, description: 'MQTT telemetry to the station gateway (issue 5)' },
       ),
