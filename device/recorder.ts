@@ -765,8 +765,15 @@ export class Recorder extends EventEmitter {
     // for start-up recovery to mistake for an interrupted recording.
     for (const segment of this.ring) unlinkQuiet(segment.path);
     this.ring = [];
-    await this.uploads?.stop();
-    await this.telemetry?.stop();
+    if (this.uploads) {
+      this.emit('log', 'stopping uploads after the chunks in flight');
+      await this.uploads.stop();
+    }
+    if (this.telemetry) {
+      this.emit('log', 'telemetry: saying offline');
+      await this.telemetry.stop();
+    }
+    this.emit('log', 'journal: power-off');
     this.stopped = true;
     if (this.state.event) {
       await this.append('event-end', { event: this.state.event.id, cause: 'shutdown' });

@@ -365,7 +365,20 @@ export class TelemetryClient extends EventEmitter {
     if (this.client.connected) {
       await this.publish('availability', 'offline').catch(() => {});
     }
-    await this.client.endAsync();
+    // A clean end waits for every QoS 1 message in flight; after a reconnect mqtt.js can hold one
+    // whose acknowledgement never comes (uploads resend from their own state anyway), so the wait
+    // is bounded and then the connection is closed hard (the last will is not sent after
+    // `offline` was already published).
+    let timer: NodeJS.Timeout | undefined;
+    const clean = await Promise.race([
+      this.client.endAsync().then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), 3000))),
+    ]);
+    clearTimeout(timer);
+    if (!clean) await this.client.endAsync(true);
+    // mqtt.js can keep a TLS socket of a reconnect open after a forced end; nothing may hold the
+    // process once the recorder stopped.
+    (this.client.stream as { destroy?: () => void } | undefined)?.destroy?.();
   }
 }
 

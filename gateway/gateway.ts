@@ -166,6 +166,7 @@ export async function startGateway(
   }
   uploads.on('stored', () => upstream?.relay.wake());
   const address = broker.address;
+  let closing: Promise<void> | undefined;
   log('info', 'gateway listening', { unit: config.unit, ...address, maxFrameBytes: config.maxFrameBytes });
   return {
     address,
@@ -177,13 +178,15 @@ export async function startGateway(
     uploads,
     profiles,
     relay: upstream?.relay ?? null,
-    close: async () => {
-      for (const t of timers) clearInterval(t);
-      await upstream?.close();
-      await broker.close();
-      await uploads.close();
-      log('info', 'gateway stopped');
-    },
+    // Idempotent: a second close (a test's teardown after a restart) waits for the first.
+    close: () =>
+      (closing ??= (async () => {
+        for (const t of timers) clearInterval(t);
+        await upstream?.close();
+        await broker.close();
+        await uploads.close();
+        log('info', 'gateway stopped');
+      })()),
   };
 }
 

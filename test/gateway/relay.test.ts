@@ -1,5 +1,6 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
+import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -352,4 +353,17 @@ test('purge: after purgeAfterDays only the object of a relayed item goes; 0 keep
   t.truthy(w.station.store.get(first!.device, first!.id)!.receipt);
   const stationOk = await verifyCli(w.station);
   t.is(stationOk.code, 0, JSON.stringify(stationOk.report.problems));
+});
+
+test('without the device certificate nothing is relayed: the center could not check the signatures', async (t) => {
+  const w = await world(t, [2_000]);
+  const db = new Database(join(w.station.dir, 'evidence', 'index.sqlite'));
+  db.prepare('UPDATE devices SET cert = NULL').run();
+  db.close();
+  const result = await w.relay().runOnce();
+  t.deepEqual(result.relayed, []);
+  t.true(result.failed.length >= 2, JSON.stringify(result.failed));
+  t.true(result.failed.every((f) => f.code === 'RELAY_NO_CERTIFICATE'));
+  t.is(w.center.store.list().length, 0);
+  t.is(w.center.store.journalLines(w.device.id).length, 0);
 });

@@ -10,7 +10,9 @@ import {
   uploadDataTopic,
   type TopicName,
 } from '../../protocol/topics.ts';
-import { MqttUploadLink, type UploadMqttClient } from '../../protocol/upload-mqtt.ts';
+import { MqttUploadLink, maxChunkBytes, type UploadMqttClient } from '../../protocol/upload-mqtt.ts';
+import { ProfileSchema } from '../../protocol/schemas/profile.ts';
+import { GatewayConfigSchema } from '../../gateway/config.ts';
 import { asyncApiDocument } from '../../protocol/asyncapi.ts';
 import type { JournalState, UploadState } from '../../protocol/upload.ts';
 
@@ -267,4 +269,15 @@ test('every topic of the map is reachable by exactly one parse', (t) => {
       name,
     );
   }
+});
+
+test('the largest profile chunk fits the default gateway frame limit with the longest topic', (t) => {
+  const frame = GatewayConfigSchema.properties.maxFrameBytes.default as number;
+  const gateway = ProfileSchema.properties.gateway.anyOf?.[0] ?? ProfileSchema.properties.gateway;
+  const upload = (gateway as { properties: { upload: { properties: { chunkBytes: { maximum: number } } } } })
+    .properties.upload.properties.chunkBytes;
+  t.is(upload.maximum, maxChunkBytes(frame));
+  // fixed header (5) + topic length (2) + longest topic + packet id (2) + chunk ≤ frame
+  const longest = uploadDataTopic('u'.repeat(64), 'd'.repeat(64), 'i'.repeat(128), Number.MAX_SAFE_INTEGER);
+  t.true(5 + 2 + Buffer.byteLength(longest) + 2 + upload.maximum <= frame, longest);
 });
