@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flashDevice } from '../cli/flash.ts';
-import { opensslDeviceIssuer } from '../cli/unit-ca-openssl.ts';
+import { unitCaDeviceIssuer } from '../cli/unit-ca.ts';
 import { ServicePort } from '../device/service-port.ts';
 import { statePaths } from '../device/state-paths.ts';
 import { openSerialLink } from '../hardware/serial-link.ts';
@@ -55,7 +55,7 @@ export default async function bench(): Promise<BenchResult[]> {
       const full = await flashDevice({
         link: host,
         signedProfile: sign(1, 'O-1001'),
-        issueDeviceCertificate: opensslDeviceIssuer(ca.dir),
+        issueDeviceCertificate: unitCaDeviceIssuer(ca.dir),
       });
       const fullMs = performance.now() - started;
       started = performance.now();

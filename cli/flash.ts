@@ -12,7 +12,7 @@ import { RecorderError } from '../protocol/errors.ts';
 import type { JsonHeader, UploadTarget } from '../protocol/service-message.ts';
 import { verifySignedProfile } from '../protocol/signed-profile.ts';
 import { ServiceClient, type ServiceResponse } from './service-client.ts';
-import type { IssueDeviceCertificate } from './unit-ca-openssl.ts';
+import type { IssueDeviceCertificate } from './unit-ca.ts';
 
 export interface FlashProgress {
   step: 'hello' | 'csr' | 'certificate' | 'identity' | 'profile' | 'commit' | 'done';

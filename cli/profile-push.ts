@@ -19,7 +19,7 @@ import type { CommandResult } from '../protocol/schemas/command.ts';
 import type { Profile } from '../protocol/schemas/profile.ts';
 import { encodeSignedProfile, signProfile, verifySignedProfile } from '../protocol/signed-profile.ts';
 import { deviceTopic } from '../protocol/topics.ts';
-import { caDirFiles, readCaFile } from './unit-ca-openssl.ts';
+import { caDirFiles, readCaFile } from './unit-ca.ts';
 
 export interface PushOptions {
   /** the gateway configuration file (`recorder gateway init`) */

@@ -267,8 +267,11 @@ export interface OpenSerialLinkOptions extends SerialLinkOptions {
   path: string;
 }
 
-/** Opens a real serial port (serialport 13, imported lazily: STYLE.md "Hardware") and a link on it. */
-export async function openSerialLink(options: OpenSerialLinkOptions): Promise<SerialLink> {
+/**
+ * Opens a real serial port (serialport 13, imported lazily: STYLE.md "Hardware") whose reads treat
+ * a hung-up line as a disconnect (see hangUpAware): the port closes itself when the other end goes.
+ */
+export async function openSerialPort(options: { path: string; baud?: number }) {
   const { SerialPort } = await import('serialport');
   const port = new SerialPort({
     path: options.path,
@@ -288,7 +291,12 @@ export async function openSerialLink(options: OpenSerialLinkOptions): Promise<Se
         : resolve(),
     ),
   );
-  return new SerialLink(port, options);
+  return port;
+}
+
+/** Opens a real serial port and a link on it. */
+export async function openSerialLink(options: OpenSerialLinkOptions): Promise<SerialLink> {
+  return new SerialLink(await openSerialPort(options), options);
 }
 
 interface UnixPortBinding {

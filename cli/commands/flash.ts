@@ -7,7 +7,7 @@ import { openSerialLink } from '../../hardware/serial-link.ts';
 import { RecorderError } from '../../protocol/errors.ts';
 import { flashDevice, type FlashProgress } from '../flash.ts';
 import { EXIT_OK, printJson } from '../output.ts';
-import { caDirFiles, opensslDeviceIssuer, readCaFile } from '../unit-ca-openssl.ts';
+import { caDirFiles, unitCaDeviceIssuer, readCaFile } from '../unit-ca.ts';
 import { readInput } from './profile-signing.ts';
 
 export function registerFlash(program: Command, run: (action: () => Promise<number>) => Promise<void>): void {
@@ -77,7 +77,7 @@ export function registerFlash(program: Command, run: (action: () => Promise<numb
               signedProfile,
               ...(opts.ca
                 ? {
-                    issueDeviceCertificate: opensslDeviceIssuer(opts.ca),
+                    issueDeviceCertificate: unitCaDeviceIssuer(opts.ca),
                     caCertPem: readCaFile(caDirFiles(opts.ca).caCert),
                   }
                 : {}),

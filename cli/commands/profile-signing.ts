@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { RecorderError } from '../../protocol/errors.ts';
 import { encodeSignedProfile, signProfile, verifySignedProfile } from '../../protocol/signed-profile.ts';
 import { EXIT_OK, EXIT_PROBLEMS, printJson } from '../output.ts';
-import { caDirFiles, readCaFile } from '../unit-ca-openssl.ts';
+import { caDirFiles, readCaFile } from '../unit-ca.ts';
 
 export function subcommand(program: Command, name: string, description: string): Command {
   return program.commands.find((c) => c.name() === name) ?? program.command(name).description(description);

@@ -5,7 +5,8 @@
  *
  *   device ── pty pair A ── relay ── pty pair B ── technician's tool
  */
-import { SerialPort } from 'serialport';
+import type { SerialPort } from 'serialport';
+import { openSerialPort } from '../../hardware/serial-link.ts';
 
 export interface LineOptions {
   /** Bytes per second each way; null: as fast as the pty goes. 115200 baud 8N1 = 11520. */
@@ -41,9 +42,9 @@ function mulberry32(seed: number): () => number {
 
 /** Opens a real serialport on a pty end, raw. */
 export async function openPort(path: string): Promise<SerialPort> {
-  const port = new SerialPort({ path, baudRate: 115200, autoOpen: false });
-  await new Promise<void>((resolve, reject) => port.open((e) => (e ? reject(e) : resolve())));
-  return port;
+  // Hang-up aware like the link's own port: the relay's end of a killed pair closes by itself
+  // instead of spinning on 0-byte reads forever (which kept the test worker from exiting).
+  return (await openSerialPort({ path })) as SerialPort;
 }
 
 export class LineRelay {
@@ -76,6 +77,8 @@ export class LineRelay {
 
   /** Plugs the tool's side (again): after its socat pair was killed, give the new pair's end. */
   async attachHost(hostPath: string): Promise<void> {
+    const previous = this.hostSide;
+    if (previous?.isOpen) await new Promise<void>((r) => previous.close(() => r()));
     const port = await openPort(hostPath);
     port.on('data', (chunk: Buffer) => this.take(this.toDevice, chunk));
     port.on('error', () => undefined);

@@ -1,12 +1,13 @@
 /**
- * A unit CA directory as `recorder ca init` makes it (issue 5), built here with the openssl CLI so
- * provisioning tests do not depend on the gateway branch:
- *   ca.cert.pem, ca.key.pem, profile-signer.cert.pem, profile-signer.key.pem
+ * A unit CA directory for provisioning tests: made by the unit CA itself (gateway/ca.ts initCa, as
+ * `recorder ca init` does), or, for the refusal tests that need a wrong signer (another key usage,
+ * an expired certificate), built with the openssl CLI in the same layout.
  */
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { initCa } from '../../gateway/ca.ts';
 import { needPrograms } from './system.ts';
 
 export interface UnitCaFiles {
@@ -25,9 +26,18 @@ export function makeUnitCa(
   dir: string,
   options: { name?: string; signerEku?: string; signerDays?: number } = {},
 ): UnitCaFiles {
+  const name = options.name ?? 'HN-CS';
+  if (options.signerEku === undefined && options.signerDays === undefined) {
+    initCa(dir, { unit: name });
+    return {
+      dir,
+      caCertPem: readFileSync(join(dir, 'ca.cert.pem'), 'utf8'),
+      signerCertPem: readFileSync(join(dir, 'profile-signer.cert.pem'), 'utf8'),
+      signerKeyPem: readFileSync(join(dir, 'profile-signer.key.pem'), 'utf8'),
+    };
+  }
   needPrograms('openssl');
   mkdirSync(dir, { recursive: true });
-  const name = options.name ?? 'HN-CS';
   openssl(
     [
       'req',
@@ -91,6 +101,8 @@ export function makeUnitCa(
     ],
     dir,
   );
+  writeFileSync(join(dir, 'serial'), '2000\n');
+  writeFileSync(join(dir, 'revoked.json'), '[]\n');
   return {
     dir,
     caCertPem: readFileSync(join(dir, 'ca.cert.pem'), 'utf8'),

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { flashDevice, uploadAndCommit } from '../../cli/flash.ts';
 import { ServiceClient } from '../../cli/service-client.ts';
-import { opensslDeviceIssuer, type IssueDeviceCertificate } from '../../cli/unit-ca-openssl.ts';
+import { unitCaDeviceIssuer, type IssueDeviceCertificate } from '../../cli/unit-ca.ts';
 import { createTlsKeyAndCsr, csrFor } from '../../device/identity.ts';
 import { verifyJournalFile } from '../../device/journal-reader.ts';
 import { loadPublicKey } from '../../device/keys.ts';
@@ -91,7 +91,7 @@ test.serial(
     const result = await flashDevice({
       link: host,
       signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
-      issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
+      issueDeviceCertificate: unitCaDeviceIssuer(unit.dir),
       caCertPem: unit.caCertPem,
     });
     t.is(result.before.identity, 'none');
@@ -129,7 +129,7 @@ test.serial(
     await flashDevice({
       link: host,
       signedProfile: signed(sampleProfile('HN-CS-0001', 5)),
-      issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
+      issueDeviceCertificate: unitCaDeviceIssuer(unit.dir),
     });
     const good = readFileSync(statePaths(b.state).profile);
     const client = new ServiceClient(host);
@@ -169,7 +169,7 @@ test.serial('noise on the line (flipped bits, dropped bytes): the flash complete
   const result = await flashDevice({
     link: host,
     signedProfile: profile,
-    issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
+    issueDeviceCertificate: unitCaDeviceIssuer(unit.dir),
     chunkSize: 768,
   });
   t.is(result.after.profileVersion, 1);
@@ -197,7 +197,7 @@ test.serial(
     await flashDevice({
       link: first,
       signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
-      issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
+      issueDeviceCertificate: unitCaDeviceIssuer(unit.dir),
     });
     const v1 = readFileSync(statePaths(b.state).profile);
     const v2 = signed(bigProfile(2));
@@ -235,7 +235,7 @@ test.serial(
       link: host,
       signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
       issueDeviceCertificate: async (csrPem, subject) => {
-        const issued = await opensslDeviceIssuer(unit.dir)(csrPem, subject);
+        const issued = await unitCaDeviceIssuer(unit.dir)(csrPem, subject);
         await b.hostPair.kill(); // the cable comes out just as the certificate is to be sent
         return issued;
       },
@@ -255,7 +255,7 @@ test.serial(
     const result = await flashDevice({
       link,
       signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
-      issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
+      issueDeviceCertificate: unitCaDeviceIssuer(unit.dir),
     });
     t.is(result.before.identity, 'csr', 'the device kept its key and CSR');
     t.is(result.after.identity, 'provisioned');
@@ -272,7 +272,7 @@ test.serial(
     await flashDevice({
       link: host,
       signedProfile: signed(sampleProfile('HN-CS-0001', 1)),
-      issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
+      issueDeviceCertificate: unitCaDeviceIssuer(unit.dir),
     });
     await b.device.close();
     // A power cut between the rename and the journal entry: version 2 in force, not journaled.
@@ -296,7 +296,7 @@ test.serial(
     const b = await bench(t);
     const host = await b.openHost();
     const strangerKey = (await createTlsKeyAndCsr('HN-CS-0001')).keyPem;
-    const issuer = opensslDeviceIssuer(unit.dir);
+    const issuer = unitCaDeviceIssuer(unit.dir);
     const wrong: Array<[string, IssueDeviceCertificate]> = [
       ['another key', (_csr, s) => issuer(csrFor('HN-CS-0001', strangerKey), s)],
       [
@@ -343,7 +343,7 @@ test.serial(
     const result = await flashDevice({
       link: host,
       signedProfile: profile,
-      issueDeviceCertificate: opensslDeviceIssuer(unit.dir),
+      issueDeviceCertificate: unitCaDeviceIssuer(unit.dir),
     });
     t.deepEqual(readFileSync(statePaths(b.state).profile), profile);
     t.is(result.after.profileVersion, 1);
