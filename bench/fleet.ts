@@ -160,6 +160,7 @@ async function startBroker(
         '--import=tsx',
         new URL('./fleet-gateway-child.ts', import.meta.url).pathname,
         join(pki.dir, 'gateway.json'),
+        ...(process.env.FLEET_CPU_PROF ? [process.env.FLEET_CPU_PROF] : []),
       ],
       {
         stdio: ['ignore', 'pipe', 'inherit'],
@@ -263,6 +264,7 @@ async function runOne(kind: 'gateway' | 'mosquitto', pki: Pki, o: Options): Prom
   }
   await sleep(Math.min(o.intervalMs, 10_000)); // warm-up: one round of statuses
   measuring = true;
+  if (kind === 'gateway' && process.env.FLEET_CPU_PROF) child.kill('SIGUSR2');
   const start = procUsage(child.pid!);
   const startWall = Date.now();
   let peakRss = start.rss;
@@ -272,6 +274,7 @@ async function runOne(kind: 'gateway' | 'mosquitto', pki: Pki, o: Options): Prom
   }
   const end = procUsage(child.pid!);
   const wall = Date.now() - startWall;
+  if (kind === 'gateway' && process.env.FLEET_CPU_PROF) child.kill('SIGUSR2');
   measuring = false;
   await sleep(1000); // let in-flight statuses land
   for (const t of timers) clearTimeout(t);

@@ -5,7 +5,7 @@
  * another.
  */
 import type { Static, TSchema } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { AvailabilitySchema } from './schemas/availability.ts';
 import { CommandResultSchema, CommandSchema } from './schemas/command.ts';
 import { EventSchema } from './schemas/event.ts';
@@ -167,6 +167,24 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
   return name ? { name, unit, device } : undefined;
 }
 
+/**
+ * Each topic's schema compiled once into a checking function: the same JSON Schema rules as
+ * `Value.Check` at a fraction of the cost. The gateway checks every message and every fleet
+ * snapshot (5,000 devices: 55 ms interpreted) against these (bench/fleet.ts).
+ */
+const checkers = new WeakMap<TSchema, TypeCheck<TSchema>>();
+function check(schema: TSchema, value: unknown): boolean {
+  let checker = checkers.get(schema);
+  if (!checker) {
+    checker = TypeCompiler.Compile(schema);
+    checkers.set(schema, checker);
+  }
+  return checker.Check(value);
+}
+
+/** Stateless with the default `stream: false`, so one instance serves every call. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 export type DecodeResult<N extends TopicName> =
   { ok: true; value: PayloadOf<N> } | { ok: false; problems: SchemaProblem[] };
 
@@ -175,7 +193,7 @@ export function decodePayload<N extends TopicName>(name: N, payload: Uint8Array)
   const spec: TopicSpec = TOPICS[name];
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(payload);
+    text = utf8.decode(payload);
   } catch {
     return { ok: false, problems: [{ path: '/', message: 'payload is not UTF-8' }] };
   }
@@ -188,7 +206,7 @@ export function decodePayload<N extends TopicName>(name: N, payload: Uint8Array)
     }
   }
   // Check first: the fast path for the honest majority; collect every problem only on failure.
-  if (Value.Check(spec.schema, value)) return { ok: true, value: value as PayloadOf<N> };
+  if (check(spec.schema, value)) return { ok: true, value: value as PayloadOf<N> };
   return { ok: false, problems: schemaProblems(spec.schema, value) };
 }
 
@@ -198,6 +216,6 @@ export function encodePayload<N extends TopicName>(
   value: PayloadOf<N>,
 ): { ok: true; text: string } | { ok: false; problems: SchemaProblem[] } {
   const spec: TopicSpec = TOPICS[name];
-  if (!Value.Check(spec.schema, value)) return { ok: false, problems: schemaProblems(spec.schema, value) };
+  if (!check(spec.schema, value)) return { ok: false, problems: schemaProblems(spec.schema, value) };
   return { ok: true, text: spec.encoding === 'json' ? JSON.stringify(value) : String(value) };
 }
