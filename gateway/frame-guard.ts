@@ -71,8 +71,8 @@ export class FrameGuard extends Duplex {
   /**
    * mqtt-packet writes one packet as up to six small pieces under `cork()` (fixed header, length,
    * topic, packet id, payload). Without `_writev` each piece became its own `SSL_write`: its own TLS
-   * record, MAC and syscall. One write per batch makes it one record; at 5,000 devices this was half
-   * of the gateway's per-message CPU (bench/fleet.ts profile).
+   * record and write(2). One write per batch: the fleet bench's relayed status (PUBACK + PUBLISH) went
+   * from 9.3 write calls to 1.9.
    */
   override _writev(
     chunks: { chunk: Buffer; encoding: BufferEncoding }[],
