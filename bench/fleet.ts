@@ -1,34 +1,80 @@
 /**
- * Issue 5 benchmark: N simulated devices, each on its own TLS connection, publishing a retained
- * QoS 1 status every 10 s (random phase); one manager subscribed to all statuses. Measures delivery
- * latency (device publish → manager receipt, same process clock), and the broker's RSS and CPU from
- * /proc, for our gateway (aedes + ACL + schema validation) and for mosquitto with the same CA and
- * certificates, and prints gateway/mosquitto ratios.
+ * Issue 5 benchmark: N simulated devices, each on its own TLS connection with its own certificate,
+ * publishing a retained QoS 1 status every 10 s (random phase); one manager subscribed to all
+ * statuses. The same load runs through our gateway (aedes + mutual TLS + ACL + schema validation +
+ * fleet monitor) and through mosquitto with the same CA, certificates and placement, and the
+ * gateway/mosquitto ratios are printed.
  *
- * Flags: --devices N (default 200), --seconds S measured after all are connected (default 30),
- *        --interval-ms (default 10000), --broker gateway|mosquitto|both (default both).
- * The load generator runs in this one Node process: with thousands of connections its own event
- * loop adds to the latency measured for both brokers alike.
+ * How it is measured:
+ * - Processes: the broker alone in its own process; the devices split over `--processes` forked
+ *   device processes (bench/fleet-devices-child.ts, 1,250 devices each by default); the manager in
+ *   one more process (bench/fleet-manager-child.ts). This orchestrating process only samples /proc.
+ * - Placement (`--placement pinned`, the default on a machine with ≥ 2 CPUs): the broker is pinned
+ *   with `taskset` to the last CPU and every load process to the others (on 2 cores: broker on core 1,
+ *   devices and manager on core 0), identically for both brokers. `--placement shared` lets the
+ *   scheduler put everything anywhere.
+ * - Latency: each status carries `time` = the device process's `Date.now()` at publish; the manager
+ *   process takes its own `Date.now()` on receipt (same machine clock, 1 ms resolution). Every status
+ *   stamped inside the window counts: `lost` = stamped-and-sent minus received.
+ * - Window: all devices connect; they start publishing; after one interval of warm-up (at most 10 s)
+ *   the window of `--seconds` starts; after it 3 s of drain. Broker CPU (utime + stime of all its
+ *   threads) and peak RSS come from /proc/PID/{stat,status} over the window; `cpuUsPerMsg` is that CPU
+ *   time divided by the statuses delivered, `writesPerMsg` the broker's write system calls
+ *   (/proc/PID/io syscw) likewise.
+ * - The generator's own health is printed: the worst p99 and max event-loop delay of the device and
+ *   manager processes. If those approach the broker's latency, the figure is the generator's.
+ *
+ * Flags: --devices N (default 200), --seconds S (default 20), --interval-ms (default 10000),
+ *        --broker gateway|mosquitto|both (default both), --processes K (default ceil(N / 1250)),
+ *        --placement pinned|shared.
+ * Environment: FLEET_CPU_PROF=FILE writes a V8 CPU profile of the gateway over exactly the window.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { connect, createServer } from 'node:net';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import mqtt, { type MqttClient } from 'mqtt';
 import { caPaths, initCa, issueCertificate } from '../gateway/ca.ts';
 import { parseGatewayConfig } from '../gateway/config.ts';
-import type { Status } from '../protocol/schemas/status.ts';
-import { deviceTopic } from '../protocol/topics.ts';
 
 export const name = 'fleet';
+
+/** parent → device process */
+export type DevicesRequest =
+  | {
+      type: 'connect';
+      url: string;
+      ca: string;
+      key: string;
+      devices: { id: string; cert: string }[];
+      /** concurrent handshakes per process */
+      batch: number;
+    }
+  | { type: 'run'; unit: string; intervalMs: number; startAt: number; endAt: number }
+  | { type: 'stop' };
+export type DevicesReply =
+  | { type: 'connected'; connected: number; failed: number; ms: number }
+  | { type: 'stopped'; sent: number; loopDelayP99Ms: number; loopDelayMaxMs: number };
+/** parent → manager process */
+export type ManagerRequest =
+  | { type: 'connect'; url: string; ca: string; cert: string; key: string; id: string; filter: string }
+  | { type: 'window'; startAt: number; endAt: number }
+  | { type: 'stop' };
+export type ManagerReply =
+  | { type: 'ready' }
+  | { type: 'stopped'; latencies: number[]; loopDelayP99Ms: number; loopDelayMaxMs: number };
+
+type Broker = 'gateway' | 'mosquitto';
 
 interface Options {
   devices: number;
   seconds: number;
   intervalMs: number;
-  brokers: ('gateway' | 'mosquitto')[];
+  brokers: Broker[];
+  processes: number;
+  placement: 'pinned' | 'shared';
 }
 
 export interface BrokerResult {
@@ -36,13 +82,19 @@ export interface BrokerResult {
   devices: number;
   connected: number;
   connectSeconds: number;
-  messages: number;
+  sent: number;
   lost: number;
   p50Ms: number;
   p99Ms: number;
   maxMs: number;
   rssMiB: number;
   cpuPercent: number;
+  cpuUsPerMsg: number;
+  /** write(2)/writev(2)/sendmsg(2) calls of the broker per status delivered (one relay = PUBACK + PUBLISH) */
+  writesPerMsg: number;
+  /** worst p99 / max event-loop delay over the device and manager processes */
+  loadLoopP99Ms: number;
+  loadLoopMaxMs: number;
 }
 
 function flag(argv: string[], name: string, fallback: string): string {
@@ -52,16 +104,24 @@ function flag(argv: string[], name: string, fallback: string): string {
 
 function parseOptions(argv: string[]): Options {
   const broker = flag(argv, 'broker', 'both');
+  const devices = Number(flag(argv, 'devices', '200'));
+  const placement = flag(argv, 'placement', availableParallelism() >= 2 ? 'pinned' : 'shared');
+  if (placement !== 'pinned' && placement !== 'shared') throw new Error('--placement is pinned or shared');
+  if (broker !== 'both' && broker !== 'gateway' && broker !== 'mosquitto')
+    throw new Error('--broker is gateway, mosquitto or both');
   return {
-    devices: Number(flag(argv, 'devices', '200')),
-    seconds: Number(flag(argv, 'seconds', '30')),
+    devices,
+    seconds: Number(flag(argv, 'seconds', '20')),
     intervalMs: Number(flag(argv, 'interval-ms', '10000')),
-    brokers: broker === 'both' ? ['gateway', 'mosquitto'] : [broker as 'gateway' | 'mosquitto'],
+    brokers: broker === 'both' ? ['gateway', 'mosquitto'] : [broker],
+    processes: Math.max(1, Number(flag(argv, 'processes', String(Math.ceil(devices / 1250))))),
+    placement,
   };
 }
 
 const UNIT = 'BENCH';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleepUntil = (t: number) => sleep(Math.max(0, t - Date.now()));
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -72,38 +132,81 @@ function freePort(): Promise<number> {
   });
 }
 
-/** RSS (bytes) and CPU time (ms) of a process, from /proc. */
-function procUsage(pid: number): { rss: number; cpuMs: number } {
+/** RSS (bytes), CPU time of all threads (ms) and write(2)-family calls of a process, from /proc. */
+function procUsage(pid: number): { rss: number; cpuMs: number; writes: number } {
+  const writes = Number(/syscw:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]); // utime + stime, proc(5)
-  return { rss, cpuMs: (ticks * 1000) / 100 }; // USER_HZ is 100 on Linux
+  return { rss, cpuMs: (ticks * 1000) / 100, writes }; // USER_HZ is 100 on Linux
 }
 
-function statusOf(device: string): Status {
+/** CPU lists for `taskset -c`: the broker on the last CPU, the load on the others. */
+interface Placement {
+  broker?: string;
+  load?: string;
+  text: string;
+}
+
+function placementOf(o: Options): Placement {
+  const cpus = availableParallelism();
+  if (o.placement === 'shared' || cpus < 2)
+    return { text: `unpinned, ${o.processes} device processes + 1 manager process on ${cpus} CPUs` };
+  try {
+    execFileSync('taskset', ['-V'], { stdio: 'ignore' });
+  } catch {
+    throw new Error('--placement pinned needs taskset (Debian package util-linux)');
+  }
+  const load = cpus === 2 ? '0' : `0-${cpus - 2}`;
   return {
-    device,
-    time: new Date().toISOString(),
-    state: 'standby',
-    battery: { percent: 80, charging: false, minutesLeft: 300 },
-    storage: { freeBytes: 32_000_000_000, totalBytes: 64_000_000_000, minutesLeft: 900 },
-    gnss: { fix: true, lat: '28.2278300', lon: '112.9388600' },
-    officer: 'O-1001',
-    uploads: { pending: 0 },
-    clock: { source: 'gnss', offsetMs: 0 },
-    profile: { id: 'bench', version: 1 },
-    firmware: '0.1.0',
+    broker: String(cpus - 1),
+    load,
+    text: `broker pinned to CPU ${cpus - 1}, ${o.processes} device processes + 1 manager process on CPU ${load}`,
   };
+}
+
+/** Starts `command` on the CPUs `cpus` (all threads inherit the affinity: taskset execs it). */
+function launch(
+  cpus: string | undefined,
+  command: string,
+  args: string[],
+  stdio: StdioOptions,
+): ChildProcess {
+  return cpus ? spawn('taskset', ['-c', cpus, command, ...args], { stdio }) : spawn(command, args, { stdio });
+}
+
+function forkChild(cpus: string | undefined, file: string): ChildProcess {
+  const path = new URL(file, import.meta.url).pathname;
+  return launch(cpus, process.execPath, ['--import=tsx', path], ['ignore', 'inherit', 'inherit', 'ipc']);
+}
+
+function request<R extends { type: string }>(
+  child: ChildProcess,
+  message: object,
+  answer: R['type'],
+): Promise<R> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (m: R) => {
+      if (m.type !== answer) return;
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+      resolve(m);
+    };
+    const onExit = (code: number | null) => reject(new Error(`bench child exited with ${code}`));
+    child.on('message', onMessage);
+    child.once('exit', onExit);
+    child.send(message);
+  });
 }
 
 interface Pki {
   dir: string;
-  ca: Buffer;
-  deviceKey: Buffer;
-  deviceCerts: Buffer[];
-  manager: { cert: Buffer; key: Buffer };
+  ca: string;
+  deviceKey: string;
+  devices: { id: string; cert: string }[];
+  manager: { id: string; cert: string; key: string };
   server: { cert: string; key: string };
 }
 
@@ -115,14 +218,16 @@ function makePki(devices: number): Pki {
   const shared = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const publicKeyPem = shared.publicKey.export({ type: 'spki', format: 'pem' }) as string;
   const evidence = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }) as string;
-  const deviceCerts: Buffer[] = [];
+  const list: Pki['devices'] = [];
   for (let i = 0; i < devices; i++) {
     const id = `D${String(i).padStart(5, '0')}`;
-    deviceCerts.push(
-      Buffer.from(
-        issueCertificate(caDir, { role: 'device', id, publicKeyPem, evidencePublicKeyPem: evidence }).certPem,
-      ),
-    );
+    const issued = issueCertificate(caDir, {
+      role: 'device',
+      id,
+      publicKeyPem,
+      evidencePublicKeyPem: evidence,
+    });
+    list.push({ id, cert: issued.certPem });
   }
   const mgr = issueCertificate(caDir, { role: 'manager', id: 'bench-manager' });
   const gw = issueCertificate(caDir, { role: 'gateway', id: 'bench-gateway' });
@@ -130,17 +235,34 @@ function makePki(devices: number): Pki {
   writeFileSync(join(dir, 'server.key.pem'), gw.keyPem!, { mode: 0o600 });
   return {
     dir,
-    ca: readFileSync(caPaths(caDir).cert),
-    deviceKey: Buffer.from(shared.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string),
-    deviceCerts,
-    manager: { cert: Buffer.from(mgr.certPem), key: Buffer.from(mgr.keyPem!) },
+    ca: readFileSync(caPaths(caDir).cert, 'utf8'),
+    deviceKey: shared.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+    devices: list,
+    manager: { id: 'bench-manager', cert: mgr.certPem, key: mgr.keyPem! },
     server: { cert: join(dir, 'server.cert.pem'), key: join(dir, 'server.key.pem') },
   };
 }
 
+async function waitForPort(port: number, child: ChildProcess): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (child.exitCode !== null) throw new Error(`broker exited with ${child.exitCode}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await sleep(50);
+  }
+  throw new Error(`broker did not listen on ${port}`);
+}
+
 async function startBroker(
-  kind: 'gateway' | 'mosquitto',
+  kind: Broker,
   pki: Pki,
+  cpus: string | undefined,
 ): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
   const caDir = join(pki.dir, 'ca');
@@ -154,16 +276,13 @@ async function startBroker(
       fleet: { offlineAfterMs: 600_000 },
     });
     writeFileSync(join(pki.dir, 'gateway.json'), JSON.stringify(config));
-    child = spawn(
+    const profile = process.env.FLEET_CPU_PROF;
+    const script = new URL('./fleet-gateway-child.ts', import.meta.url).pathname;
+    child = launch(
+      cpus,
       process.execPath,
-      [
-        '--import=tsx',
-        new URL('./fleet-gateway-child.ts', import.meta.url).pathname,
-        join(pki.dir, 'gateway.json'),
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
+      ['--import=tsx', script, join(pki.dir, 'gateway.json'), ...(profile ? [profile] : [])],
+      ['ignore', 'pipe', 'inherit'],
     );
     await new Promise<void>((resolve, reject) => {
       child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
@@ -189,9 +308,13 @@ async function startBroker(
         '',
       ].join('\n'),
     );
-    child = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'inherit'] });
-    await sleep(1000);
-    if (child.exitCode !== null) throw new Error('mosquitto did not start');
+    child = launch(cpus, 'mosquitto', ['-c', conf], ['ignore', 'ignore', 'pipe']);
+    // Its one line at start-up, "should not be run as root", is expected here; anything else is not.
+    child.stderr!.on('data', (d: Buffer) => {
+      const text = d.toString().replace(/^.*should not be run as root.*\n?/m, '');
+      if (text.trim()) process.stderr.write(`mosquitto: ${text}`);
+    });
+    await waitForPort(port, child);
   }
   return { child, port };
 }
@@ -201,109 +324,116 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
-async function runOne(kind: 'gateway' | 'mosquitto', pki: Pki, o: Options): Promise<BrokerResult> {
-  const { child, port } = await startBroker(kind, pki);
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
+async function runOne(kind: Broker, pki: Pki, o: Options, place: Placement): Promise<BrokerResult> {
+  const { child: broker, port } = await startBroker(kind, pki, place.broker);
   const url = `mqtts://127.0.0.1:${port}`;
-  const latencies: number[] = [];
-  let measuring = false;
-  let sent = 0;
-  const manager = await mqtt.connectAsync(url, {
-    protocolVersion: 4,
-    clientId: 'bench-manager:bench',
-    ca: pki.ca,
-    ...pki.manager,
-    reconnectPeriod: 0,
-  });
-  manager.on('message', (_topic, payload) => {
-    if (!measuring) return;
-    const time = /"time":"([^"]+)"/.exec(payload.toString())?.[1];
-    if (time) latencies.push(Date.now() - Date.parse(time));
-  });
-  await manager.subscribeAsync(`rec/v1/${UNIT}/+/status`, { qos: 1 });
-  const t0 = Date.now();
-  const clients: MqttClient[] = [];
-  // Connect in batches: TLS handshakes are the expensive part.
-  for (let i = 0; i < o.devices; i += 50) {
-    const batch = pki.deviceCerts.slice(i, i + 50).map((cert, k) => {
-      const id = `D${String(i + k).padStart(5, '0')}`;
-      return mqtt
-        .connectAsync(url, {
-          protocolVersion: 4,
-          clientId: id,
-          ca: pki.ca,
-          cert,
-          key: pki.deviceKey,
-          keepalive: 60,
-          reconnectPeriod: 0,
-          connectTimeout: 120_000,
-        })
-        .then((c) => {
-          clients.push(c);
-          return c;
-        })
-        .catch(() => undefined);
-    });
-    await Promise.all(batch);
-  }
-  const connectSeconds = (Date.now() - t0) / 1000;
-  const timers: NodeJS.Timeout[] = [];
-  for (const c of clients) {
-    const id = c.options.clientId!;
-    const topic = deviceTopic('status', UNIT, id);
-    const publish = () => {
-      if (measuring) sent++;
-      c.publish(topic, JSON.stringify(statusOf(id)), { qos: 1, retain: true });
-    };
-    timers.push(
-      setTimeout(() => {
-        publish();
-        timers.push(setInterval(publish, o.intervalMs));
-      }, Math.random() * o.intervalMs),
+  const children: ChildProcess[] = [];
+  try {
+    const manager = forkChild(place.load, './fleet-manager-child.ts');
+    children.push(manager);
+    await request<ManagerReply>(
+      manager,
+      {
+        type: 'connect',
+        url,
+        ca: pki.ca,
+        ...pki.manager,
+        filter: `rec/v1/${UNIT}/+/status`,
+      } satisfies ManagerRequest,
+      'ready',
     );
+    const per = Math.ceil(pki.devices.length / o.processes);
+    const slices = Array.from({ length: o.processes }, (_, k) =>
+      pki.devices.slice(k * per, (k + 1) * per),
+    ).filter((s) => s.length > 0);
+    const devices = slices.map(() => forkChild(place.load, './fleet-devices-child.ts'));
+    children.push(...devices);
+    const t0 = Date.now();
+    const connected = await Promise.all(
+      devices.map((d, k) =>
+        request<Extract<DevicesReply, { type: 'connected' }>>(
+          d,
+          {
+            type: 'connect',
+            url,
+            ca: pki.ca,
+            key: pki.deviceKey,
+            devices: slices[k]!,
+            batch: Math.max(10, Math.floor(100 / slices.length)),
+          } satisfies DevicesRequest,
+          'connected',
+        ),
+      ),
+    );
+    const connectSeconds = (Date.now() - t0) / 1000;
+    const warmUp = Math.min(o.intervalMs, 10_000);
+    const startAt = Date.now() + warmUp;
+    const endAt = startAt + o.seconds * 1000;
+    manager.send({ type: 'window', startAt, endAt } satisfies ManagerRequest);
+    for (const d of devices)
+      d.send({ type: 'run', unit: UNIT, intervalMs: o.intervalMs, startAt, endAt } satisfies DevicesRequest);
+
+    await sleepUntil(startAt);
+    const profiling = kind === 'gateway' && process.env.FLEET_CPU_PROF;
+    if (profiling) broker.kill('SIGUSR2');
+    const start = procUsage(broker.pid!);
+    let peakRss = start.rss;
+    while (Date.now() < endAt) {
+      await sleep(Math.min(1000, endAt - Date.now()));
+      peakRss = Math.max(peakRss, procUsage(broker.pid!).rss);
+    }
+    const end = procUsage(broker.pid!);
+    const wall = Date.now() - startAt;
+    if (profiling) broker.kill('SIGUSR2');
+    await sleep(3000); // drain: statuses stamped inside the window still in flight
+
+    const stopped = await Promise.all(
+      devices.map((d) => request<Extract<DevicesReply, { type: 'stopped' }>>(d, { type: 'stop' }, 'stopped')),
+    );
+    const m = await request<Extract<ManagerReply, { type: 'stopped' }>>(manager, { type: 'stop' }, 'stopped');
+    const latencies = m.latencies.sort((a, b) => a - b);
+    const sent = stopped.reduce((n, s) => n + s.sent, 0);
+    const cpuMs = end.cpuMs - start.cpuMs;
+    return {
+      broker: kind,
+      devices: o.devices,
+      connected: connected.reduce((n, c) => n + c.connected, 0),
+      connectSeconds: round1(connectSeconds),
+      sent,
+      lost: sent - latencies.length,
+      p50Ms: percentile(latencies, 50),
+      p99Ms: percentile(latencies, 99),
+      maxMs: latencies.at(-1) ?? NaN,
+      rssMiB: round1(peakRss / 1048576),
+      cpuPercent: round1((cpuMs / wall) * 100),
+      cpuUsPerMsg: Math.round((cpuMs * 1000) / Math.max(1, latencies.length)),
+      writesPerMsg: round1((end.writes - start.writes) / Math.max(1, latencies.length)),
+      loadLoopP99Ms: round1(Math.max(m.loopDelayP99Ms, ...stopped.map((s) => s.loopDelayP99Ms))),
+      loadLoopMaxMs: round1(Math.max(m.loopDelayMaxMs, ...stopped.map((s) => s.loopDelayMaxMs))),
+    };
+  } finally {
+    const running = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
+    for (const c of children) if (running(c)) c.kill('SIGTERM');
+    await Promise.all(children.map((c) => (running(c) ? once(c, 'exit') : undefined)));
+    if (running(broker)) {
+      broker.kill('SIGTERM');
+      await once(broker, 'exit');
+    }
   }
-  await sleep(Math.min(o.intervalMs, 10_000)); // warm-up: one round of statuses
-  measuring = true;
-  const start = procUsage(child.pid!);
-  const startWall = Date.now();
-  let peakRss = start.rss;
-  for (let s = 0; s < o.seconds; s++) {
-    await sleep(1000);
-    peakRss = Math.max(peakRss, procUsage(child.pid!).rss);
-  }
-  const end = procUsage(child.pid!);
-  const wall = Date.now() - startWall;
-  measuring = false;
-  await sleep(1000); // let in-flight statuses land
-  for (const t of timers) clearTimeout(t);
-  await Promise.all(clients.map((c) => c.endAsync(true).catch(() => {})));
-  await manager.endAsync(true);
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
-  latencies.sort((a, b) => a - b);
-  return {
-    broker: kind,
-    devices: o.devices,
-    connected: clients.length,
-    connectSeconds: Math.round(connectSeconds * 10) / 10,
-    messages: latencies.length,
-    lost: Math.max(0, sent - latencies.length),
-    p50Ms: percentile(latencies, 50),
-    p99Ms: percentile(latencies, 99),
-    maxMs: latencies.at(-1) ?? NaN,
-    rssMiB: Math.round((peakRss / 1048576) * 10) / 10,
-    cpuPercent: Math.round(((end.cpuMs - start.cpuMs) / wall) * 1000) / 10,
-  };
 }
 
 export async function run(argv: string[]): Promise<BrokerResult[]> {
   const o = parseOptions(argv);
+  const place = placementOf(o);
   process.stdout.write(
-    `fleet: ${o.devices} devices, status every ${o.intervalMs} ms, measuring ${o.seconds} s\n`,
+    `fleet: ${o.devices} devices, status every ${o.intervalMs} ms, measuring ${o.seconds} s; ${place.text}\n`,
   );
   const pki = makePki(o.devices);
   try {
     const results: BrokerResult[] = [];
-    for (const kind of o.brokers) results.push(await runOne(kind, pki, o));
+    for (const kind of o.brokers) results.push(await runOne(kind, pki, o, place));
     console.table(results);
     const [g, m] = [
       results.find((r) => r.broker === 'gateway'),

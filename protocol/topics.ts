@@ -5,7 +5,7 @@
  * another.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { Value } from '@sinclair/typebox/value';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { AvailabilitySchema } from './schemas/availability.ts';
 import { CommandResultSchema, CommandSchema } from './schemas/command.ts';
 import { EventSchema } from './schemas/event.ts';
@@ -332,6 +332,24 @@ export function parseTopic(topic: string): ParsedTopic | undefined {
   return undefined;
 }
 
+/**
+ * Each topic's schema compiled once into a checking function: the same JSON Schema rules as
+ * `Value.Check` at a fraction of the cost. The gateway checks every message and every fleet
+ * snapshot (5,000 devices: 55 ms interpreted) against these (bench/fleet.ts).
+ */
+const checkers = new WeakMap<TSchema, TypeCheck<TSchema>>();
+function check(schema: TSchema, value: unknown): boolean {
+  let checker = checkers.get(schema);
+  if (!checker) {
+    checker = TypeCompiler.Compile(schema);
+    checkers.set(schema, checker);
+  }
+  return checker.Check(value);
+}
+
+/** Stateless with the default `stream: false`, so one instance serves every call. */
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
 export type DecodeResult<N extends TopicName> =
   { ok: true; value: PayloadOf<N> } | { ok: false; problems: SchemaProblem[] };
 
@@ -339,12 +357,12 @@ export type DecodeResult<N extends TopicName> =
 export function decodePayload<N extends TopicName>(name: N, payload: Uint8Array): DecodeResult<N> {
   const spec: TopicSpec = TOPICS[name];
   if (spec.encoding === 'bytes') {
-    if (Value.Check(spec.schema, payload)) return { ok: true, value: payload as PayloadOf<N> };
+    if (check(spec.schema, payload)) return { ok: true, value: payload as PayloadOf<N> };
     return { ok: false, problems: [{ path: '/', message: 'expected at least one byte' }] };
   }
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(payload);
+    text = utf8.decode(payload);
   } catch {
     return { ok: false, problems: [{ path: '/', message: 'payload is not UTF-8' }] };
   }
@@ -357,7 +375,7 @@ export function decodePayload<N extends TopicName>(name: N, payload: Uint8Array)
     }
   }
   // Check first: the fast path for the honest majority; collect every problem only on failure.
-  if (Value.Check(spec.schema, value)) return { ok: true, value: value as PayloadOf<N> };
+  if (check(spec.schema, value)) return { ok: true, value: value as PayloadOf<N> };
   return { ok: false, problems: schemaProblems(spec.schema, value) };
 }
 
@@ -368,6 +386,6 @@ export function encodePayload<N extends TopicName>(
 ): { ok: true; text: string } | { ok: false; problems: SchemaProblem[] } {
   const spec: TopicSpec = TOPICS[name];
   if (spec.encoding === 'bytes') throw new TypeError(`${name} carries raw bytes: publish them as they are`);
-  if (!Value.Check(spec.schema, value)) return { ok: false, problems: schemaProblems(spec.schema, value) };
+  if (!check(spec.schema, value)) return { ok: false, problems: schemaProblems(spec.schema, value) };
   return { ok: true, text: spec.encoding === 'json' ? JSON.stringify(value) : String(value) };
 }

@@ -79,3 +79,41 @@ test('a silent device goes offline after offlineAfterMs; alert changes are repor
   m.onDisconnect('D1', later + 5);
   t.deepEqual(m.snapshot(later + 5).devices[0]!.alerts, ['offline']);
 });
+
+test('a device that appears later takes its place in the order; one alert of several clears alone', (t) => {
+  const m = new FleetMonitor('U', thresholds);
+  m.onStatus('D2', makeStatus('D2', { time: iso(T0) }), T0);
+  m.onStatus('D1', makeStatus('D1', { time: iso(T0) }), T0);
+  t.deepEqual(
+    m.snapshot(T0).devices.map((d) => d.device),
+    ['D1', 'D2'],
+  );
+  const low = {
+    time: iso(T0),
+    battery: { percent: 5, charging: false, minutesLeft: 5 },
+    storage: { freeBytes: 1, totalBytes: 100, minutesLeft: 1 },
+  };
+  m.onStatus('D0', makeStatus('D0', low), T0);
+  m.onStatus('D3', makeStatus('D3', low), T0);
+  const fleet = m.snapshot(T0);
+  t.deepEqual(
+    fleet.devices.map((d) => d.device),
+    ['D0', 'D3', 'D1', 'D2'],
+  );
+  t.deepEqual(fleet.summary, { devices: 4, online: 4, withAlerts: 2 });
+  t.deepEqual(m.alertChanges(fleet), [
+    { device: 'D0', alert: 'battery-low', active: true },
+    { device: 'D0', alert: 'storage-low', active: true },
+    { device: 'D3', alert: 'battery-low', active: true },
+    { device: 'D3', alert: 'storage-low', active: true },
+  ]);
+  m.onStatus(
+    'D0',
+    makeStatus('D0', { ...low, battery: { percent: 90, charging: true, minutesLeft: 500 } }),
+    T0 + 1,
+  );
+  const next = m.snapshot(T0 + 1);
+  t.deepEqual(next.devices[0]!.alerts, ['storage-low']);
+  t.deepEqual(m.alertChanges(next), [{ device: 'D0', alert: 'battery-low', active: false }]);
+  t.deepEqual(m.alertChanges(m.snapshot(T0 + 2)), []);
+});
