@@ -21,7 +21,8 @@ export function connectAs(
     protocolVersion: 4,
     clientId,
     reconnectPeriod: 0,
-    connectTimeout: 10_000,
+    // Generous: a loaded 2-core CI machine has taken over 10 s for a TLS handshake plus CONNACK.
+    connectTimeout: 30_000,
     ...tlsOptions(who),
     ...extra,
   });
