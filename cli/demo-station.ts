@@ -45,6 +45,9 @@ export async function startDemoStation(
     tls: { cert: gw.cert, key: gw.key, ca: caPaths(caDir).cert, crl: caPaths(caDir).crl },
     statusIntervalMs: 2000,
     fleet: { publishIntervalMs: 2000 },
+    // Absolute: parseGatewayConfig alone resolves nothing against a config file, and the demo
+    // station has no receipt key, so it stores nothing (uploads off, logged).
+    evidence: { dir: join(root, 'station-evidence'), receiptKey: join(root, 'station-receipt.key.pem') },
   });
   const gateway = await startGateway(config, { logSink: () => undefined });
   const dev = issued('device', device, { evidencePublicKeyPem: evidenceKeyPem });
