@@ -25,6 +25,8 @@ const U = 'HN-CS';
 async function setup(t: ExecutionContext, device: string, extra: Partial<TelemetryOptions> = {}) {
   const pki = testPki(t, U);
   const gw = await startGateway(pki.config({ fleet: { publishIntervalMs: 200 } }), { logSink: () => {} });
+  // Registered at once: a failed connect below must not leave the gateway holding the worker open.
+  t.teardown(() => gw.close());
   const dev = pki.issue('device', device);
   const status = { battery: 80 };
   const client = new TelemetryClient({
