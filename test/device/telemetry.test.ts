@@ -44,11 +44,9 @@ async function setup(t: ExecutionContext, device: string, extra: Partial<Telemet
     ...extra,
   });
   let manager: MqttClient | null = null;
-  // Registered before connecting, so a failed connect still stops the gateway and the worker exits.
   t.teardown(async () => {
     await client.stop();
     await manager?.endAsync();
-    await gw.close();
   });
   manager = await connectAs(gw.url, pki.issue('manager', 'm1'), 'm1:test');
   return { pki, gw, client, manager, status };
