@@ -109,3 +109,42 @@ export function waitForEvent<T>(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The elementary stream types an MPEG-TS file declares in its first PMT (ISO/IEC 13818-1
+ * §2.4.4.8: 0x0f ADTS AAC, 0x1b H.264, 0x03/0x04 MPEG audio), read from the file itself. ffprobe
+ * guesses MPEG audio (`mp2`) for a fragment of a few packets even when its PMT says AAC, so a test
+ * of what a tiny last segment declares needs the table, not the guess.
+ */
+export function tsStreamTypes(bytes: Buffer): number[] | null {
+  let pmtPid: number | null = null;
+  for (let at = 0; at + 188 <= bytes.length; at += 188) {
+    if (bytes[at] !== 0x47) return null;
+    const pid = ((bytes[at + 1]! & 0x1f) << 8) | bytes[at + 2]!;
+    const unitStart = (bytes[at + 1]! & 0x40) !== 0;
+    if (!unitStart || (pid !== 0 && pid !== pmtPid)) continue;
+    let p = at + 4;
+    if ((bytes[at + 3]! & 0x20) !== 0) p += 1 + bytes[p]!; // adaptation field
+    p += 1 + bytes[p]!; // pointer field
+    const sectionLength = ((bytes[p + 1]! & 0x0f) << 8) | bytes[p + 2]!;
+    const end = p + 3 + sectionLength - 4; // without the CRC
+    if (pid === 0) {
+      // PAT: the first program's PMT pid (program number 0 is the network PID).
+      for (let q = p + 8; q + 4 <= end; q += 4) {
+        if (((bytes[q]! << 8) | bytes[q + 1]!) !== 0) {
+          pmtPid = ((bytes[q + 2]! & 0x1f) << 8) | bytes[q + 3]!;
+          break;
+        }
+      }
+      continue;
+    }
+    const programInfoLength = ((bytes[p + 10]! & 0x0f) << 8) | bytes[p + 11]!;
+    const types: number[] = [];
+    for (let q = p + 12 + programInfoLength; q + 5 <= end;) {
+      types.push(bytes[q]!);
+      q += 5 + (((bytes[q + 3]! & 0x0f) << 8) | bytes[q + 4]!);
+    }
+    return types;
+  }
+  return null;
+}

@@ -11,6 +11,7 @@ import {
   decodeErrors,
   probe,
   sleep,
+  tsStreamTypes,
   videoPackets,
   waitForEvent,
 } from './capture-helpers.ts';
@@ -205,12 +206,18 @@ test.serial('audio-only mode records AAC segments without video', async (t) => {
   for (const s of segments) {
     t.true(s.hasAudio);
     t.false(s.hasVideo);
+    // Every segment declares exactly one stream, ADTS AAC (0x0f), in its own PMT.
+    t.deepEqual(tsStreamTypes(readFileSync(s.path)), [0x0f], s.path);
     const p = probe(s.path);
     t.true(p.ok, p.stderr);
-    t.deepEqual(
-      p.streams.map((x) => x.codec_name),
-      ['aac'],
-    );
+    // ffprobe decodes what it can; it misnames a last fragment of a few packets (the stop can come
+    // right after a cut), so its codec is asserted where there is something to analyse.
+    if (s.durationMs >= 500)
+      t.deepEqual(
+        p.streams.map((x) => x.codec_name),
+        ['aac'],
+        `${s.path} (${s.durationMs} ms)`,
+      );
   }
   for (let i = 1; i < segments.length; i++) t.is(segments[i]!.startMs, segments[i - 1]!.endMs);
 });
