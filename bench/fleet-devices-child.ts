@@ -13,6 +13,7 @@ import mqtt, { type MqttClient } from 'mqtt';
 import type { Status } from '../protocol/schemas/status.ts';
 import { deviceTopic } from '../protocol/topics.ts';
 import type { DevicesReply, DevicesRequest } from './fleet.ts';
+import { makeStatus } from '../test/helpers/mqtt.ts';
 
 const reply = (m: DevicesReply) => process.send!(m);
 const clients: MqttClient[] = [];
@@ -22,19 +23,7 @@ let sent = 0;
 let failed = 0;
 
 function statusOf(device: string, now: number): Status {
-  return {
-    device,
-    time: new Date(now).toISOString(),
-    state: 'standby',
-    battery: { percent: 80, charging: false, minutesLeft: 300 },
-    storage: { freeBytes: 32_000_000_000, totalBytes: 64_000_000_000, minutesLeft: 900 },
-    gnss: { fix: true, lat: '28.2278300', lon: '112.9388600' },
-    officer: 'O-1001',
-    uploads: { pending: 0 },
-    clock: { source: 'gnss', offsetMs: 0 },
-    profile: { id: 'bench', version: 1 },
-    firmware: '0.1.0',
-  };
+  return makeStatus(device, { time: new Date(now).toISOString(), profile: { id: 'bench', version: 1 } });
 }
 
 async function connectAll(m: Extract<DevicesRequest, { type: 'connect' }>): Promise<void> {

@@ -58,53 +58,48 @@ export async function startDemoStation(
     ca: caPaths(caDir).cert,
     crl: caPaths(caDir).crl,
   });
-  /** A gateway directory: its receipt key pair and its configuration file. */
-  const gatewayDir = (name: string, config: (receiptKey: string) => Record<string, unknown>) => {
-    const dir = join(root, name);
+  /**
+   * A gateway directory named after its certificate id: its receipt key pair, its evidence store
+   * and its configuration file (`extra` adds the role's own settings).
+   */
+  const gatewayDir = (id: 'center' | 'station', dirName: string, extra: Record<string, unknown>) => {
+    const dir = join(root, dirName);
     mkdirSync(dir, { recursive: true });
     const receiptKey = join(dir, 'receipt.key.pem');
     const receiptPub = join(dir, 'receipt.pub.pem');
     loadOrCreateSigningKey(receiptKey, receiptPub);
     const path = join(dir, 'gateway.json');
-    writeFileSync(path, `${JSON.stringify(config(receiptKey), null, 2)}\n`);
+    const config = {
+      format: 'recorder-gateway/1',
+      unit,
+      listen: { host: '127.0.0.1', port: 0 },
+      tls: tls(issued('gateway', id, loopback)),
+      statusIntervalMs: 2000,
+      fleet: { publishIntervalMs: 2000 },
+      ...extra,
+      evidence: { dir: join(dir, 'evidence'), receiptKey, role: id, ...(extra.evidence as object) },
+    };
+    writeFileSync(path, `${JSON.stringify(config, null, 2)}\n`);
     return { path, receiptPub };
   };
   const quiet = { logSink: () => undefined };
 
   // The center first: the station needs its address. Same unit CA here; a province trusts each
   // unit's CA. Only the center holds the key that decrypts evidence (DESIGN.md "Uploads").
-  const centerFiles = gatewayDir('center-gateway', (receiptKey) => ({
-    format: 'recorder-gateway/1',
-    unit,
-    listen: { host: '127.0.0.1', port: 0 },
-    tls: tls(issued('gateway', 'center', loopback)),
-    statusIntervalMs: 2000,
-    fleet: { publishIntervalMs: 2000 },
-    evidence: {
-      dir: join(root, 'center-gateway', 'evidence'),
-      receiptKey,
-      role: 'center',
-      centerKey: join(root, 'center', 'center.key.pem'),
-    },
-  }));
+  const centerFiles = gatewayDir('center', 'center-gateway', {
+    evidence: { centerKey: join(root, 'center', 'center.key.pem') },
+  });
   const center = await startGateway(loadGatewayConfig(centerFiles.path), quiet);
   try {
-    const stationFiles = gatewayDir('station', (receiptKey) => ({
-      format: 'recorder-gateway/1',
-      unit,
-      listen: { host: '127.0.0.1', port: 0 },
-      tls: tls(issued('gateway', 'station', loopback)),
-      statusIntervalMs: 2000,
-      fleet: { publishIntervalMs: 2000 },
-      evidence: { dir: join(root, 'station', 'evidence'), receiptKey, role: 'station' },
-      // The relay uses the station's own gateway certificate (issue 6 item 4).
+    // The relay uses the station's own gateway certificate (issue 6 item 4).
+    const stationFiles = gatewayDir('station', 'station', {
       upstream: {
         url: center.url,
         ...issued('gateway', 'station', loopback),
         ca: caPaths(caDir).cert,
         receiptKey: centerFiles.receiptPub,
       },
-    }));
+    });
     const gateway = await startGateway(loadGatewayConfig(stationFiles.path), quiet);
     const dev = issued('device', device, { evidencePublicKeyPem: evidenceKeyPem });
     const mgr = issued('manager', 'duty-desk');
