@@ -175,11 +175,9 @@ export class Uploader {
     try {
       return await this.sender.sendItem(
         offer,
-        async (position, length) => {
+        async (position, into) => {
           handle ??= await open(join(this.options.evidenceDir, item.file), 'r');
-          const data = Buffer.alloc(length);
-          const { bytesRead } = await handle.read(data, 0, length, position);
-          return data.subarray(0, bytesRead);
+          return (await handle.read(into, 0, into.length, position)).bytesRead;
         },
         (sent) => this.options.onProgress?.(item, sent),
       );

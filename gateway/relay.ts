@@ -286,11 +286,9 @@ export class Relay extends EventEmitter {
       for (let attempt = 0; attempt < attempts; attempt++) {
         let receipt;
         try {
-          receipt = await sender.sendItem(offer, async (position, length) => {
+          receipt = await sender.sendItem(offer, async (position, into) => {
             handle ??= await open(store.objectPath(item.sha256), 'r');
-            const data = Buffer.alloc(length);
-            const { bytesRead } = await handle.read(data, 0, length, position);
-            return data.subarray(0, bytesRead);
+            return (await handle.read(into, 0, into.length, position)).bytesRead;
           });
         } catch (error) {
           lastError = error as Error;

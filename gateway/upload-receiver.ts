@@ -17,7 +17,7 @@
  * (still encrypted); the check is recorded in the index. A mismatch stores nothing.
  */
 import { EventEmitter } from 'node:events';
-import { createHash, createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
+import { createHash, createPublicKey, type Hash, type KeyObject, type X509Certificate } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, stat, truncate, unlink, type FileHandle } from 'node:fs/promises';
 import { RecorderError, isRecorderError } from '../protocol/errors.ts';
@@ -56,6 +56,12 @@ export interface UploadReceiverOptions {
   centerKey?: KeyObject;
   /** largest item accepted. Default 4 GiB. */
   maxItemBytes?: number;
+  /**
+   * While an item travels, its incoming file is datasync'd every this many bytes, alongside the
+   * writes: the disk writes back during the transfer instead of all at once at done, where the
+   * device would wait for it. Default 32 MiB.
+   */
+  syncEveryBytes?: number;
   now?: () => Date;
 }
 
@@ -76,6 +82,15 @@ interface Session {
   path: string;
   /** bytes in the incoming file */
   size: number;
+  /**
+   * SHA-256 of the incoming file's `size` bytes, updated as each chunk is written, so done need
+   * not read the file again (a resumed file's prefix is hashed once, at the offer).
+   */
+  hash: Hash;
+  /** bytes written since the last datasync started */
+  unsynced: number;
+  /** the datasync in progress, if any (its failure fails the session like a write) */
+  syncing: Promise<void> | null;
   /** bytes acknowledged: in the file or queued to be written, in order */
   accepted: number;
   /** the incoming file, open for appending while the item travels */
@@ -264,6 +279,9 @@ export class UploadReceiver extends EventEmitter {
       offer,
       path,
       size,
+      hash: await hashPrefix(path, size),
+      unsynced: 0,
+      syncing: null,
       accepted: size,
       handle: null,
       writing: Promise.resolve(),
@@ -305,9 +323,28 @@ export class UploadReceiver extends EventEmitter {
   private async append(session: Session, device: string, id: string, data: Buffer): Promise<void> {
     try {
       if (session.failed) return;
-      session.handle ??= await open(session.path, 'a');
-      await session.handle.write(data);
+      const handle = (session.handle ??= await open(session.path, 'a'));
+      // A regular file may take fewer bytes than asked (a disk filling up): write the rest.
+      for (let done = 0; done < data.length;) {
+        const { bytesWritten } = await handle.write(data, done, data.length - done);
+        if (bytesWritten === 0) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+        done += bytesWritten;
+      }
       session.size += data.length;
+      session.hash.update(data);
+      session.unsynced += data.length;
+      if (session.unsynced >= (this.options.syncEveryBytes ?? 32 * 1024 * 1024) && !session.syncing) {
+        session.unsynced = 0;
+        session.syncing = handle.datasync().then(
+          () => {
+            session.syncing = null;
+          },
+          (error: Error) => {
+            session.syncing = null;
+            session.failed ??= { code: 'UPLOAD_WRITE_FAILED', reason: `datasync: ${error.message}` };
+          },
+        );
+      }
     } catch (error) {
       const code =
         (error as NodeJS.ErrnoException).code === 'ENOSPC' ? 'STORAGE_FULL' : 'UPLOAD_WRITE_FAILED';
@@ -321,11 +358,20 @@ export class UploadReceiver extends EventEmitter {
     }
   }
 
-  /** Waits for an item's queued writes and closes its incoming file (the session stays). */
-  private async settle(session: Session): Promise<void> {
+  /**
+   * Waits for an item's queued writes and closes its incoming file (the session stays); with
+   * `durable`, the file's data is on disk first (a failed fsync fails the session).
+   */
+  private async settle(session: Session, durable = false): Promise<void> {
     await session.writing;
+    await session.syncing;
     const handle = session.handle;
     session.handle = null;
+    if (handle && durable && !session.failed) {
+      await handle.datasync().catch((error: Error) => {
+        session.failed = { code: 'UPLOAD_WRITE_FAILED', reason: `fsync: ${error.message}` };
+      });
+    }
     await handle?.close().catch(() => undefined);
   }
 
@@ -363,7 +409,7 @@ export class UploadReceiver extends EventEmitter {
       };
     }
     const { offer } = session;
-    await this.settle(session);
+    await this.settle(session, true);
     if (session.failed) {
       const { code, reason } = session.failed;
       session.failed = null;
@@ -373,12 +419,17 @@ export class UploadReceiver extends EventEmitter {
       session.accepted = session.size;
       return { state: { id: offer.id, status: 'send', offset: session.size } };
     }
-    const actual = await hashFile(session.path);
-    if (actual.bytes !== offer.bytes || actual.sha256 !== offer.sha256) {
-      // Corrupted on the way (or on disk): drop the bytes and have them sent again.
+    const sha256 = session.hash.copy().digest('hex');
+    const onDisk = await stat(session.path).then(
+      (s) => s.size,
+      () => -1,
+    );
+    if (session.size !== offer.bytes || onDisk !== offer.bytes || sha256 !== offer.sha256) {
+      // Corrupted on the way (or the file changed under us): drop the bytes and have them sent again.
       await unlink(session.path).catch(() => undefined);
       session.size = 0;
       session.accepted = 0;
+      session.hash = createHash('sha256');
       this.alert({
         code: 'UPLOAD_HASH_MISMATCH',
         device,
@@ -597,12 +648,11 @@ function key(device: string, id: string): string {
   return `${device}\u0000${id}`;
 }
 
-async function hashFile(path: string): Promise<{ bytes: number; sha256: string }> {
+/** A SHA-256 already fed with the first `size` bytes of the file (a resumed upload's prefix). */
+async function hashPrefix(path: string, size: number): Promise<Hash> {
   const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+  if (size === 0) return hash;
+  for await (const chunk of createReadStream(path, { end: size - 1 }) as AsyncIterable<Buffer>)
     hash.update(chunk);
-    bytes += chunk.length;
-  }
-  return { bytes, sha256: hash.digest('hex') };
+  return hash;
 }

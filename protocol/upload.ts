@@ -228,7 +228,10 @@ export function parseJournalState(value: unknown): JournalState {
  */
 export interface UploadLink extends EventEmitter {
   sendOffer(offer: Offer): Promise<void>;
-  /** resolves when the transport has accepted the chunk (a PUBACK never means "stored") */
+  /**
+   * Resolves when the transport has accepted the chunk (a PUBACK never means "stored"). From then
+   * on the link must not read `data` again: the sender reuses the buffer for a later chunk.
+   */
   sendChunk(id: string, offset: number, data: Buffer): Promise<void>;
   sendDone(done: Done): Promise<void>;
   /** event 'journal-state' (JournalState) answers it */

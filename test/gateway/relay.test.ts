@@ -195,7 +195,7 @@ test('the center decrypts at ingest: a ciphertext or plaintext that does not mat
       sha256: createHash('sha256').update(tampered).digest('hex'),
       deviceCert: w.device.certPem,
     },
-    async (o, l) => tampered.subarray(o, o + l),
+    async (o, into) => tampered.copy(into, 0, o, o + into.length),
   );
   const error = await t.throwsAsync(forged);
   t.true(isRecorderError(error, 'UPLOAD_REFUSED'));
@@ -216,7 +216,8 @@ test('the center decrypts at ingest: a ciphertext or plaintext that does not mat
     const refusedCert = await t.throwsAsync(
       sender.sendItem(
         { id: item.id, entry, bytes: item.bytes, sha256: item.sha256, deviceCert: cert },
-        async (o, l) => readFileSync(station.store.objectPath(item.sha256)).subarray(o, o + l),
+        async (o, into) =>
+          readFileSync(station.store.objectPath(item.sha256)).copy(into, 0, o, o + into.length),
       ),
     );
     t.regex(refusedCert!.message, /DEVICE_CERT_INVALID/);

@@ -110,6 +110,8 @@ function newReceiver(store: EvidenceStore, alerts: UploadAlert[]): UploadReceive
     role: 'station',
     receiptKey: gatewayKeys.privateKey,
     deviceKey: (d) => (d === DEVICE ? deviceKeys.publicKey : null),
+    // Datasync alongside the writes many times per item, so cuts and restarts meet it in flight.
+    syncEveryBytes: 8192,
   });
   receiver.on('alert', (a: UploadAlert) => alerts.push(a));
   return receiver;
