@@ -20,6 +20,56 @@ export function parseListen(text: string): { host: string; port: number } {
   return { host: match[1], port };
 }
 
+interface GatewayInitOptions {
+  ca: string;
+  listen: string;
+  id: string;
+  out: string;
+  role: string;
+  centerKey?: string;
+  upstream?: string;
+  upstreamCa?: string;
+  upstreamReceiptKey?: string;
+  purgeAfterDays: string;
+}
+
+/** The evidence and upstream sections `gateway init` writes for its role (issue 6 item 4). */
+function gatewayRoleSections(opts: GatewayInitOptions): {
+  evidence: { role: 'station' | 'center'; centerKey?: string };
+  upstream?: { url: string; ca?: string; receiptKey: string; purgeAfterDays: number };
+} {
+  const usage = (message: string) => new RecorderError('CLI_USAGE', message);
+  if (opts.role !== 'station' && opts.role !== 'center')
+    throw usage(`--role must be station or center, got ${opts.role}`);
+  if (opts.role === 'center') {
+    if (!opts.centerKey)
+      throw usage('a center gateway needs --center-key: it decrypts each segment at ingest to check it');
+    if (opts.upstream) throw usage('--upstream is for a station: the center is the end of the relay');
+    return { evidence: { role: 'center', centerKey: resolve(opts.centerKey) } };
+  }
+  if (opts.centerKey)
+    throw usage('--center-key is for the center role only: a station never decrypts evidence');
+  if (!opts.upstream) {
+    if (opts.upstreamCa || opts.upstreamReceiptKey)
+      throw usage('--upstream-ca and --upstream-receipt-key need --upstream');
+    return { evidence: { role: 'station' } };
+  }
+  if (!opts.upstreamReceiptKey)
+    throw usage("--upstream needs --upstream-receipt-key: the center's receipts are checked against it");
+  const days = Number(opts.purgeAfterDays);
+  if (!Number.isInteger(days) || days < 0)
+    throw usage(`--purge-after-days must be a whole number of days, got ${opts.purgeAfterDays}`);
+  return {
+    evidence: { role: 'station' },
+    upstream: {
+      url: opts.upstream,
+      ...(opts.upstreamCa ? { ca: resolve(opts.upstreamCa) } : {}),
+      receiptKey: resolve(opts.upstreamReceiptKey),
+      purgeAfterDays: days,
+    },
+  };
+}
+
 export function registerGateway(program: Command, run: Run): void {
   const gateway = program
     .command('gateway')
@@ -31,9 +81,30 @@ export function registerGateway(program: Command, run: Run): void {
     .option('--listen <host:port>', 'address to listen on (R14: the VPN address)', '127.0.0.1:8883')
     .option('--id <id>', 'the station id (CN of its certificate)', 'station')
     .requiredOption('--out <file>', 'the configuration file; the key and certificate go next to it')
-    .action((opts: { ca: string; listen: string; id: string; out: string }) =>
+    .option(
+      '--role <role>',
+      "station (a unit's collection station) or center (the provincial center)",
+      'station',
+    )
+    .option(
+      '--center-key <pem>',
+      'center role: the RSA private key that decrypts each segment at ingest (recorder keys center)',
+    )
+    .option(
+      '--upstream <url>',
+      "station role: the center's gateway, mqtts://HOST:PORT; receipted evidence is relayed there with this station's own certificate",
+    )
+    .option('--upstream-ca <pem>', "the CA certificate of the center's gateway (default: this unit's CA)")
+    .option('--upstream-receipt-key <pem>', "the center's receipt-signing public key (its receipt.pub.pem)")
+    .option(
+      '--purge-after-days <n>',
+      'days a relayed item stays at the station after the center receipted it; 0 keeps it for ever',
+      '30',
+    )
+    .action((opts: GatewayInitOptions) =>
       run(async () => {
         const listen = parseListen(opts.listen);
+        const roles = gatewayRoleSections(opts);
         const caDir = resolve(opts.ca);
         const { unit } = loadCa(caDir);
         const any = listen.host === '0.0.0.0' || listen.host === '::';
@@ -52,6 +123,17 @@ export function registerGateway(program: Command, run: Run): void {
           unit,
           listen,
           tls: { cert: paths.cert, key: paths.key, ca: caPaths(caDir).cert, crl: caPaths(caDir).crl },
+          evidence: roles.evidence,
+          ...(roles.upstream
+            ? {
+                upstream: {
+                  ...roles.upstream,
+                  cert: paths.cert,
+                  key: paths.key,
+                  ca: roles.upstream.ca ?? caPaths(caDir).cert,
+                },
+              }
+            : {}),
         });
         writeFileSync(out, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o644 });
         // Issue 6: the receipt-signing key. Devices pin its public half, so an existing pair is kept.
@@ -62,6 +144,10 @@ export function registerGateway(program: Command, run: Run): void {
             `receipt-signing key ${receipt.created ? 'created' : 'kept'}; devices pin its public half: ` +
             `recorder profile init ... --receipt-key ${receiptPub}\n` +
             `  (fingerprint ${receipt.fingerprint})\n` +
+            (roles.evidence.role === 'center'
+              ? `stations relay here with: recorder gateway init ... --upstream mqtts://${opts.listen} --upstream-receipt-key ${receiptPub}\n`
+              : '') +
+            (roles.upstream ? `relays receipted evidence to ${roles.upstream.url}\n` : '') +
             `run it: recorder gateway run --config ${out}\n`,
         );
         return EXIT_OK;

@@ -234,3 +234,87 @@ test('`recorder gateway run` serves until SIGTERM, then stops cleanly with exit 
   t.is(await exited, 0);
   t.regex(out, /"msg":"gateway stopped"/);
 });
+
+test('gateway init writes a center and a station that relays to it; wrong role options are refused', async (t) => {
+  needPrograms('openssl');
+  const dir = tempDir(t);
+  const ca = join(dir, 'ca');
+  t.is((await runRecorder(['ca', 'init', '--dir', ca, '--unit', 'HN-CS'])).code, 0);
+  t.is((await runRecorder(['keys', 'center', '--out', join(dir, 'keys')])).code, 0);
+  const centerKey = join(dir, 'keys', 'center.key.pem');
+  const init = (id: string, port: number, ...extra: string[]) =>
+    runRecorder([
+      'gateway',
+      'init',
+      '--ca',
+      ca,
+      '--id',
+      id,
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--out',
+      join(dir, id, 'gateway.json'),
+      ...extra,
+    ]);
+
+  // Refused, with what to do instead: nothing is written.
+  for (const [args, why] of [
+    [['--role', 'center'], /needs --center-key/],
+    [['--role', 'provincial', '--center-key', centerKey], /--role must be station or center/],
+    [['--center-key', centerKey], /for the center role only/],
+    [['--upstream', 'mqtts://127.0.0.1:1'], /needs --upstream-receipt-key/],
+    [
+      ['--role', 'center', '--center-key', centerKey, '--upstream', 'mqtts://127.0.0.1:1'],
+      /is for a station/,
+    ],
+  ] as const) {
+    const r = await init('refused', 1, ...args);
+    t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+    t.regex(r.stderr, why);
+  }
+  t.throws(() => statSync(join(dir, 'refused', 'gateway.json')));
+
+  const centerPort = await freePort();
+  let r = await init('center', centerPort, '--role', 'center', '--center-key', centerKey);
+  t.is(r.code, 0, r.stderr);
+  const centerReceipt = join(dir, 'center', 'receipt.pub.pem');
+  t.true(r.stdout.includes(`--upstream-receipt-key ${centerReceipt}`), r.stdout);
+  r = await init(
+    'station',
+    await freePort(),
+    '--upstream',
+    `mqtts://127.0.0.1:${centerPort}`,
+    '--upstream-receipt-key',
+    centerReceipt,
+    '--purge-after-days',
+    '0',
+  );
+  t.is(r.code, 0, r.stderr);
+  const centerConfig = loadGatewayConfig(join(dir, 'center', 'gateway.json'));
+  const stationConfig = loadGatewayConfig(join(dir, 'station', 'gateway.json'));
+  t.is(centerConfig.evidence.role, 'center');
+  t.is(centerConfig.evidence.centerKey, centerKey);
+  t.is(centerConfig.upstream, undefined);
+  t.is(stationConfig.evidence.role, 'station');
+  t.like(stationConfig.upstream, {
+    url: `mqtts://127.0.0.1:${centerPort}`,
+    cert: stationConfig.tls.cert,
+    key: stationConfig.tls.key,
+    ca: stationConfig.tls.ca,
+    receiptKey: centerReceipt,
+    purgeAfterDays: 0,
+  });
+
+  // Both start as written, and the station's relay gets through the center's mutual TLS.
+  const logs: string[] = [];
+  const logSink = (record: { msg: string }) => void logs.push(record.msg);
+  const center = await startGateway(centerConfig, { logSink });
+  t.teardown(() => center.close());
+  const station = await startGateway(stationConfig, { logSink });
+  t.teardown(() => station.close());
+  await waitFor(
+    () => logs.some((l) => l.includes('relay connected to the center')),
+    20_000,
+    "the station's relay to connect to the center",
+  );
+});
