@@ -280,3 +280,31 @@ test('the journal reaches the station whole, in batches, resuming after losses; 
   t.true(r.alerts.some((a) => a.code === 'JOURNAL_BAD_SIGNATURE'));
   t.is(r.store.journalLines(DEVICE).length, local.length);
 });
+
+test('killed between moving the object into the store and indexing it: the item is sent again, indexed once, incoming/ left empty', async (t) => {
+  const { chmodSync, copyFileSync, mkdirSync } = await import('node:fs');
+  const { dirname } = await import('node:path');
+  const r = await rig(t, [50_000]);
+  const item = r.items[0]!;
+  // What EvidenceStore.put leaves when the process dies after its rename and before its INSERT:
+  // the complete, read-only object in objects/, no index row, no receipt given.
+  const object = r.store.objectPath(item.sha256);
+  mkdirSync(dirname(object), { recursive: true });
+  copyFileSync(join(r.evidenceDir, item.file), object);
+  chmodSync(object, 0o444);
+  const result = await r.uploader.uploadAll();
+  t.deepEqual(result.failed, []);
+  t.is(r.store.list().length, 1);
+  t.is(await r.store.checkObject(r.store.list()[0]!), null);
+  t.deepEqual(readdirSync(join(r.dir, 'station', 'incoming')), []);
+
+  // The same, but the object left behind was damaged since: the good bytes just received replace it.
+  const r2 = await rig(t, [20_000]);
+  const item2 = r2.items[0]!;
+  const object2 = r2.store.objectPath(item2.sha256);
+  mkdirSync(dirname(object2), { recursive: true });
+  writeFileSync(object2, randomBytes(item2.bytes), { mode: 0o444 });
+  t.deepEqual((await r2.uploader.uploadAll()).failed, []);
+  t.is(await r2.store.checkObject(r2.store.list()[0]!), null);
+  t.deepEqual(readdirSync(join(r2.dir, 'station', 'incoming')), []);
+});
