@@ -11,7 +11,7 @@ import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { EvidenceStore } from '../../gateway/evidence-store.ts';
 import { loadGatewayConfig } from '../../gateway/config.ts';
 import { startGateway } from '../../gateway/gateway.ts';
@@ -58,8 +58,8 @@ const sha256 = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex
 test('the gateway SIGKILLed mid-upload and restarted: partial data never enters the store, the upload resumes', async (t) => {
   const world = evidenceWorld(t);
   const station = world.gateway('station', 'station');
-  // This test reads the store only through `recorder evidence`, as an operator would: no
-  // connection of its own keeps the index (and its WAL) open across the kill.
+  // Until the upload is over the store is read only through `recorder evidence`, as an operator
+  // would: no connection of the test keeps the index (and its WAL) open across the kill.
   station.store.close();
   const rig = await world.device(DEVICE);
   const item = await rig.seal(12 * 1024 * 1024);
@@ -140,6 +140,57 @@ test('the gateway SIGKILLed mid-upload and restarted: partial data never enters 
   );
   t.like(await verify(t, station.configPath), { ok: true, items: 1 });
   // The restarted gateway also stops cleanly.
+  t.like(await gateway.kill('SIGTERM'), { code: 0 });
+});
+
+test('the gateway SIGKILLed while it stores a stream of small items: each is stored whole and once, none lost', async (t) => {
+  const world = evidenceWorld(t);
+  const station = world.gateway('station', 'station');
+  station.store.close();
+  const rig = await world.device(DEVICE);
+  const items = [];
+  for (let i = 0; i < 16; i++) items.push(await rig.seal(150_000 + i * 1000));
+  let gateway = await GatewayProcess.start(t, station.configPath);
+  station.writeConfig({ listen: { host: '127.0.0.1', port: gateway.port } });
+  const root = join(station.dir, 'evidence');
+  const device = mqttUploadDevice(
+    t,
+    rig,
+    `mqtts://127.0.0.1:${gateway.port}`,
+    world.pki.unit,
+    station.receiptKeys.publicKey,
+  );
+  // Killed just after it stored the first: it is then verifying, moving and indexing the next ones.
+  await waitFor(() => gateway.logs().some((r) => r.msg === 'upload stored'), 60_000, 'the first item stored');
+  await gateway.kill('SIGKILL');
+  const storedBefore = gateway.logs().filter((r) => r.msg === 'upload stored').length;
+  t.true(device.pending().length > 0, 'killed before the last item');
+
+  // Whatever it was doing, every object in the store is complete (named by its own SHA-256).
+  const complete = () =>
+    filesBelow(join(root, 'objects')).every((f) => basename(f) === `${sha256(readFileSync(f))}.enc`);
+  t.true(complete());
+  t.like(await verify(t, station.configPath), { ok: true });
+
+  gateway = await GatewayProcess.start(t, station.configPath);
+  await waitFor(() => device.pending().length === 0, 60_000, 'every item receipted after the restart');
+  await waitFor(
+    () => device.rounds.some((r) => r.receipted.length > 0 && r.failed.length === 0),
+    10_000,
+    'a round that ends with its journal synced',
+  );
+  t.log(`${storedBefore} of ${items.length} stored before the kill`);
+
+  // Each item exactly once: one object, one index row, one receipt journaled (file still there).
+  const objects = filesBelow(join(root, 'objects'));
+  t.is(objects.length, items.length);
+  t.true(complete());
+  t.deepEqual(readdirSync(join(root, 'incoming')), []);
+  const receipts = device.journaled.filter((e) => e.kind === 'upload-receipt');
+  t.deepEqual(receipts.map((e) => e.body.file).sort(), items.map((i) => i.file).sort());
+  t.true(receipts.every((e) => e.fileExisted));
+  t.deepEqual(readdirSync(rig.evidenceDir), []);
+  t.like(await verify(t, station.configPath), { ok: true, items: items.length });
   t.like(await gateway.kill('SIGTERM'), { code: 0 });
 });
 
