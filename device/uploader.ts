@@ -27,6 +27,7 @@ import {
   type JournalState,
   type Offer,
   type Receipt,
+  type ReceiptBody,
   type UploadLink,
 } from '../protocol/upload.ts';
 import { UploadSender } from '../protocol/upload-sender.ts';
@@ -148,7 +149,7 @@ export class Uploader {
     for (let attempt = 0; attempt < attempts; attempt++) {
       try {
         const receipt = await this.attempt(item, offer);
-        let body;
+        let body: ReceiptBody;
         try {
           body = checkReceipt(
             receipt,
@@ -193,10 +194,10 @@ export class Uploader {
    * caller throws the check's error either way.
    */
   private async journalRefusal(item: PendingUpload, receipt: Receipt, error: RecorderError): Promise<void> {
-    const receiptHash = createHash('sha256').update(canonicalize(receipt)).digest('hex');
-    const key = `${item.file} ${receiptHash}`;
-    if (this.refused.has(key)) return;
     try {
+      const receiptHash = createHash('sha256').update(canonicalize(receipt)).digest('hex');
+      const key = `${item.file} ${receiptHash}`;
+      if (this.refused.has(key)) return;
       await this.options.journal.append(RECEIPT_REFUSED_KIND, {
         file: item.file,
         seq: item.seq,

@@ -217,6 +217,12 @@ test('a receipt replayed for another segment deletes nothing', async (t) => {
   t.true(isRecorderError(await t.throwsAsync(r.uploader.uploadOne(second)), 'RECEIPT_MISMATCH'));
   t.true(existsSync(join(r.evidenceDir, second.file)));
   t.is(journalKinds(r).filter((k) => k === 'upload-receipt').length, 1);
+  // Each refusal is journaled once: the same wrong receipt again (Ed25519 signs deterministically)
+  // adds no line.
+  t.is(journalKinds(r).filter((k) => k === 'receipt-refused').length, 2);
+  t.true(isRecorderError(await t.throwsAsync(r.uploader.uploadOne(second)), 'RECEIPT_MISMATCH'));
+  t.is(journalKinds(r).filter((k) => k === 'receipt-refused').length, 2);
+  t.true(existsSync(join(r.evidenceDir, second.file)));
 });
 
 test('re-offering a receipted item returns the same receipt and stores nothing twice', async (t) => {
