@@ -5,7 +5,13 @@
  * - the gateway as a real `recorder gateway run` process, SIGKILLed mid-upload and started again on
  *   the same configuration: partial data never enters the store, the upload resumes from what the
  *   incoming file holds, exactly one object is stored, the receipt is journaled before the delete;
- * - a gateway that answers an offer with a receipt for something else: the device refuses to delete.
+ * - the same process SIGKILLed after it stored the first of a stream of small items, while it is
+ *   receiving, verifying and storing the next: every object whole, each item stored once;
+ * - a gateway that answers an offer with a receipt for something else: the device refuses to delete
+ *   and journals the refusal (`receipt-refused`), then accepts the honest receipt.
+ *
+ * A kill landing exactly between the store's rename and its index row cannot be timed from outside;
+ * test/gateway/upload.test.ts builds what it leaves on disk instead.
  */
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
