@@ -21,6 +21,8 @@ export const EVENT_KINDS: Record<string, 'info' | 'warning'> = {
   'capture-restart': 'warning',
   'seal-failed': 'warning',
   fault: 'warning',
+  // issue 6: a gateway answered with a receipt the device would not act on
+  'receipt-refused': 'warning',
 };
 
 export function toStatus(s: RecorderStatus, profile: Profile, now: Date): Status {

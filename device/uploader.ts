@@ -8,18 +8,26 @@
  * chunks with a window in flight, say done, and wait for the gateway's signed receipt. Only a
  * receipt for exactly this item (checkReceipt) is journaled, and only then is the local copy
  * deleted. Anything else — a timeout, a refusal, a cut connection — leaves the item where it was.
+ *
+ * A receipt that fails the check (not signed by the pinned gateway key, or naming other content) is
+ * journaled as `receipt-refused` (R18: an auditor sees that a gateway answered with a receipt the
+ * device would not act on), once per item and receipt, and the item stays pending. A receipt that
+ * names another item id never reaches the check: it is a stray reply (a duplicate answer to an
+ * earlier offer) and the attempt simply waits for its own receipt.
  */
-import type { KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { open, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RecorderError, isRecorderError } from '../protocol/errors.ts';
 import type { JournalEntry, JsonObject } from '../protocol/journal-entry.ts';
+import { canonicalize } from '../protocol/canonical-json.ts';
 import {
   checkReceipt,
   uploadOrder,
   type JournalState,
   type Offer,
   type Receipt,
+  type ReceiptBody,
   type UploadLink,
 } from '../protocol/upload.ts';
 import { UploadSender } from '../protocol/upload-sender.ts';
@@ -72,8 +80,13 @@ export interface UploadRoundResult {
   failed: { file: string; code: string; message: string }[];
 }
 
+/** Kind of the journal entry for a receipt the device checked and would not act on. */
+export const RECEIPT_REFUSED_KIND = 'receipt-refused';
+
 export class Uploader {
   private readonly sender: UploadSender;
+  /** `file receiptHash` of refusals already journaled: a gateway repeating itself adds no lines */
+  private readonly refused = new Set<string>();
 
   constructor(private readonly options: UploaderOptions) {
     this.sender = new UploadSender({
@@ -136,11 +149,17 @@ export class Uploader {
     for (let attempt = 0; attempt < attempts; attempt++) {
       try {
         const receipt = await this.attempt(item, offer);
-        const body = checkReceipt(
-          receipt,
-          { id: item.file, device: this.options.device, entry, bytes: item.bytes, sha256: item.sha256 },
-          this.options.gatewayKey,
-        );
+        let body: ReceiptBody;
+        try {
+          body = checkReceipt(
+            receipt,
+            { id: item.file, device: this.options.device, entry, bytes: item.bytes, sha256: item.sha256 },
+            this.options.gatewayKey,
+          );
+        } catch (error) {
+          await this.journalRefusal(item, receipt, error as RecorderError);
+          throw error;
+        }
         // Journal first, delete second: a crash in between leaves a receipted file, never a lost one.
         await this.options.journal.append('upload-receipt', {
           file: item.file,
@@ -166,6 +185,31 @@ export class Uploader {
       }
     }
     throw lastError;
+  }
+
+  /**
+   * Journals a receipt the device refused. The body holds strings and integers only (DESIGN.md
+   * "journal"); the receipt itself came from the network, so it is named by the SHA-256 of its
+   * canonical JSON rather than copied in. A failure to journal does not hide the refusal: the
+   * caller throws the check's error either way.
+   */
+  private async journalRefusal(item: PendingUpload, receipt: Receipt, error: RecorderError): Promise<void> {
+    try {
+      const receiptHash = createHash('sha256').update(canonicalize(receipt)).digest('hex');
+      const key = `${item.file} ${receiptHash}`;
+      if (this.refused.has(key)) return;
+      await this.options.journal.append(RECEIPT_REFUSED_KIND, {
+        file: item.file,
+        seq: item.seq,
+        code: error.code,
+        receiptId: receipt.receipt.id,
+        receiptHash,
+        reason: error.message.slice(0, 500),
+      });
+      this.refused.add(key);
+    } catch {
+      // the item stays pending and the round reports the refusal; the next refusal tries again
+    }
   }
 
   private async attempt(item: PendingUpload, offer: Offer): Promise<Receipt> {

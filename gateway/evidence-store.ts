@@ -15,6 +15,7 @@ import {
   fsyncSync,
   mkdirSync,
   openSync,
+  readSync,
   renameSync,
   statSync,
   unlinkSync,
@@ -195,7 +196,14 @@ export class EvidenceStore {
     }
     const target = this.objectPath(item.sha256);
     mkdirSync(dirname(target), { recursive: true });
-    if (!existsSync(target)) {
+    if (existsSync(target) && hashFileSync(target) === item.sha256) {
+      // The object is here without its index row: a gateway killed between the rename below and the
+      // INSERT (SIGKILL, power cut), and the device sent the item again. Keep the object, drop the
+      // copy just received, so incoming/ holds only uploads in progress.
+      unlinkSync(file);
+      fsyncPath(dirname(file));
+    } else {
+      // (An object that no longer hashes right is replaced by the verified bytes just received.)
       const fd = openSync(file, 'r');
       try {
         fsyncSync(fd);
@@ -483,6 +491,19 @@ function fromRow(r: Row): StoredItem {
     storedAt: r.stored_at,
     receipt: r.receipt,
   };
+}
+
+/** SHA-256 of a file, synchronously (a rare recovery path: put() is synchronous). */
+function hashFileSync(path: string): string {
+  const hash = createHash('sha256');
+  const fd = openSync(path, 'r');
+  try {
+    const buffer = Buffer.alloc(1 << 20);
+    for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0;) hash.update(buffer.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return hash.digest('hex');
 }
 
 function fsyncPath(dir: string): void {

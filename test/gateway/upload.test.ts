@@ -219,6 +219,12 @@ test('a receipt replayed for another segment deletes nothing', async (t) => {
   t.true(isRecorderError(await t.throwsAsync(r.uploader.uploadOne(second)), 'RECEIPT_MISMATCH'));
   t.true(existsSync(join(r.evidenceDir, second.file)));
   t.is(journalKinds(r).filter((k) => k === 'upload-receipt').length, 1);
+  // Each refusal is journaled once: the same wrong receipt again (Ed25519 signs deterministically)
+  // adds no line.
+  t.is(journalKinds(r).filter((k) => k === 'receipt-refused').length, 2);
+  t.true(isRecorderError(await t.throwsAsync(r.uploader.uploadOne(second)), 'RECEIPT_MISMATCH'));
+  t.is(journalKinds(r).filter((k) => k === 'receipt-refused').length, 2);
+  t.true(existsSync(join(r.evidenceDir, second.file)));
 });
 
 test('re-offering a receipted item returns the same receipt and stores nothing twice', async (t) => {
@@ -281,4 +287,32 @@ test('the journal reaches the station whole, in batches, resuming after losses; 
   t.true(isRecorderError(error, 'UPLOAD_REFUSED'));
   t.true(r.alerts.some((a) => a.code === 'JOURNAL_BAD_SIGNATURE'));
   t.is(r.store.journalLines(DEVICE).length, local.length);
+});
+
+test('killed between moving the object into the store and indexing it: the item is sent again, indexed once, incoming/ left empty', async (t) => {
+  const { chmodSync, copyFileSync, mkdirSync } = await import('node:fs');
+  const { dirname } = await import('node:path');
+  const r = await rig(t, [50_000]);
+  const item = r.items[0]!;
+  // What EvidenceStore.put leaves when the process dies after its rename and before its INSERT:
+  // the complete, read-only object in objects/, no index row, no receipt given.
+  const object = r.store.objectPath(item.sha256);
+  mkdirSync(dirname(object), { recursive: true });
+  copyFileSync(join(r.evidenceDir, item.file), object);
+  chmodSync(object, 0o444);
+  const result = await r.uploader.uploadAll();
+  t.deepEqual(result.failed, []);
+  t.is(r.store.list().length, 1);
+  t.is(await r.store.checkObject(r.store.list()[0]!), null);
+  t.deepEqual(readdirSync(join(r.dir, 'station', 'incoming')), []);
+
+  // The same, but the object left behind was damaged since: the good bytes just received replace it.
+  const r2 = await rig(t, [20_000]);
+  const item2 = r2.items[0]!;
+  const object2 = r2.store.objectPath(item2.sha256);
+  mkdirSync(dirname(object2), { recursive: true });
+  writeFileSync(object2, randomBytes(item2.bytes), { mode: 0o444 });
+  t.deepEqual((await r2.uploader.uploadAll()).failed, []);
+  t.is(await r2.store.checkObject(r2.store.list()[0]!), null);
+  t.deepEqual(readdirSync(join(r2.dir, 'station', 'incoming')), []);
 });

@@ -17,6 +17,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JournalWriter } from '../../device/journal-writer.ts';
 import { Sealer } from '../../device/sealing/sealer.ts';
+import { StateStore } from '../../device/state-store.ts';
 import { Uploader, type PendingUpload } from '../../device/uploader.ts';
 import { caPaths, issueCertificate, writeIssued } from '../../gateway/ca.ts';
 import { EvidenceStore } from '../../gateway/evidence-store.ts';
@@ -38,6 +39,8 @@ export interface DeviceRig {
   journal: JournalWriter;
   journalPath: string;
   evidenceDir: string;
+  /** the device's state store: the real Sealer queues each sealed item here, as on a recorder */
+  state: StateStore;
   items: PendingUpload[];
   entries: Map<string, JournalEntry>;
   /** seals one more segment of `bytes` random bytes */
@@ -91,7 +94,8 @@ export function evidenceWorld(t: ExecutionContext): EvidenceWorld {
     const journalPath = join(ddir, 'journal.jsonl');
     const journal = await JournalWriter.open({ path: journalPath, device: id, privateKey: keys.privateKey });
     t.teardown(() => journal.close());
-    const sealer = new Sealer({ evidenceDir, journal, centerPublicKey: center.publicKey });
+    const state = await StateStore.open(join(ddir, 'state.json'));
+    const sealer = new Sealer({ evidenceDir, journal, centerPublicKey: center.publicKey, state });
     const items: PendingUpload[] = [];
     const entries = new Map<string, JournalEntry>();
     let n = 0;
@@ -104,6 +108,7 @@ export function evidenceWorld(t: ExecutionContext): EvidenceWorld {
       journal,
       journalPath,
       evidenceDir,
+      state,
       items,
       entries,
       seal: async (bytes) => {
