@@ -127,3 +127,32 @@ test('audio-only: the camera stops for the event, its segments hold audio and no
     t.is(streams(join(out, file)), 'audio', s.body.evidence.file);
   }
 });
+
+test('issue 6: a mark during an event marks all its queued segments, also those sealed before the press', async (t) => {
+  const { recorder, hardware, state } = await start(t);
+  await sleep(2500); // pre-record segments in the ring
+  hardware.buttons.press('record');
+  await until(() => recorder.status().state === 'recording', 'recording');
+  const event = recorder.status().event!;
+  await until(() => recorder.status().segments.sealed >= 3, 'segments sealed before the mark');
+  const before = recorder.status().pendingUploads.count;
+  t.is(recorder.status().pendingUploads.marked, 0);
+  hardware.buttons.press('mark');
+  await until(() => recorder.status().marks === 1, 'the mark');
+  await until(() => recorder.status().pendingUploads.count >= before + 2, 'segments sealed after the mark');
+  hardware.buttons.press('record', { double: true });
+  await until(() => recorder.status().state === 'standby', 'standby', 30_000);
+  await recorder.stop();
+
+  const file = JSON.parse(readFileSync(join(state, 'state.json'), 'utf8')) as {
+    uploadQueue: { file: string; event: string | null; seq: number }[];
+    markedEvents: string[];
+  };
+  t.deepEqual(file.markedEvents, [event]);
+  const ofEvent = file.uploadQueue.filter((i) => i.event === event);
+  t.is(ofEvent.length, file.uploadQueue.length, 'every queued item names its event');
+  const markSeq = journalEntries(state).find((e) => e.kind === 'mark')!.seq;
+  t.true(ofEvent.filter((i) => i.seq < markSeq).length >= 3, 'sealed before the mark');
+  t.true(ofEvent.filter((i) => i.seq > markSeq).length >= 2, 'sealed after the mark');
+  t.is(recorder.status().pendingUploads.marked, ofEvent.length);
+});
