@@ -68,6 +68,8 @@ test('a GPIO press reaches the state machine; the low-battery alarm sounds while
   t.false(recorder.status().batteryAlarm, 'about 7 minutes left: no alarm yet');
   battery.setCapacity(2);
   await until(() => recorder.status().batteryAlarm, 'the alarm');
+  // The flag is set before the serialised journal append lands: wait for the entry too.
+  await until(() => journalEntries(state).some((e) => e.kind === 'battery-low'), 'the battery-low entry');
   const low = journalEntries(state).find((e) => e.kind === 'battery-low')!;
   t.true(low.body.minutesLeft >= 0 && low.body.minutesLeft <= 5, `${low.body.minutesLeft} minutes left`);
   t.deepEqual(hardware.indicators.state('buzzer'), { pulseMs: 400, times: 3 });
