@@ -81,7 +81,8 @@ export interface RecorderStatus {
   batteryAlarm: boolean;
   gnss: GnssFix | null;
   clock: { source: 'gnss' | 'system'; offsetMs: number | null; trusted: boolean };
-  pendingUploads: { count: number; bytes: number; oldestDeadline: string | null };
+  /** `marked`: items of events with marks, which upload first (issue 6) */
+  pendingUploads: { count: number; bytes: number; oldestDeadline: string | null; marked: number };
   /** issue 6: whether this profile uploads at all (a pinned receipt key), and whether it is now */
   uploads: { enabled: boolean; active: boolean; note: string | null };
   segments: { sealed: number; buffered: number };
@@ -100,6 +101,8 @@ interface SimulatedPower {
 interface TrackedEvent extends EventWindow {
   audioOnly: boolean;
   nextSegment: number;
+  /** a mark was pressed during it (issue 6: its segments upload first) */
+  marked: boolean;
 }
 
 const FIX_HISTORY_MS = 15 * 60_000;
@@ -467,6 +470,7 @@ export class Recorder extends EventEmitter {
           endedAt: null,
           audioOnly: effect.event.audioOnly,
           nextSegment: 0,
+          marked: false,
         };
         this.events.push(tracked);
         await this.append('record-start', {
@@ -503,14 +507,18 @@ export class Recorder extends EventEmitter {
         if (effect.event.audioOnly) await this.switchCapture('av');
         return;
       }
-      case 'mark':
+      case 'mark': {
         await this.append('mark', {
           event: effect.event.id,
           index: effect.index,
           at: new Date(this.now()).toISOString(),
           position: positionText(this.currentFix()),
         });
+        const tracked = this.events.find((e) => e.id === effect.event.id);
+        if (tracked) tracked.marked = true;
+        await this.markForUpload(effect.event.id);
         return;
+      }
       case 'photo':
         await this.takePhoto(effect.event?.id ?? null);
         return;
@@ -585,6 +593,9 @@ export class Recorder extends EventEmitter {
     try {
       await this.sealer.seal(segment.path, meta);
       this.sealedCount++;
+      // The store drops a marked event once none of its items is queued: an upload while the
+      // event goes on must not cost its later segments their priority.
+      if (event.marked) await this.markForUpload(event.id);
       this.emit('sealed', meta);
     } catch (error) {
       // The plaintext stays in the spool; recovery at the next start seals it (never lost).
@@ -615,9 +626,23 @@ export class Recorder extends EventEmitter {
         mediaType: 'image/jpeg',
       });
       this.sealedCount++;
+      if (eventId && this.events.find((e) => e.id === eventId)?.marked) await this.markForUpload(eventId);
     } catch (error) {
       await this.append('photo-failed', { code: (error as RecorderError).code ?? 'INTERNAL' });
       this.emit('log', `photo failed: ${(error as Error).message}`);
+    }
+  }
+
+  /**
+   * Issue 6: the event's queued items upload before those of unmarked events. The journal's `mark`
+   * entry is the record: should this state write fail (or a crash come first), start-up recovery
+   * rebuilds the mark set from the journal, so the failure is logged and nothing else.
+   */
+  private async markForUpload(event: string): Promise<void> {
+    try {
+      await this.store.markEvent(event);
+    } catch (error) {
+      this.emit('log', `mark of ${event} not in the state file yet: ${(error as Error).message}`);
     }
   }
 
@@ -735,6 +760,7 @@ export class Recorder extends EventEmitter {
         count: queue.length,
         bytes: queue.reduce((n, i) => n + i.bytes, 0),
         oldestDeadline: oldest,
+        marked: queue.filter((i) => this.store.isMarked(i)).length,
       },
       uploads: {
         enabled: this.uploads !== null,

@@ -43,6 +43,11 @@ export interface UploadItem {
   sealedAt: string;
   /** HN 23 / SX 19: sealedAt + uploadDeadlineHours */
   deadline: string;
+  /**
+   * The event the item belongs to (the sealed entry's `body.event`), or null when not known: a
+   * state file written before items carried it (start-up recovery fills it in from the journal).
+   */
+  event: string | null;
 }
 
 export interface JournalHeadRef {
@@ -57,6 +62,12 @@ export interface DeviceState {
   uploadQueue: UploadItem[];
   counters: Record<string, number>;
   journalHead: JournalHeadRef | null;
+  /**
+   * Issue 6: events with at least one mark; every queued item of such an event uploads before any
+   * item of an unmarked one. Only events that still have queued items (pruned as they are
+   * receipted); the journal's `mark` entries are the record, this is the index the uploader reads.
+   */
+  markedEvents: string[];
 }
 
 export function emptyState(): DeviceState {
@@ -67,7 +78,21 @@ export function emptyState(): DeviceState {
     uploadQueue: [],
     counters: {},
     journalHead: null,
+    markedEvents: [],
   };
+}
+
+/**
+ * A state file from before issue 6 holds items without `event` and no `markedEvents`: they load
+ * as items of no known event, nothing marked. Anything malformed is dropped from the mark set
+ * rather than refusing the whole file (the journal is the record; recovery rebuilds the set).
+ */
+function normalise(d: DeviceState): void {
+  if (!Array.isArray(d.uploadQueue)) d.uploadQueue = [];
+  d.uploadQueue = d.uploadQueue.map((i) => ({ ...i, event: typeof i.event === 'string' ? i.event : null }));
+  d.markedEvents = Array.isArray(d.markedEvents)
+    ? [...new Set(d.markedEvents.filter((e): e is string => typeof e === 'string' && e !== ''))]
+    : [];
 }
 
 export class StateStore {
@@ -101,7 +126,7 @@ export class StateStore {
       throw new RecorderError('STATE_INVALID', `${path} is not a ${STATE_FORMAT} file`, { path });
     }
     db.data = { ...emptyState(), ...data, format: STATE_FORMAT };
-    if (!Array.isArray(db.data.uploadQueue)) db.data.uploadQueue = [];
+    normalise(db.data);
     await db.write();
     return new StateStore(db, path);
   }
@@ -114,7 +139,9 @@ export class StateStore {
     } catch (error) {
       throw new RecorderError('STATE_INVALID', `${path} is not JSON (${(error as Error).message})`, { path });
     }
-    return { ...emptyState(), ...db.data };
+    const data = { ...emptyState(), ...db.data };
+    normalise(data);
+    return data;
   }
 
   get data(): Readonly<DeviceState> {
@@ -140,15 +167,61 @@ export class StateStore {
     });
   }
 
-  /** Drops a receipted item. Returns whether it was queued. */
+  /**
+   * Drops a receipted item. Returns whether it was queued. Its event leaves the mark set when no
+   * queued item of it is left (the recorder marks it again if the event goes on and seals more).
+   */
   async removeUpload(file: string): Promise<boolean> {
-    const had = this.db.data.uploadQueue.some((i) => i.file === file);
-    if (had) {
+    const item = this.db.data.uploadQueue.find((i) => i.file === file);
+    if (item) {
       await this.db.update((d) => {
         d.uploadQueue = d.uploadQueue.filter((i) => i.file !== file);
+        if (item.event !== null && !d.uploadQueue.some((i) => i.event === item.event))
+          d.markedEvents = d.markedEvents.filter((e) => e !== item.event);
       });
     }
-    return had;
+    return item !== undefined;
+  }
+
+  /** Issue 6: the event has a mark; its queued items (and those sealed later) upload first. */
+  async markEvent(event: string): Promise<void> {
+    if (this.db.data.markedEvents.includes(event)) return;
+    await this.db.update((d) => {
+      d.markedEvents = [...d.markedEvents, event];
+    });
+  }
+
+  /** Whether an item uploads with the marked events. */
+  isMarked(item: Pick<UploadItem, 'event'>): boolean {
+    return item.event !== null && this.db.data.markedEvents.includes(item.event);
+  }
+
+  /**
+   * Start-up (recover-spool.ts): brings the queue and the mark set in line with the journal, the
+   * record that survives a crash between a journal entry and this file's write. `eventOf` gives an
+   * item's event from its sealed entry (items of old state files lack it); `journalMarked` are the
+   * events the journal has `mark` entries for. The mark set keeps only events with queued items.
+   */
+  async reconcileEvents(
+    eventOf: (file: string) => string | null,
+    journalMarked: ReadonlySet<string>,
+  ): Promise<void> {
+    const queue = this.db.data.uploadQueue.map((i) =>
+      i.event === null ? { ...i, event: eventOf(i.file) } : i,
+    );
+    const queuedEvents = new Set(queue.map((i) => i.event));
+    const marked = [...new Set([...this.db.data.markedEvents, ...journalMarked])].filter((e) =>
+      queuedEvents.has(e),
+    );
+    const same =
+      queue.every((i, n) => i.event === this.db.data.uploadQueue[n]!.event) &&
+      marked.length === this.db.data.markedEvents.length &&
+      marked.every((e, n) => e === this.db.data.markedEvents[n]);
+    if (same) return;
+    await this.db.update((d) => {
+      d.uploadQueue = queue;
+      d.markedEvents = marked;
+    });
   }
 
   count(name: string, by = 1): Promise<void> {

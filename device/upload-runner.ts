@@ -6,7 +6,8 @@
  * stays pending (the gateway resumes it from what it holds at the next dock).
  *
  * The link is protocol/upload-mqtt.ts on the telemetry client's own TLS connection; the queue is
- * the state store's upload queue (pending() and forget() read and shrink it).
+ * the state store's upload queue (pending() and forget() read and shrink it), in upload order:
+ * items of events with marks first (the store's mark set), then oldest first.
  */
 import type { KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -106,14 +107,21 @@ export class UploadRunner extends EventEmitter {
     });
   }
 
-  /** The state store's queue as the Uploader sees it. */
+  /**
+   * The state store's queue as the Uploader sees it. Issue 6: an item is marked when its event is
+   * in the store's mark set, so every segment of a marked event goes first, also those sealed
+   * before the mark was pressed.
+   */
   private pending(): PendingUpload[] {
-    return this.options.store.data.uploadQueue.map((i) => ({
+    const { store } = this.options;
+    return store.data.uploadQueue.map((i) => ({
       file: i.file,
       sha256: i.sha256,
       bytes: i.bytes,
       seq: i.seq,
       sealedAt: i.sealedAt,
+      event: i.event,
+      marked: store.isMarked(i),
     }));
   }
 

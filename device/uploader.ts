@@ -41,6 +41,8 @@ export interface PendingUpload {
   seq: number;
   /** ISO time */
   sealedAt: string;
+  /** the event it belongs to, when known */
+  event?: string | null;
   /** its event has marks (uploaded first) */
   marked?: boolean;
 }

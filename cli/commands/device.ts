@@ -217,7 +217,7 @@ export function statusLine(s: RecorderStatus): string {
     `gnss ${fix}`,
     `clock ${s.clock.trusted ? 'ok' : 'UNSET'}`,
     `sealed ${s.segments.sealed}`,
-    `uploads pending ${s.pendingUploads.count}${s.uploads && !s.uploads.enabled ? ' (uploads off)' : s.uploads?.active ? ' (uploading)' : ''}`,
+    `uploads pending ${s.pendingUploads.count}${s.pendingUploads.marked ? ` (${s.pendingUploads.marked} marked)` : ''}${s.uploads && !s.uploads.enabled ? ' (uploads off)' : s.uploads?.active ? ' (uploading)' : ''}`,
     s.docked ? 'DOCKED' : '',
     s.fault ? `FAULT ${s.fault}` : '',
   ]

@@ -13,6 +13,9 @@ import { PHOTO_KIND, SEGMENT_KIND } from './sealer.ts';
  */
 export const UPLOAD_RECEIPT_KIND = 'upload-receipt';
 
+/** Kind of the entry a mark press writes during an event; `body.event` names the event (issue 6). */
+export const MARK_KIND = 'mark';
+
 /** Kind of the entry that recovery writes for an evidence file that was never journaled. */
 export const EVIDENCE_ORPHAN_KIND = 'evidence-orphan';
 
@@ -36,6 +39,8 @@ export interface SealedIndex {
   orphans: Map<string, { bytes: number; sha256: string; line: number }>;
   /** evidence files a gateway has receipted: their local copy may be gone */
   receipted: Set<string>;
+  /** events with at least one `mark` entry (issue 6: they upload first) */
+  marked: Set<string>;
   entries: number;
 }
 
@@ -45,6 +50,7 @@ export async function readSealedIndex(journalPath: string): Promise<SealedIndex>
     byEvidenceFile: new Map(),
     orphans: new Map(),
     receipted: new Set(),
+    marked: new Set(),
     entries: 0,
   };
   let stream;
@@ -89,6 +95,8 @@ export async function readSealedIndex(journalPath: string): Promise<SealedIndex>
       index.byEvidenceFile.set(ev.file, item);
     } else if (entry.kind === UPLOAD_RECEIPT_KIND && typeof b.file === 'string') {
       index.receipted.add(b.file);
+    } else if (entry.kind === MARK_KIND && typeof b.event === 'string' && b.event !== '') {
+      index.marked.add(b.event);
     } else if (entry.kind === EVIDENCE_ORPHAN_KIND && typeof b.file === 'string') {
       index.orphans.set(b.file, { bytes: Number(b.bytes), sha256: String(b.sha256), line });
     }

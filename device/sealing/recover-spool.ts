@@ -11,7 +11,7 @@
 import { readdir, stat, unlink } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { EVIDENCE_SUFFIX } from '../../protocol/evidence-format.ts';
-import type { JsonObject } from '../../protocol/journal-entry.ts';
+import type { JournalEntry, JsonObject } from '../../protocol/journal-entry.ts';
 import { hashFile } from './evidence-file.ts';
 import { EVIDENCE_ORPHAN_KIND, readSealedIndex } from './journal-index.ts';
 import type { StateStore } from '../state-store.ts';
@@ -130,9 +130,16 @@ export async function recoverSpool(spoolDir: string, options: RecoverSpoolOption
         seq: item.seq,
         sealedAt: item.entry.time,
         deadline: new Date(Date.parse(item.entry.time) + hours * 3_600_000).toISOString(),
+        event: eventOf(item.entry),
       });
       report.requeued.push(item.evidence.file);
     }
+    // Issue 6: a crash between a `mark` entry and the state write must not cost the event its
+    // priority, and items of a state file from before events were queued get theirs.
+    await state.reconcileEvents((file) => {
+      const sealed = index.byEvidenceFile.get(file);
+      return sealed ? eventOf(sealed.entry) : null;
+    }, index.marked);
   }
 
   const now = (options.now ?? (() => new Date()))();
@@ -179,6 +186,11 @@ export async function recoverSpool(spoolDir: string, options: RecoverSpoolOption
     await state.setJournalHead({ seq: options.journal.head.nextSeq - 1, hash: options.journal.head.prev });
   }
   return report;
+}
+
+function eventOf(entry: JournalEntry): string | null {
+  const event = (entry.body as { event?: unknown }).event;
+  return typeof event === 'string' && event !== '' ? event : null;
 }
 
 async function listFiles(dir: string): Promise<string[]> {

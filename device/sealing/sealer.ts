@@ -251,6 +251,7 @@ export class Sealer {
       seq: entry.seq,
       sealedAt: sealedAt.toISOString(),
       deadline: new Date(sealedAt.getTime() + hours * 3_600_000).toISOString(),
+      event: (entry.body as { event?: string }).event ?? null,
     });
     await state.count(recovered ? 'recovered' : kind === PHOTO_KIND ? 'photos' : 'segments');
   }

@@ -68,6 +68,8 @@ test('a GPIO press reaches the state machine; the low-battery alarm sounds while
   t.false(recorder.status().batteryAlarm, 'about 7 minutes left: no alarm yet');
   battery.setCapacity(2);
   await until(() => recorder.status().batteryAlarm, 'the alarm');
+  // The flag is set before the serialised journal append lands: wait for the entry too.
+  await until(() => journalEntries(state).some((e) => e.kind === 'battery-low'), 'the battery-low entry');
   const low = journalEntries(state).find((e) => e.kind === 'battery-low')!;
   t.true(low.body.minutesLeft >= 0 && low.body.minutesLeft <= 5, `${low.body.minutesLeft} minutes left`);
   t.deepEqual(hardware.indicators.state('buzzer'), { pulseMs: 400, times: 3 });
@@ -126,4 +128,33 @@ test('audio-only: the camera stops for the event, its segments hold audio and no
     const file = plaintextName(s.body.evidence.file);
     t.is(streams(join(out, file)), 'audio', s.body.evidence.file);
   }
+});
+
+test('issue 6: a mark during an event marks all its queued segments, also those sealed before the press', async (t) => {
+  const { recorder, hardware, state } = await start(t);
+  await sleep(2500); // pre-record segments in the ring
+  hardware.buttons.press('record');
+  await until(() => recorder.status().state === 'recording', 'recording');
+  const event = recorder.status().event!;
+  await until(() => recorder.status().segments.sealed >= 3, 'segments sealed before the mark');
+  const before = recorder.status().pendingUploads.count;
+  t.is(recorder.status().pendingUploads.marked, 0);
+  hardware.buttons.press('mark');
+  await until(() => recorder.status().marks === 1, 'the mark');
+  await until(() => recorder.status().pendingUploads.count >= before + 2, 'segments sealed after the mark');
+  hardware.buttons.press('record', { double: true });
+  await until(() => recorder.status().state === 'standby', 'standby', 30_000);
+  await recorder.stop();
+
+  const file = JSON.parse(readFileSync(join(state, 'state.json'), 'utf8')) as {
+    uploadQueue: { file: string; event: string | null; seq: number }[];
+    markedEvents: string[];
+  };
+  t.deepEqual(file.markedEvents, [event]);
+  const ofEvent = file.uploadQueue.filter((i) => i.event === event);
+  t.is(ofEvent.length, file.uploadQueue.length, 'every queued item names its event');
+  const markSeq = journalEntries(state).find((e) => e.kind === 'mark')!.seq;
+  t.true(ofEvent.filter((i) => i.seq < markSeq).length >= 3, 'sealed before the mark');
+  t.true(ofEvent.filter((i) => i.seq > markSeq).length >= 2, 'sealed after the mark');
+  t.is(recorder.status().pendingUploads.marked, ofEvent.length);
 });

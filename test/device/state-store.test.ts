@@ -5,8 +5,9 @@ import { StateStore } from '../../device/state-store.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import { tempDir } from '../helpers/temp.ts';
 
-const item = (file: string) => ({
+const item = (file: string, event: string | null = 'E1') => ({
   file,
+  event,
   sha256: 'a'.repeat(64),
   bytes: 10,
   kind: 'segment',
@@ -61,4 +62,59 @@ test('peek of a missing state file gives empty state without creating it', async
   const state = await StateStore.peek(path);
   t.is(state.journalHead, null);
   t.throws(() => readFileSync(path));
+});
+
+test('issue 6: items keep their event and the mark set survives reopening; a receipt prunes it with the last item', async (t) => {
+  const path = join(tempDir(t), 'state.json');
+  const store = await StateStore.open(path);
+  await store.enqueueUpload(item('a-0.rse', 'A'));
+  await store.enqueueUpload(item('b-0.rse', 'B'));
+  await store.enqueueUpload(item('b-1.rse', 'B'));
+  await store.markEvent('B');
+  await store.markEvent('B');
+  const onDisk = JSON.parse(readFileSync(path, 'utf8'));
+  t.deepEqual(onDisk.markedEvents, ['B'], 'marking twice stores it once');
+  t.deepEqual(
+    onDisk.uploadQueue.map((i: { event: string }) => i.event),
+    ['A', 'B', 'B'],
+  );
+
+  const again = await StateStore.open(path);
+  t.deepEqual(again.data.markedEvents, ['B']);
+  t.deepEqual(
+    again.data.uploadQueue.map((i) => again.isMarked(i)),
+    [false, true, true],
+  );
+  await again.removeUpload('b-0.rse');
+  t.deepEqual(again.data.markedEvents, ['B'], 'b-1 is still queued');
+  await again.removeUpload('b-1.rse');
+  t.deepEqual(again.data.markedEvents, [], 'pruned with its last queued item');
+  t.deepEqual((await StateStore.peek(path)).markedEvents, []);
+});
+
+test('issue 6: a state file from before events and marks loads: items of no event, nothing marked', async (t) => {
+  const path = join(tempDir(t), 'state.json');
+  const { event: _, ...old } = item('old.rse');
+  writeFileSync(
+    path,
+    JSON.stringify({
+      format: 'recorder-state/1',
+      profile: null,
+      keys: null,
+      uploadQueue: [old],
+      counters: {},
+    }),
+  );
+  t.is((await StateStore.peek(path)).uploadQueue[0]!.event, null);
+  const store = await StateStore.open(path);
+  t.is(store.data.uploadQueue[0]!.event, null);
+  t.deepEqual(store.data.markedEvents, []);
+  t.false(store.isMarked(store.data.uploadQueue[0]!));
+  // Recovery fills in events from the journal and adds the journal's marks for queued events only.
+  await store.reconcileEvents((file) => (file === 'old.rse' ? 'OLD' : null), new Set(['OLD', 'GONE']));
+  t.is(store.data.uploadQueue[0]!.event, 'OLD');
+  t.deepEqual(store.data.markedEvents, ['OLD']);
+  const onDisk = JSON.parse(readFileSync(path, 'utf8'));
+  t.is(onDisk.uploadQueue[0].event, 'OLD');
+  t.deepEqual(onDisk.markedEvents, ['OLD']);
 });
