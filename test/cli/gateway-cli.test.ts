@@ -12,6 +12,7 @@ import { RECORDER_BIN, runRecorder } from '../helpers/cli.ts';
 import { connectAs, makeStatus, waitFor } from '../helpers/mqtt.ts';
 import { needPrograms } from '../helpers/system.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { reapWithWorker } from '../helpers/child-reaper.ts';
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -206,9 +207,11 @@ test('`recorder gateway run` serves until SIGTERM, then stops cleanly with exit 
       .code,
     0,
   );
-  const child = spawn(process.execPath, [RECORDER_BIN, 'gateway', 'run', '--config', config], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = reapWithWorker(
+    spawn(process.execPath, [RECORDER_BIN, 'gateway', 'run', '--config', config], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }),
+  );
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));

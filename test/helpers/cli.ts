@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { reapWithWorker } from './child-reaper.ts';
 
 export const RECORDER_BIN = fileURLToPath(new URL('../../bin/recorder.js', import.meta.url));
 
@@ -15,11 +16,13 @@ export function runRecorder(
   options: { cwd?: string; input?: string; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RECORDER_BIN, ...args], {
-      cwd: options.cwd,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      timeout: options.timeoutMs ?? 60_000,
-    });
+    const child = reapWithWorker(
+      spawn(process.execPath, [RECORDER_BIN, ...args], {
+        cwd: options.cwd,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        timeout: options.timeoutMs ?? 60_000,
+      }),
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));

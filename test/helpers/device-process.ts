@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { controlRequest } from '../../device/control-socket.ts';
 import type { RecorderStatus } from '../../device/recorder.ts';
 import { statePaths } from '../../device/state-paths.ts';
+import { reapWithWorker } from './child-reaper.ts';
 import { RECORDER_BIN, runRecorder } from './cli.ts';
 import { needPrograms } from './system.ts';
 
@@ -67,7 +68,7 @@ export class DeviceProcess {
       files.state,
       ...extra,
     ];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = reapWithWorker(spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     const device = new DeviceProcess(child, files);
     t.teardown(() => {
       if (device.child.exitCode === null) device.child.kill('SIGKILL');

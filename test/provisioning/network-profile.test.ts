@@ -17,6 +17,7 @@ import { testPki } from '../helpers/pki.ts';
 import { startPtyPair } from '../helpers/socat.ts';
 import { needPrograms } from '../helpers/system.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { reapWithWorker } from '../helpers/child-reaper.ts';
 
 const D = 'HN-CS-0009';
 
@@ -55,15 +56,17 @@ test('factory-new → flash with one signed profile → records for the gateway 
 
   const pair = await startPtyPair(dir, 'cable');
   t.teardown(() => pair.kill());
-  const factory = spawn(process.execPath, [
-    RECORDER_BIN,
-    'device',
-    'factory',
-    '--state',
-    files.state,
-    '--service-port',
-    pair.a,
-  ]);
+  const factory = reapWithWorker(
+    spawn(process.execPath, [
+      RECORDER_BIN,
+      'device',
+      'factory',
+      '--state',
+      files.state,
+      '--service-port',
+      pair.a,
+    ]),
+  );
   let factoryOut = '';
   factory.stdout.on('data', (d: Buffer) => (factoryOut += d));
   factory.stderr.on('data', (d: Buffer) => (factoryOut += d));
