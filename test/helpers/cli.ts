@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { reapWithWorker } from './child-reaper.ts';
 
@@ -31,4 +32,14 @@ export function runRecorder(
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(options.input ?? '');
   });
+}
+
+/**
+ * Starts the real `recorder` executable as a long-lived child (a gateway, a device, a GNSS
+ * reader), its output piped; it is killed with the test's process however that ends.
+ */
+export function spawnRecorder(args: string[]): ChildProcessByStdio<null, Readable, Readable> {
+  return reapWithWorker(
+    spawn(process.execPath, [RECORDER_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
 }

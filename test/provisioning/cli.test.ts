@@ -1,13 +1,11 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RECORDER_BIN, runRecorder } from '../helpers/cli.ts';
+import { runRecorder, spawnRecorder } from '../helpers/cli.ts';
 import { startPtyPair } from '../helpers/socat.ts';
 import { needPrograms } from '../helpers/system.ts';
 import { tempDir } from '../helpers/temp.ts';
 import { makeUnitCa, sampleProfile } from '../helpers/unit-ca.ts';
-import { reapWithWorker } from '../helpers/child-reaper.ts';
 
 test('recorder profile sign / verify / device factory / flash, as a technician runs them', async (t) => {
   needPrograms('socat', 'openssl');
@@ -62,17 +60,14 @@ test('recorder profile sign / verify / device factory / flash, as a technician r
 
   let pair = await startPtyPair(dir, 'cable');
   t.teardown(() => pair.kill());
-  const device = reapWithWorker(
-    spawn(process.execPath, [
-      RECORDER_BIN,
-      'device',
-      'factory',
-      '--state',
-      join(dir, 'state'),
-      '--service-port',
-      pair.a,
-    ]),
-  );
+  const device = spawnRecorder([
+    'device',
+    'factory',
+    '--state',
+    join(dir, 'state'),
+    '--service-port',
+    pair.a,
+  ]);
   let deviceOut = '';
   device.stdout.on('data', (d: Buffer) => (deviceOut += d));
   device.stderr.on('data', (d: Buffer) => (deviceOut += d));
