@@ -16,28 +16,15 @@
  * and for the gateway's store. The device side (this process) reads evidence from the same disk.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { createPublicKey, randomBytes } from 'node:crypto';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
-import { JournalWriter } from '../device/journal-writer.ts';
-import { Sealer } from '../device/sealing/sealer.ts';
-import { Uploader, type PendingUpload } from '../device/uploader.ts';
-import type { JournalEntry } from '../protocol/journal-entry.ts';
 import { MqttUploadLink } from '../protocol/upload-mqtt.ts';
-import { testCenterKeys } from '../test/helpers/media.ts';
 import { testPki, type TestPki } from '../test/helpers/pki.ts';
+import { sealedDevice, type SealedDevice } from '../test/helpers/sealed-device.ts';
 import { sealMeta } from '../test/helpers/sealing.ts';
 import type { BenchRow } from './run.ts';
 
@@ -122,57 +109,27 @@ async function rawTcpCopy(file: string, target: string): Promise<number> {
   }
 }
 
-interface BenchDevice {
-  id: string;
-  evidenceDir: string;
-  journal: JournalWriter;
-  items: PendingUpload[];
-  entries: Map<string, JournalEntry>;
-  identity: { cert: string; key: string; ca: string };
-}
-
-async function sealedDevice(pki: TestPki, dir: string, id: string, mib: number): Promise<BenchDevice> {
-  const root = join(dir, 'devices', id);
-  const spool = join(root, 'spool');
-  const evidenceDir = join(root, 'evidence');
-  mkdirSync(spool, { recursive: true });
-  mkdirSync(evidenceDir, { recursive: true });
-  const keys = generateKeyPairSync('ed25519');
-  const identity = pki.issue('device', id, {
-    evidencePublicKeyPem: keys.publicKey.export({ type: 'spki', format: 'pem' }) as string,
-  });
-  const journal = await JournalWriter.open({
-    path: join(root, 'journal.jsonl'),
-    device: id,
-    privateKey: keys.privateKey,
-  });
-  const spoolFile = join(spool, 'seg-0.ts');
+/** A device with one sealed segment of `mib` MiB of random data. */
+async function benchDevice(pki: TestPki, dir: string, id: string, mib: number): Promise<SealedDevice> {
+  const device = await sealedDevice({ id, dir: join(dir, 'devices', id), caDir: pki.caDir });
+  const spoolFile = join(device.spoolDir, 'seg-0.ts');
   const block = randomBytes(4 * MiB);
   const fd = openSync(spoolFile, 'w');
   for (let done = 0; done < mib * MiB; done += block.length) writeSync(fd, block);
   closeSync(fd);
-  const sealer = new Sealer({ evidenceDir, journal, centerPublicKey: testCenterKeys().publicKey });
-  const { entry } = await sealer.seal(spoolFile, sealMeta({ event: `EV-${id}` }));
-  const evidence = (entry.body as { evidence: { file: string; bytes: number; sha256: string } }).evidence;
-  const item: PendingUpload = {
-    file: evidence.file,
-    sha256: evidence.sha256,
-    bytes: evidence.bytes,
-    seq: entry.seq,
-    sealedAt: entry.time,
-  };
-  return { id, evidenceDir, journal, items: [item], entries: new Map([[item.file, entry]]), identity };
+  await device.sealFile(spoolFile, sealMeta({ event: `EV-${id}` }));
+  return device;
 }
 
 async function upload(
-  device: BenchDevice,
+  device: SealedDevice,
   url: string,
   unit: string,
   receiptPub: string,
   chunkBytes: number,
   window: number,
 ): Promise<number> {
-  const { identity } = device;
+  const identity = device.tls;
   const client: MqttClient = await mqtt.connectAsync(url, {
     clientId: `${device.id}:upload`,
     key: readFileSync(identity.key),
@@ -185,19 +142,9 @@ async function upload(
   try {
     const link = new MqttUploadLink({ client, unit, device: device.id });
     await link.start();
-    const uploader = new Uploader({
+    const uploader = device.uploader({
       link,
-      device: device.id,
-      evidenceDir: device.evidenceDir,
       gatewayKey: createPublicKey(readFileSync(receiptPub)),
-      pending: () => device.items,
-      entryFor: async (item) => device.entries.get(item.file)!,
-      journal: device.journal,
-      forget: async (file) =>
-        device.items.splice(
-          device.items.findIndex((i) => i.file === file),
-          1,
-        ),
       chunkBytes,
       window,
       replyTimeoutMs: 120_000,
@@ -246,7 +193,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     const url = `mqtts://127.0.0.1:${port}`;
 
     // 1. One device against a raw TCP copy of the same bytes.
-    const one = await sealedDevice(pki, dir, 'HN-BENCH-0001', mib);
+    const one = await benchDevice(pki, dir, 'HN-BENCH-0001', mib);
     const item = one.items[0]!;
     const tcpSeconds = await rawTcpCopy(join(one.evidenceDir, item.file), join(dir, 'tcp-copy.bin'));
     rmSync(join(dir, 'tcp-copy.bin'), { force: true });
@@ -265,7 +212,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     // 2. A dock of recorders at once.
     const dock = await Promise.all(
       Array.from({ length: dockDevices }, (_, i) =>
-        sealedDevice(pki, dir, `HN-DOCK-${String(i + 1).padStart(4, '0')}`, dockMib),
+        benchDevice(pki, dir, `HN-DOCK-${String(i + 1).padStart(4, '0')}`, dockMib),
       ),
     );
     const bytes = dock.reduce((sum, d) => sum + d.items[0]!.bytes, 0);

@@ -45,15 +45,9 @@ test('list, show and verify a station store filled through the upload receiver',
   t.regex(table.stdout, /3 item\(s\)/);
   t.regex(table.stdout, /HN-CS-0002 .* receipted/);
 
-  const json = await runRecorder([
-    'evidence',
-    'list',
-    '--config',
-    station.configPath,
-    '--json',
-    '--device',
-    a.id,
-  ]);
+  const listJson = (...filters: string[]) =>
+    runRecorder(['evidence', 'list', '--config', station.configPath, '--json', ...filters]);
+  const json = await listJson('--device', a.id);
   const rows = json.stdout
     .trim()
     .split('\n')
@@ -62,19 +56,14 @@ test('list, show and verify a station store filled through the upload receiver',
   t.true(rows.every((r) => r.device === a.id && r.receipted === true && r.relayedAt === null));
 
   // Segments start at 10:00:00 and 10:00:10 (10 s each): only the second overlaps [10:00:15, …].
-  const window = await runRecorder([
-    'evidence',
-    'list',
-    '--config',
-    station.configPath,
-    '--json',
+  const window = await listJson(
     '--device',
     a.id,
     '--from',
     '2026-11-22T10:00:15Z',
     '--to',
     '2026-11-22T11:00:00Z',
-  ]);
+  );
   t.is(window.stdout.trim().split('\n').length, 1);
   t.is((JSON.parse(window.stdout) as { start: string }).start, '2026-11-22T10:00:10.000Z');
 

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -8,7 +8,7 @@ import { TelemetryClient } from '../../device/telemetry.ts';
 import { loadGatewayConfig } from '../../gateway/config.ts';
 import { startGateway } from '../../gateway/gateway.ts';
 import { FleetMonitor } from '../../gateway/fleet-monitor.ts';
-import { RECORDER_BIN, runRecorder } from '../helpers/cli.ts';
+import { runRecorder, spawnRecorder } from '../helpers/cli.ts';
 import { connectAs, makeStatus, waitFor } from '../helpers/mqtt.ts';
 import { needPrograms } from '../helpers/system.ts';
 import { tempDir } from '../helpers/temp.ts';
@@ -206,9 +206,7 @@ test('`recorder gateway run` serves until SIGTERM, then stops cleanly with exit 
       .code,
     0,
   );
-  const child = spawn(process.execPath, [RECORDER_BIN, 'gateway', 'run', '--config', config], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnRecorder(['gateway', 'run', '--config', config]);
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d));
   const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));

@@ -1,7 +1,6 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { open, readFile } from 'node:fs/promises';
-import { RECORDER_BIN, runRecorder } from '../helpers/cli.ts';
+import { runRecorder, spawnRecorder } from '../helpers/cli.ts';
 import { ptyPair } from '../helpers/socat.ts';
 import { tempDir } from '../helpers/temp.ts';
 
@@ -10,13 +9,7 @@ const LOG = new URL('../../../shared/nmea/ublox-f9p-hpnmea.log', import.meta.url
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   test(`recorder gnss --json prints one object per fix and stops cleanly on ${signal}`, async (t) => {
     const pty = await ptyPair(t, tempDir(t));
-    const child = spawn(
-      process.execPath,
-      [RECORDER_BIN, 'gnss', '--port', pty.b, '--baud', '115200', '--json'],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawnRecorder(['gnss', '--port', pty.b, '--baud', '115200', '--json']);
     t.teardown(() => child.kill('SIGKILL'));
     let stdout = '';
     let stderr = '';

@@ -8,6 +8,7 @@ import { JournalWriter, TORN_TAIL_KIND } from '../../device/journal-writer.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import { sha256Hex } from '../../protocol/journal-entry.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { reapWithWorker } from '../helpers/child-reaper.ts';
 
 const keys = generateKeyPairSync('ed25519');
 const open = (path: string, now?: () => Date) =>
@@ -52,7 +53,7 @@ test('a second writer in the same process is refused', async (t) => {
 
 test("a writer held by another live process is refused; a dead one's lock is taken over", async (t) => {
   const path = join(tempDir(t), 'journal.jsonl');
-  const sleeper = spawn('sleep', ['30']);
+  const sleeper = reapWithWorker(spawn('sleep', ['30']));
   t.teardown(() => sleeper.kill());
   writeFileSync(`${path}.lock`, `${sleeper.pid}\n`);
   const error = await t.throwsAsync(open(path));

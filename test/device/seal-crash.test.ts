@@ -15,15 +15,18 @@ import { sha256Hex } from '../../protocol/journal-entry.ts';
 import { testCenterKeys } from '../helpers/media.ts';
 import { deviceKeys } from '../helpers/sealing.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { reapWithWorker } from '../helpers/child-reaper.ts';
 
 const CHILD = fileURLToPath(new URL('./fixtures/seal-child.ts', import.meta.url));
 
 /** Runs the sealing child and SIGKILLs it `delayMs` after it reports `afterLines` lines. */
 function runAndKill(dir: string, afterLines: number, delayMs: number): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import=tsx', CHILD, dir], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = reapWithWorker(
+      spawn(process.execPath, ['--import=tsx', CHILD, dir], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
     const lines: string[] = [];
     let buffer = '';
     let stderr = '';

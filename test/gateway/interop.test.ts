@@ -15,6 +15,7 @@ import { deviceTopic } from '../../protocol/topics.ts';
 import { connectAs, makeStatus, tlsOptions, waitFor } from '../helpers/mqtt.ts';
 import { testPki } from '../helpers/pki.ts';
 import { needPrograms } from '../helpers/system.ts';
+import { reapWithWorker } from '../helpers/child-reaper.ts';
 
 const U = 'HN-CS';
 
@@ -35,7 +36,7 @@ function run(
   timeoutMs: number,
 ): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { timeout: timeoutMs });
+    const child = reapWithWorker(spawn(cmd, args, { timeout: timeoutMs }));
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -119,7 +120,9 @@ test('the device client works against mosquitto set up with the same CA', async 
       '',
     ].join('\n'),
   );
-  const mosquitto: ChildProcess = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const mosquitto: ChildProcess = reapWithWorker(
+    spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] }),
+  );
   let log = '';
   mosquitto.stderr!.on('data', (d: Buffer) => (log += d));
   t.teardown(() => void mosquitto.kill());

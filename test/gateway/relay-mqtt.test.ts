@@ -8,7 +8,6 @@ import mqtt from 'mqtt';
 import { loadGatewayConfig } from '../../gateway/config.ts';
 import type { LogRecord } from '../../gateway/log.ts';
 import { startGateway, type GatewayHandle } from '../../gateway/gateway.ts';
-import { Uploader } from '../../device/uploader.ts';
 import { MqttUploadLink } from '../../protocol/upload-mqtt.ts';
 import { runRecorder } from '../helpers/cli.ts';
 import {
@@ -72,20 +71,9 @@ async function uploadOverMqtt(
   t.teardown(() => client.endAsync(true));
   const link = new MqttUploadLink({ client, unit, device: device.id });
   await link.start();
-  const uploader = new Uploader({
+  const uploader = device.uploader({
     link,
-    device: device.id,
-    evidenceDir: device.evidenceDir,
     gatewayKey: rig.receiptKeys.publicKey,
-    pending: () => device.items,
-    entryFor: async (item) => device.entries.get(item.file)!,
-    journal: device.journal,
-    forget: async (file) =>
-      device.items.splice(
-        device.items.findIndex((i) => i.file === file),
-        1,
-      ),
-    journalPath: device.journalPath,
     chunkBytes: 64 * 1024,
     replyTimeoutMs: 5000,
   });

@@ -1,5 +1,7 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { reapWithWorker } from './child-reaper.ts';
 
 export const RECORDER_BIN = fileURLToPath(new URL('../../bin/recorder.js', import.meta.url));
 
@@ -15,11 +17,13 @@ export function runRecorder(
   options: { cwd?: string; input?: string; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [RECORDER_BIN, ...args], {
-      cwd: options.cwd,
-      stdio: ['pipe', 'pipe', 'pipe'],
-      timeout: options.timeoutMs ?? 60_000,
-    });
+    const child = reapWithWorker(
+      spawn(process.execPath, [RECORDER_BIN, ...args], {
+        cwd: options.cwd,
+        stdio: ['pipe', 'pipe', 'pipe'],
+        timeout: options.timeoutMs ?? 60_000,
+      }),
+    );
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d));
@@ -28,4 +32,14 @@ export function runRecorder(
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(options.input ?? '');
   });
+}
+
+/**
+ * Starts the real `recorder` executable as a long-lived child (a gateway, a device, a GNSS
+ * reader), its output piped; it is killed with the test's process however that ends.
+ */
+export function spawnRecorder(args: string[]): ChildProcessByStdio<null, Readable, Readable> {
+  return reapWithWorker(
+    spawn(process.execPath, [RECORDER_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
 }

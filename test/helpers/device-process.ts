@@ -1,12 +1,12 @@
 /** Starts a real `recorder device run` in a child process and talks to it through its control socket. */
 import type { ExecutionContext } from 'ava';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { controlRequest } from '../../device/control-socket.ts';
 import type { RecorderStatus } from '../../device/recorder.ts';
 import { statePaths } from '../../device/state-paths.ts';
-import { RECORDER_BIN, runRecorder } from './cli.ts';
+import { runRecorder, spawnRecorder } from './cli.ts';
 import { needPrograms } from './system.ts';
 
 export interface SimRecorderFiles {
@@ -58,7 +58,6 @@ export class DeviceProcess {
     extra: string[] = [],
   ): Promise<DeviceProcess> {
     const args = [
-      RECORDER_BIN,
       'device',
       'run',
       // '' : the signed profile in force in the state directory (a flashed device)
@@ -67,7 +66,7 @@ export class DeviceProcess {
       files.state,
       ...extra,
     ];
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnRecorder(args);
     const device = new DeviceProcess(child, files);
     t.teardown(() => {
       if (device.child.exitCode === null) device.child.kill('SIGKILL');

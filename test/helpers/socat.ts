@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ExecutionContext } from 'ava';
+import { reapWithWorker } from './child-reaper.ts';
 import { needPrograms } from './system.ts';
 
 export interface PtyPair {
@@ -28,9 +29,11 @@ export async function startPtyPair(dir: string, name = 'pty'): Promise<PtyPair> 
   const start = async () => {
     // A socat killed earlier leaves its links behind, dangling.
     for (const link of [a, b]) rmSync(link, { force: true });
-    const c = spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const c = reapWithWorker(
+      spawn('socat', ['-d', '-d', `pty,raw,echo=0,link=${a}`, `pty,raw,echo=0,link=${b}`], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      }),
+    );
     child = c;
     let stderr = '';
     c.stderr!.on('data', (d: Buffer) => (stderr += d));

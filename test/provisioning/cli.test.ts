@@ -1,8 +1,7 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { RECORDER_BIN, runRecorder } from '../helpers/cli.ts';
+import { runRecorder, spawnRecorder } from '../helpers/cli.ts';
 import { startPtyPair } from '../helpers/socat.ts';
 import { needPrograms } from '../helpers/system.ts';
 import { tempDir } from '../helpers/temp.ts';
@@ -61,8 +60,7 @@ test('recorder profile sign / verify / device factory / flash, as a technician r
 
   let pair = await startPtyPair(dir, 'cable');
   t.teardown(() => pair.kill());
-  const device = spawn(process.execPath, [
-    RECORDER_BIN,
+  const device = spawnRecorder([
     'device',
     'factory',
     '--state',

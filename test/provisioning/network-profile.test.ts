@@ -5,12 +5,11 @@
  * a socat pty, the flash tool, the recorder (GStreamer capture), the gateway over mutual TLS.
  */
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { statePaths } from '../../device/state-paths.ts';
 import { startGateway } from '../../gateway/gateway.ts';
-import { RECORDER_BIN, runRecorder } from '../helpers/cli.ts';
+import { runRecorder, spawnRecorder } from '../helpers/cli.ts';
 import { DeviceProcess, journalEntries, simRecorderFiles } from '../helpers/device-process.ts';
 import { waitFor } from '../helpers/mqtt.ts';
 import { testPki } from '../helpers/pki.ts';
@@ -55,15 +54,7 @@ test('factory-new → flash with one signed profile → records for the gateway 
 
   const pair = await startPtyPair(dir, 'cable');
   t.teardown(() => pair.kill());
-  const factory = spawn(process.execPath, [
-    RECORDER_BIN,
-    'device',
-    'factory',
-    '--state',
-    files.state,
-    '--service-port',
-    pair.a,
-  ]);
+  const factory = spawnRecorder(['device', 'factory', '--state', files.state, '--service-port', pair.a]);
   let factoryOut = '';
   factory.stdout.on('data', (d: Buffer) => (factoryOut += d));
   factory.stderr.on('data', (d: Buffer) => (factoryOut += d));

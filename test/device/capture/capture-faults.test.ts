@@ -13,6 +13,7 @@ import {
 import { isRecorderError, type RecorderError } from '../../../protocol/errors.ts';
 import type { AacEncoder } from '../../../device/capture/pipeline.ts';
 import { needPrograms } from '../../helpers/system.ts';
+import { reapWithWorker } from '../../helpers/child-reaper.ts';
 import { tempDir } from '../../helpers/temp.ts';
 import {
   captureSettings,
@@ -161,12 +162,14 @@ test.serial(
   async (t) => {
     needPrograms('ffprobe', 'gst-launch-1.0');
     const spool = tempDir(t);
-    const device = spawn(
-      process.execPath,
-      ['--import=tsx', fileURLToPath(new URL('fixtures/supervised-device.ts', import.meta.url)), spool],
-      {
-        stdio: ['ignore', 'pipe', 'inherit'],
-      },
+    const device = reapWithWorker(
+      spawn(
+        process.execPath,
+        ['--import=tsx', fileURLToPath(new URL('fixtures/supervised-device.ts', import.meta.url)), spool],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      ),
     );
     t.teardown(() => device.kill('SIGKILL'));
     const lines = createInterface({ input: device.stdout! });
