@@ -21,12 +21,24 @@
  *   threads) and peak RSS come from /proc/PID/{stat,status} over the window; `cpuUsPerMsg` is that CPU
  *   time divided by the statuses delivered, `writesPerMsg` the broker's write system calls
  *   (/proc/PID/io syscw) likewise.
- * - The generator's own health is printed: the worst p99 and max event-loop delay of the device and
- *   manager processes. If those approach the broker's latency, the figure is the generator's.
+ * - Generator (`--generator`): `lean` (default) is one bare `node:tls` connection per device speaking
+ *   the little MQTT the bench needs (bench/fleet-devices-lean-child.ts); `mqttjs` is one mqtt.js
+ *   client per device (bench/fleet-devices-child.ts), the generator of the figures before 2026-11-23
+ *   17:00 UTC. Both publish the same statuses with the same identities and phases.
+ * - Attribution: every process measures itself over exactly the window (bench/fleet-health.ts):
+ *   event-loop delay beyond its 5 ms sampling period (p50/p99/max) and GC pauses (count, total,
+ *   longest and its kind, full collections); the gateway also stamps each status when aedes has
+ *   routed it, so `in*` is the device → gateway leg of the end-to-end `p*` (mosquitto cannot be
+ *   stamped). A tail in `in*` with a stall of the same size in the gateway's loop is the gateway's;
+ *   one with a stalled device slice is the generator's; one only in `p*` with a stalled manager is the
+ *   manager's. The connect phase (TLS handshakes) is outside the window: its stalls count nowhere.
+ * - `load`: the 1-minute load average at the start and the end of the window, to tell a quiet
+ *   machine's figures from a loaded one's.
  *
  * Flags: --devices N (default 200), --seconds S (default 20), --interval-ms (default 10000),
  *        --broker gateway|mosquitto|both (default both), --processes K (default ceil(N / 1250)),
- *        --placement pinned|shared.
+ *        --placement pinned|shared, --generator lean|mqttjs (default lean),
+ *        --gateway-node-args "FLAGS" (extra node/V8 flags for the gateway process only).
  * Environment: FLEET_CPU_PROF=FILE writes a V8 CPU profile of the gateway over exactly the window.
  */
 import { execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
