@@ -22,6 +22,9 @@ export interface ProcessHealth {
   /** mark-compact (full) collections only */
   gcMajorCount: number;
   gcMajorMaxMs: number;
+  /** at the end of the window: the V8 heap in use, and memory held outside it (Buffers, TLS), MiB */
+  heapUsedMiB: number;
+  externalMiB: number;
 }
 
 const KINDS: Record<number, string> = {
@@ -78,6 +81,8 @@ export class HealthMonitor {
       gcMaxKind: g.maxKind,
       gcMajorCount: g.majorCount,
       gcMajorMaxMs: round1(g.majorMax),
+      heapUsedMiB: round1(process.memoryUsage().heapUsed / 1048576),
+      externalMiB: round1(process.memoryUsage().external / 1048576),
     };
   }
 }
@@ -95,5 +100,7 @@ export function worstOf(all: ProcessHealth[]): ProcessHealth {
     gcMaxKind: worst.gcMaxKind,
     gcMajorCount: all.reduce((n, h) => n + h.gcMajorCount, 0),
     gcMajorMaxMs: Math.max(...all.map((h) => h.gcMajorMaxMs)),
+    heapUsedMiB: Math.max(...all.map((h) => h.heapUsedMiB)),
+    externalMiB: Math.max(...all.map((h) => h.externalMiB)),
   };
 }
