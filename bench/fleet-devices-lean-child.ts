@@ -74,7 +74,10 @@ function connectOne(id: string, url: URL, context: SecureContext): Promise<void>
   return new Promise((resolve) => {
     const socket = connect({ host: url.hostname, port: Number(url.port), secureContext: context });
     const d: Device = { id, socket, pending: null, messageId: 0, lastWrite: Date.now() };
+    let settled = false;
     const fail = () => {
+      if (settled) return; // 'error' is followed by 'close'
+      settled = true;
       clearTimeout(timer);
       socket.destroy();
       failed++;
@@ -99,10 +102,12 @@ function connectOne(id: string, url: URL, context: SecureContext): Promise<void>
     });
     d.onConnack = (returnCode) => {
       d.onConnack = undefined;
+      if (settled) return;
       clearTimeout(timer);
       socket.off('error', fail);
       socket.off('close', fail);
       if (returnCode !== 0) return fail();
+      settled = true;
       socket.on('error', () => socket.destroy());
       devices.push(d);
       resolve();
