@@ -1,5 +1,6 @@
 /**
- * One slice of the fleet bench's simulated devices; bench/fleet.ts forks several of these. Each
+ * One slice of the fleet bench's simulated devices with `--generator mqttjs` (the lean one is
+ * bench/fleet-devices-lean-child.ts); bench/fleet.ts forks several of these. Each
  * device has its own mqtt.js TLS connection and certificate and publishes a retained QoS 1 status
  * every `intervalMs` at a random phase. The status `time` is `Date.now()` at the moment of publishing:
  * the manager process (bench/fleet-manager-child.ts) subtracts it from its own `Date.now()` on
@@ -8,17 +9,17 @@
  * IPC: ← `connect` → `connected`; ← `run` (publishing starts at once; statuses stamped inside the
  * window are counted) ; ← `stop` → `stopped` (then this process exits).
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Status } from '../protocol/schemas/status.ts';
 import { deviceTopic } from '../protocol/topics.ts';
 import type { DevicesReply, DevicesRequest } from './fleet.ts';
 import { makeStatus } from '../test/helpers/mqtt.ts';
+import { HealthMonitor } from './fleet-health.ts';
 
 const reply = (m: DevicesReply) => process.send!(m);
 const clients: MqttClient[] = [];
 const timers: NodeJS.Timeout[] = [];
-const loop = monitorEventLoopDelay({ resolution: 5 });
+const health = new HealthMonitor();
 let sent = 0;
 let failed = 0;
 
@@ -52,7 +53,8 @@ async function connectAll(m: Extract<DevicesRequest, { type: 'connect' }>): Prom
 }
 
 function run(m: Extract<DevicesRequest, { type: 'run' }>): void {
-  loop.enable();
+  // Health over exactly the measured window, as every bench process (bench/fleet-health.ts).
+  setTimeout(() => health.start(), Math.max(0, m.startAt - Date.now()));
   for (const c of clients) {
     const id = c.options.clientId!;
     const topic = deviceTopic('status', m.unit, id);
@@ -75,13 +77,7 @@ process.on('message', (m: DevicesRequest) => {
   else if (m.type === 'run') run(m);
   else if (m.type === 'stop') {
     for (const t of timers) clearTimeout(t);
-    loop.disable();
-    reply({
-      type: 'stopped',
-      sent,
-      loopDelayP99Ms: loop.percentile(99) / 1e6,
-      loopDelayMaxMs: loop.max / 1e6,
-    });
+    reply({ type: 'stopped', sent, health: health.stop() });
     for (const c of clients) c.end(true);
     process.disconnect();
     setTimeout(() => process.exit(0), 200).unref();

@@ -7,12 +7,12 @@
  *
  * IPC: ← `connect` → `ready` (subscribed); ← `window`; ← `stop` → `stopped` with every latency.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import mqtt from 'mqtt';
+import { HealthMonitor } from './fleet-health.ts';
 import type { ManagerReply, ManagerRequest } from './fleet.ts';
 
 const reply = (m: ManagerReply) => process.send!(m);
-const loop = monitorEventLoopDelay({ resolution: 5 });
+const health = new HealthMonitor();
 const latencies: number[] = [];
 let window = { startAt: Infinity, endAt: -Infinity };
 let client: mqtt.MqttClient | undefined;
@@ -43,15 +43,9 @@ process.on('message', (m: ManagerRequest) => {
     })();
   } else if (m.type === 'window') {
     window = { startAt: m.startAt, endAt: m.endAt };
-    loop.enable();
+    setTimeout(() => health.start(), Math.max(0, m.startAt - Date.now()));
   } else if (m.type === 'stop') {
-    loop.disable();
-    reply({
-      type: 'stopped',
-      latencies,
-      loopDelayP99Ms: loop.percentile(99) / 1e6,
-      loopDelayMaxMs: loop.max / 1e6,
-    });
+    reply({ type: 'stopped', latencies, health: health.stop() });
     client?.end(true);
     process.disconnect();
     setTimeout(() => process.exit(0), 200).unref();

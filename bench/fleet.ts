@@ -21,12 +21,24 @@
  *   threads) and peak RSS come from /proc/PID/{stat,status} over the window; `cpuUsPerMsg` is that CPU
  *   time divided by the statuses delivered, `writesPerMsg` the broker's write system calls
  *   (/proc/PID/io syscw) likewise.
- * - The generator's own health is printed: the worst p99 and max event-loop delay of the device and
- *   manager processes. If those approach the broker's latency, the figure is the generator's.
+ * - Generator (`--generator`): `lean` (default) is one bare `node:tls` connection per device speaking
+ *   the little MQTT the bench needs (bench/fleet-devices-lean-child.ts); `mqttjs` is one mqtt.js
+ *   client per device (bench/fleet-devices-child.ts), the generator of the figures before 2026-11-23
+ *   17:00 UTC. Both publish the same statuses with the same identities and phases.
+ * - Attribution: every process measures itself over exactly the window (bench/fleet-health.ts):
+ *   event-loop delay beyond its 5 ms sampling period (p50/p99/max) and GC pauses (count, total,
+ *   longest and its kind, full collections); the gateway also stamps each status when aedes has
+ *   routed it, so `in*` is the device → gateway leg of the end-to-end `p*` (mosquitto cannot be
+ *   stamped). A tail in `in*` with a stall of the same size in the gateway's loop is the gateway's;
+ *   one with a stalled device slice is the generator's; one only in `p*` with a stalled manager is the
+ *   manager's. The connect phase (TLS handshakes) is outside the window: its stalls count nowhere.
+ * - `load`: the 1-minute load average at the start and the end of the window, to tell a quiet
+ *   machine's figures from a loaded one's.
  *
  * Flags: --devices N (default 200), --seconds S (default 20), --interval-ms (default 10000),
  *        --broker gateway|mosquitto|both (default both), --processes K (default ceil(N / 1250)),
- *        --placement pinned|shared.
+ *        --placement pinned|shared, --generator lean|mqttjs (default lean),
+ *        --gateway-node-args "FLAGS" (extra node/V8 flags for the gateway process only).
  * Environment: FLEET_CPU_PROF=FILE writes a V8 CPU profile of the gateway over exactly the window.
  */
 import { execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
@@ -34,10 +46,11 @@ import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, createServer } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { caPaths, initCa, issueCertificate } from '../gateway/ca.ts';
 import { parseGatewayConfig } from '../gateway/config.ts';
+import { worstOf, type ProcessHealth } from './fleet-health.ts';
 
 export const name = 'fleet';
 
@@ -56,15 +69,19 @@ export type DevicesRequest =
   | { type: 'stop' };
 export type DevicesReply =
   | { type: 'connected'; connected: number; failed: number; ms: number }
-  | { type: 'stopped'; sent: number; loopDelayP99Ms: number; loopDelayMaxMs: number };
+  /** `acked`: PUBACKs received (the lean generator only) */
+  | { type: 'stopped'; sent: number; acked?: number; health: ProcessHealth };
 /** parent → manager process */
 export type ManagerRequest =
   | { type: 'connect'; url: string; ca: string; cert: string; key: string; id: string; filter: string }
   | { type: 'window'; startAt: number; endAt: number }
   | { type: 'stop' };
 export type ManagerReply =
-  | { type: 'ready' }
-  | { type: 'stopped'; latencies: number[]; loopDelayP99Ms: number; loopDelayMaxMs: number };
+  { type: 'ready' } | { type: 'stopped'; latencies: number[]; health: ProcessHealth };
+/** parent → gateway process (bench/fleet-gateway-child.ts) */
+export type GatewayRequest = { type: 'window'; startAt: number; endAt: number } | { type: 'stop' };
+/** `ingress`: per status stamped in the window, ms from the device's stamp to aedes having routed it */
+export type GatewayReply = { type: 'stopped'; health: ProcessHealth; ingress: number[] };
 
 type Broker = 'gateway' | 'mosquitto';
 
@@ -75,6 +92,9 @@ interface Options {
   brokers: Broker[];
   processes: number;
   placement: 'pinned' | 'shared';
+  generator: 'lean' | 'mqttjs';
+  /** extra node/V8 flags for the gateway process, e.g. `--max-semi-space-size=32` */
+  gatewayNodeArgs: string[];
 }
 
 export interface BrokerResult {
@@ -92,9 +112,18 @@ export interface BrokerResult {
   cpuUsPerMsg: number;
   /** write(2)/writev(2)/sendmsg(2) calls of the broker per status delivered (one relay = PUBACK + PUBLISH) */
   writesPerMsg: number;
-  /** worst p99 / max event-loop delay over the device and manager processes */
-  loadLoopP99Ms: number;
-  loadLoopMaxMs: number;
+  /** gateway only: device stamp → aedes routed the status (the ingress leg of p50/p99/max) */
+  inP50Ms?: number;
+  inP99Ms?: number;
+  inMaxMs?: number;
+  /** 1-minute load average at the start and the end of the window */
+  load: string;
+}
+
+/** One row of the attribution table: a process role's own event-loop delay and GC pauses. */
+export interface HealthRow extends ProcessHealth {
+  broker: string;
+  role: 'gateway' | 'devices' | 'manager';
 }
 
 function flag(argv: string[], name: string, fallback: string): string {
@@ -109,6 +138,8 @@ function parseOptions(argv: string[]): Options {
   if (placement !== 'pinned' && placement !== 'shared') throw new Error('--placement is pinned or shared');
   if (broker !== 'both' && broker !== 'gateway' && broker !== 'mosquitto')
     throw new Error('--broker is gateway, mosquitto or both');
+  const generator = flag(argv, 'generator', 'lean');
+  if (generator !== 'lean' && generator !== 'mqttjs') throw new Error('--generator is lean or mqttjs');
   return {
     devices,
     seconds: Number(flag(argv, 'seconds', '20')),
@@ -116,6 +147,8 @@ function parseOptions(argv: string[]): Options {
     brokers: broker === 'both' ? ['gateway', 'mosquitto'] : [broker],
     processes: Math.max(1, Number(flag(argv, 'processes', String(Math.ceil(devices / 1250))))),
     placement,
+    generator,
+    gatewayNodeArgs: flag(argv, 'gateway-node-args', '').split(' ').filter(Boolean),
   };
 }
 
@@ -177,9 +210,14 @@ function launch(
   return cpus ? spawn('taskset', ['-c', cpus, command, ...args], { stdio }) : spawn(command, args, { stdio });
 }
 
-function forkChild(cpus: string | undefined, file: string): ChildProcess {
+function forkChild(cpus: string | undefined, file: string, nodeArgs: string[] = []): ChildProcess {
   const path = new URL(file, import.meta.url).pathname;
-  return launch(cpus, process.execPath, ['--import=tsx', path], ['ignore', 'inherit', 'inherit', 'ipc']);
+  return launch(
+    cpus,
+    process.execPath,
+    [...nodeArgs, '--import=tsx', path],
+    ['ignore', 'inherit', 'inherit', 'ipc'],
+  );
 }
 
 function request<R extends { type: string }>(
@@ -263,6 +301,7 @@ async function startBroker(
   kind: Broker,
   pki: Pki,
   cpus: string | undefined,
+  nodeArgs: string[],
 ): Promise<{ child: ChildProcess; port: number }> {
   const port = await freePort();
   const caDir = join(pki.dir, 'ca');
@@ -281,8 +320,8 @@ async function startBroker(
     child = launch(
       cpus,
       process.execPath,
-      ['--import=tsx', script, join(pki.dir, 'gateway.json'), ...(profile ? [profile] : [])],
-      ['ignore', 'pipe', 'inherit'],
+      [...nodeArgs, '--import=tsx', script, join(pki.dir, 'gateway.json'), ...(profile ? [profile] : [])],
+      ['ignore', 'pipe', 'inherit', 'ipc'],
     );
     await new Promise<void>((resolve, reject) => {
       child.stdout!.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
@@ -326,8 +365,14 @@ function percentile(sorted: number[], p: number): number {
 
 const round1 = (x: number) => Math.round(x * 10) / 10;
 
-async function runOne(kind: Broker, pki: Pki, o: Options, place: Placement): Promise<BrokerResult> {
-  const { child: broker, port } = await startBroker(kind, pki, place.broker);
+async function runOne(
+  kind: Broker,
+  pki: Pki,
+  o: Options,
+  place: Placement,
+  healthRows: HealthRow[],
+): Promise<BrokerResult> {
+  const { child: broker, port } = await startBroker(kind, pki, place.broker, o.gatewayNodeArgs);
   const url = `mqtts://127.0.0.1:${port}`;
   const children: ChildProcess[] = [];
   try {
@@ -348,7 +393,8 @@ async function runOne(kind: Broker, pki: Pki, o: Options, place: Placement): Pro
     const slices = Array.from({ length: o.processes }, (_, k) =>
       pki.devices.slice(k * per, (k + 1) * per),
     ).filter((s) => s.length > 0);
-    const devices = slices.map(() => forkChild(place.load, './fleet-devices-child.ts'));
+    const generator = o.generator === 'lean' ? './fleet-devices-lean-child.ts' : './fleet-devices-child.ts';
+    const devices = slices.map(() => forkChild(place.load, generator));
     children.push(...devices);
     const t0 = Date.now();
     const connected = await Promise.all(
@@ -372,6 +418,7 @@ async function runOne(kind: Broker, pki: Pki, o: Options, place: Placement): Pro
     const startAt = Date.now() + warmUp;
     const endAt = startAt + o.seconds * 1000;
     manager.send({ type: 'window', startAt, endAt } satisfies ManagerRequest);
+    if (kind === 'gateway') broker.send({ type: 'window', startAt, endAt } satisfies GatewayRequest);
     for (const d of devices)
       d.send({ type: 'run', unit: UNIT, intervalMs: o.intervalMs, startAt, endAt } satisfies DevicesRequest);
 
@@ -379,12 +426,14 @@ async function runOne(kind: Broker, pki: Pki, o: Options, place: Placement): Pro
     const profiling = kind === 'gateway' && process.env.FLEET_CPU_PROF;
     if (profiling) broker.kill('SIGUSR2');
     const start = procUsage(broker.pid!);
+    const loadStart = loadavg()[0]!;
     let peakRss = start.rss;
     while (Date.now() < endAt) {
       await sleep(Math.min(1000, endAt - Date.now()));
       peakRss = Math.max(peakRss, procUsage(broker.pid!).rss);
     }
     const end = procUsage(broker.pid!);
+    const loadEnd = loadavg()[0]!;
     const wall = Date.now() - startAt;
     if (profiling) broker.kill('SIGUSR2');
     await sleep(3000); // drain: statuses stamped inside the window still in flight
@@ -393,7 +442,15 @@ async function runOne(kind: Broker, pki: Pki, o: Options, place: Placement): Pro
       devices.map((d) => request<Extract<DevicesReply, { type: 'stopped' }>>(d, { type: 'stop' }, 'stopped')),
     );
     const m = await request<Extract<ManagerReply, { type: 'stopped' }>>(manager, { type: 'stop' }, 'stopped');
+    const g =
+      kind === 'gateway'
+        ? await request<GatewayReply>(broker, { type: 'stop' } satisfies GatewayRequest, 'stopped')
+        : undefined;
+    if (g) healthRows.push({ broker: kind, role: 'gateway', ...g.health });
+    healthRows.push({ broker: kind, role: 'devices', ...worstOf(stopped.map((s) => s.health)) });
+    healthRows.push({ broker: kind, role: 'manager', ...m.health });
     const latencies = m.latencies.sort((a, b) => a - b);
+    const ingress = g?.ingress.sort((a, b) => a - b);
     const sent = stopped.reduce((n, s) => n + s.sent, 0);
     const cpuMs = end.cpuMs - start.cpuMs;
     return {
@@ -410,8 +467,14 @@ async function runOne(kind: Broker, pki: Pki, o: Options, place: Placement): Pro
       cpuPercent: round1((cpuMs / wall) * 100),
       cpuUsPerMsg: Math.round((cpuMs * 1000) / Math.max(1, latencies.length)),
       writesPerMsg: round1((end.writes - start.writes) / Math.max(1, latencies.length)),
-      loadLoopP99Ms: round1(Math.max(m.loopDelayP99Ms, ...stopped.map((s) => s.loopDelayP99Ms))),
-      loadLoopMaxMs: round1(Math.max(m.loopDelayMaxMs, ...stopped.map((s) => s.loopDelayMaxMs))),
+      ...(ingress
+        ? {
+            inP50Ms: percentile(ingress, 50),
+            inP99Ms: percentile(ingress, 99),
+            inMaxMs: ingress.at(-1) ?? NaN,
+          }
+        : {}),
+      load: `${loadStart.toFixed(1)}→${loadEnd.toFixed(1)}`,
     };
   } finally {
     const running = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;
@@ -428,13 +491,21 @@ export async function run(argv: string[]): Promise<BrokerResult[]> {
   const o = parseOptions(argv);
   const place = placementOf(o);
   process.stdout.write(
-    `fleet: ${o.devices} devices, status every ${o.intervalMs} ms, measuring ${o.seconds} s; ${place.text}\n`,
+    `fleet: ${o.devices} devices (${o.generator} generator), status every ${o.intervalMs} ms, ` +
+      `measuring ${o.seconds} s; ${place.text}` +
+      `${o.gatewayNodeArgs.length ? `; gateway node ${o.gatewayNodeArgs.join(' ')}` : ''}\n`,
   );
   const pki = makePki(o.devices);
   try {
     const results: BrokerResult[] = [];
-    for (const kind of o.brokers) results.push(await runOne(kind, pki, o, place));
+    const health: HealthRow[] = [];
+    for (const kind of o.brokers) results.push(await runOne(kind, pki, o, place, health));
     console.table(results);
+    process.stdout.write(
+      'each process over the window: event-loop delay p50/p99/max (ms) and GC pauses ' +
+        '(devices: the worst slice, GC summed over slices)\n',
+    );
+    console.table(health);
     const [g, m] = [
       results.find((r) => r.broker === 'gateway'),
       results.find((r) => r.broker === 'mosquitto'),

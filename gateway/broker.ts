@@ -42,6 +42,11 @@ export interface BrokerOptions {
   port: number;
   tls: { cert: string; key: string; ca: string; crl: string };
   maxFrameBytes: number;
+  /**
+   * aedes `drainTimeout`: a client whose socket stays full this long is disconnected (0: never).
+   * Default 10,000 (aedes' own default is 60,000).
+   */
+  slowClientTimeoutMs?: number;
   log: Logger;
   /** called for every valid message from a client, after validation */
   onMessage?: (who: Identity, name: TopicName, device: string, value: unknown, receivedAt: number) => void;
@@ -126,6 +131,11 @@ export class GatewayBroker extends EventEmitter {
     this.aedes = await Aedes.createBroker({
       id: `gateway-${o.unit}`,
       maxClientsIdLength: 128,
+      // A subscriber that stops reading (a manager on a bad link) holds each delivery to it; with
+      // aedes' concurrency (100) of them waiting, mqemitter queues every message for everyone. The
+      // drain timeout bounds that stall and disconnects the slow client (it reconnects and gets the
+      // retained statuses again).
+      drainTimeout: o.slowClientTimeoutMs ?? 10_000,
       preConnect: (client, packet, done) => this.preConnect(client, packet, done),
       authenticate: (client, _username, _password, done) => this.authenticate(client, done),
       authorizePublish: (client, packet, done) => this.authorizePublish(client, packet, done),

@@ -54,6 +54,14 @@ export const GatewayConfigSchema = Type.Object(
       default: 327_680,
       description: 'largest MQTT packet accepted; bigger ones close the connection before they are buffered',
     }),
+    slowClientTimeoutMs: Type.Integer({
+      minimum: 0,
+      default: 10_000,
+      description:
+        'a client whose connection accepts no more bytes for this long is disconnected; 0 waits for ever. ' +
+        "Until then every message to it waits, and once aedes' 100 concurrent deliveries are waiting, " +
+        'routing stops for every client',
+    }),
     statusIntervalMs: Type.Integer({ minimum: 100, default: 10_000, description: 'gateway/status period' }),
     fleet: Type.Object(FleetThresholdsSchema.properties, { additionalProperties: false, default: {} }),
     // Issue 6 (uploads): the write-once evidence store and the key that signs receipts.

@@ -101,6 +101,7 @@ export async function startGateway(
     port: config.listen.port,
     tls: config.tls,
     maxFrameBytes: config.maxFrameBytes,
+    slowClientTimeoutMs: config.slowClientTimeoutMs,
     log,
     onMessage,
     onDisconnect: (who) => {
