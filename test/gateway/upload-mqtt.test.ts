@@ -6,8 +6,8 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { createHash, createPublicKey, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { JournalWriter } from '../../device/journal-writer.ts';
@@ -20,6 +20,7 @@ import { deviceTopic, gatewayTopic } from '../../protocol/topics.ts';
 import { MqttUploadLink } from '../../protocol/upload-mqtt.ts';
 import { testPki, type TestIdentity, type TestPki } from '../helpers/pki.ts';
 import { closedBy, connectAs, tlsOptions, waitFor } from '../helpers/mqtt.ts';
+import { fakeSegments, queueOptions } from '../helpers/sealed-device.ts';
 import { tempDir } from '../helpers/temp.ts';
 
 const UNIT = 'HN-CS';
@@ -68,21 +69,7 @@ async function device(
     privateKey: options.signer ?? keys.privateKey,
   });
   t.teardown(() => journal.close());
-  const items: PendingUpload[] = [];
-  const entries = new Map<string, JournalEntry>();
-  for (const [i, size] of sizes.entries()) {
-    const file = `E1-${i}.ts.enc`;
-    const data = randomBytes(size);
-    writeFileSync(join(evidenceDir, file), data);
-    const sha256 = createHash('sha256').update(data).digest('hex');
-    const entry = await journal.append('segment', {
-      event: 'E1',
-      segment: i,
-      evidence: { file, bytes: size, sha256 },
-    });
-    entries.set(file, entry);
-    items.push({ file, sha256, bytes: size, seq: entry.seq, sealedAt: entry.time });
-  }
+  const { items, entries } = await fakeSegments(journal, evidenceDir, sizes);
   const client = options.reconnect ? await reconnecting(gw.url, who, id) : await connectAs(gw.url, who, id);
   t.teardown(() => client.end(true));
   const link = new MqttUploadLink({ client, unit: UNIT, device: id });
@@ -94,14 +81,8 @@ async function device(
     device: id,
     evidenceDir,
     gatewayKey: createPublicKey(readFileSync(pki.receiptKey.pub)),
-    pending: () => items,
-    entryFor: async (item) => entries.get(item.file)!,
+    ...queueOptions({ items, entries }),
     journal,
-    forget: async (file) =>
-      items.splice(
-        items.findIndex((i) => i.file === file),
-        1,
-      ),
     journalPath,
     chunkBytes: options.chunkBytes ?? 64 * 1024,
     window: 8,

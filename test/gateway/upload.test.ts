@@ -1,6 +1,6 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
-import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JournalWriter } from '../../device/journal-writer.ts';
@@ -11,6 +11,7 @@ import { isRecorderError } from '../../protocol/errors.ts';
 import type { JournalEntry } from '../../protocol/journal-entry.ts';
 import { signReceipt } from '../../protocol/upload.ts';
 import { TestWire, type WireFaults } from '../helpers/upload-wire.ts';
+import { fakeSegments, queueOptions } from '../helpers/sealed-device.ts';
 import { tempDir } from '../helpers/temp.ts';
 
 const DEVICE = 'HN-CS-0001';
@@ -47,22 +48,7 @@ async function rig(
     privateKey: signer,
   });
   t.teardown(() => journal.close());
-  const items: PendingUpload[] = [];
-  const entries = new Map<string, JournalEntry>();
-  for (const [i, size] of sizes.entries()) {
-    const file = `E1-${i}.ts.enc`;
-    const data = randomBytes(size);
-    writeFileSync(join(evidenceDir, file), data);
-    const sha256 = createHash('sha256').update(data).digest('hex');
-    const entry = await journal.append('segment', {
-      event: 'E1',
-      segment: i,
-      officer: 'O1',
-      evidence: { file, bytes: size, sha256 },
-    });
-    entries.set(file, entry);
-    items.push({ file, sha256, bytes: size, seq: entry.seq, sealedAt: entry.time });
-  }
+  const { items, entries } = await fakeSegments(journal, evidenceDir, sizes, { officer: 'O1' });
   const store = new EvidenceStore(join(dir, 'station'));
   t.teardown(() => store.close());
   const alerts: UploadAlert[] = [];
@@ -73,14 +59,8 @@ async function rig(
     device: DEVICE,
     evidenceDir,
     gatewayKey: gatewayKeys.publicKey,
-    pending: () => items,
-    entryFor: async (item) => entries.get(item.file)!,
+    ...queueOptions({ items, entries }),
     journal,
-    forget: async (file) =>
-      items.splice(
-        items.findIndex((i) => i.file === file),
-        1,
-      ),
     chunkBytes: 4096,
     window: 4,
     replyTimeoutMs: 150,
@@ -151,6 +131,12 @@ test('50 seeded trials: a connection cut at a random point resumes with nothing 
     t.is(stored.length, 1, `trial ${trial}`);
     t.deepEqual(readFileSync(r.store.objectPath(stored[0]!.sha256)), original, `trial ${trial}`);
     t.deepEqual(readdirSync(join(r.dir, 'station', 'incoming')), [], `trial ${trial}`);
+    // A resume goes on from the receiver's hash of what it holds: a wrong one shows here.
+    t.deepEqual(
+      r.alerts.filter((a) => a.code === 'UPLOAD_HASH_MISMATCH'),
+      [],
+      `trial ${trial}`,
+    );
   }
 });
 

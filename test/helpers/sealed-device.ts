@@ -4,7 +4,7 @@
  * (AES-256-GCM, key wrapped to the test center key), each kept as a pending upload with its
  * journal entry; `uploader()` builds the real Uploader over them.
  */
-import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { JournalWriter } from '../../device/journal-writer.ts';
@@ -12,7 +12,7 @@ import { Sealer, type SealMeta } from '../../device/sealing/sealer.ts';
 import { StateStore } from '../../device/state-store.ts';
 import { Uploader, type PendingUpload, type UploaderOptions } from '../../device/uploader.ts';
 import { issueCertificate, writeIssued } from '../../gateway/ca.ts';
-import type { JournalEntry } from '../../protocol/journal-entry.ts';
+import type { JournalEntry, JsonObject } from '../../protocol/journal-entry.ts';
 import { testCenterKeys } from './media.ts';
 import { sealMeta } from './sealing.ts';
 
@@ -123,16 +123,56 @@ export async function sealedDevice(options: SealedDeviceOptions): Promise<Sealed
       new Uploader({
         device: id,
         evidenceDir,
-        pending: () => items,
-        entryFor: async (item) => entries.get(item.file)!,
+        ...queueOptions({ items, entries }),
         journal,
-        forget: async (file) =>
-          items.splice(
-            items.findIndex((i) => i.file === file),
-            1,
-          ),
         journalPath,
         ...uploaderOptions,
       }),
   };
+}
+
+/** A list of items as the Uploader's queue: it forgets an item once its receipt is journalled. */
+export function queueOptions(list: {
+  items: PendingUpload[];
+  entries: Map<string, JournalEntry>;
+}): Pick<UploaderOptions, 'pending' | 'entryFor' | 'forget'> {
+  const { items, entries } = list;
+  return {
+    pending: () => items,
+    entryFor: async (item) => entries.get(item.file)!,
+    forget: async (file) =>
+      items.splice(
+        items.findIndex((i) => i.file === file),
+        1,
+      ),
+  };
+}
+
+/**
+ * Items of `sizes` random bytes, each named by a `segment` entry of event E1 in `journal`, without
+ * the Sealer: for tests of the upload exchange alone (any signer, any bytes).
+ */
+export async function fakeSegments(
+  journal: JournalWriter,
+  evidenceDir: string,
+  sizes: readonly number[],
+  body: JsonObject = {},
+): Promise<{ items: PendingUpload[]; entries: Map<string, JournalEntry> }> {
+  const items: PendingUpload[] = [];
+  const entries = new Map<string, JournalEntry>();
+  for (const [i, size] of sizes.entries()) {
+    const file = `E1-${i}.ts.enc`;
+    const data = randomBytes(size);
+    writeFileSync(join(evidenceDir, file), data);
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    const entry = await journal.append('segment', {
+      event: 'E1',
+      segment: i,
+      ...body,
+      evidence: { file, bytes: size, sha256 },
+    });
+    entries.set(file, entry);
+    items.push({ file, sha256, bytes: size, seq: entry.seq, sealedAt: entry.time });
+  }
+  return { items, entries };
 }
