@@ -331,6 +331,7 @@ export class Recorder extends EventEmitter {
     }
     const link = new MqttUploadLink({
       client: telemetry.mqttClient!,
+      direct: telemetry.mqttClient!,
       unit: profile.unit,
       device: profile.device,
     });

@@ -7,12 +7,14 @@
  * - offers, done and journal batches are JSON, QoS 1, validated before publishing (a refused publish
  *   disconnects and mqtt.js would resend it forever: STACK-NOTES "MQTT");
  * - chunks are raw bytes, QoS 1, on `upload/data/{id}/{offset}`; `sendChunk` resolves on PUBACK,
- *   which the gateway sends only once the chunk is written to its incoming file;
+ *   which the gateway sends only once the chunk is written to its incoming file. Given `direct`
+ *   (the mqtt.js client itself), chunks skip mqtt.js's `publish`: see DirectMqttClient;
  * - replies (`upload/state`, `upload/receipt`, `upload/journal-state` of this device) are decoded
  *   and validated with decodePayload and emitted as 'state', 'receipt', 'journal-state'. An invalid
  *   reply is dropped with an 'invalid' event ({topic, problems}).
  */
 import { EventEmitter } from 'node:events';
+import mqttPacket from 'mqtt-packet';
 import { RecorderError } from './errors.ts';
 import {
   decodePayload,
@@ -45,8 +47,38 @@ export interface UploadMqttClient {
   removeListener(event: 'close', listener: () => void): unknown;
 }
 
+/**
+ * The parts of an mqtt.js MqttClient that the direct data path uses.
+ *
+ * mqtt.js copies every QoS 1 payload for its resend store (rfdc), so a 256 MiB item cost the
+ * recorder 256 MiB of copies and the garbage collections after them. Against a bare TLS sink the
+ * mqtt.js sender spent 1.1–1.5 s of CPU per 256 MiB and a sender writing the same PUBLISH packets
+ * itself 0.7–0.8 s; in `npm run bench -- upload` the recorder's CPU per GiB fell from 11.2 s to
+ * 7.0 s (2026-11-23). So the link writes each data chunk as one QoS 1 PUBLISH with mqtt-packet (the
+ * encoder mqtt.js itself uses) onto the client's own connection, and takes its message id from the
+ * client's own id provider, so no id is ever in flight twice on the connection. The broker sees an
+ * ordinary PUBLISH; the PUBACK comes back through the client ('packetreceive'), which ignores an
+ * acknowledgement it did not ask for. Nothing is resent by mqtt.js after a reconnect, which the
+ * link never relied on: a lost connection fails every chunk in flight and the sender offers again.
+ */
+export interface DirectMqttClient {
+  connected: boolean;
+  stream: NodeJS.WritableStream & { writable: boolean };
+  messageIdProvider: { allocate(): number | null; deallocate(id: number): void };
+  on(event: 'packetreceive', listener: (packet: { cmd: string; messageId?: number }) => void): unknown;
+  removeListener(
+    event: 'packetreceive',
+    listener: (packet: { cmd: string; messageId?: number }) => void,
+  ): unknown;
+}
+
 export interface MqttUploadLinkOptions {
   client: UploadMqttClient;
+  /**
+   * The mqtt.js client under `client`: data chunks are then written directly on its connection
+   * (DirectMqttClient). Without it every message goes through `client.publish`.
+   */
+  direct?: DirectMqttClient;
   unit: string;
   /** the device whose items travel: the device itself, or the device a relay sends for */
   device: string;
@@ -86,6 +118,11 @@ export class MqttUploadLink extends EventEmitter implements UploadLink {
   private readonly replyTopics: Map<string, ReplyTopic>;
   private started = false;
   private readonly onMessage = (topic: string, payload: Buffer): void => this.receive(topic, payload);
+  /** direct data chunks waiting for their PUBACK, by message id */
+  private readonly acks = new Map<number, () => void>();
+  private readonly onPacket = (packet: { cmd: string; messageId?: number }): void => {
+    if (packet.cmd === 'puback' && packet.messageId !== undefined) this.acks.get(packet.messageId)?.();
+  };
   /** publishes waiting for their PUBACK */
   private readonly pending = new Set<(error: Error) => void>();
   /**
@@ -111,6 +148,7 @@ export class MqttUploadLink extends EventEmitter implements UploadLink {
     if (!this.started) {
       this.options.client.on('message', this.onMessage);
       this.options.client.on('close', this.onClose);
+      this.options.direct?.on('packetreceive', this.onPacket);
       this.started = true;
     }
     const topics = [...this.replyTopics.keys()];
@@ -140,6 +178,7 @@ export class MqttUploadLink extends EventEmitter implements UploadLink {
     this.started = false;
     this.options.client.removeListener('message', this.onMessage);
     this.options.client.removeListener('close', this.onClose);
+    this.options.direct?.removeListener('packetreceive', this.onPacket);
     await new Promise<void>((resolve) =>
       this.options.client.unsubscribe([...this.replyTopics.keys()], () => resolve()),
     );
@@ -150,8 +189,34 @@ export class MqttUploadLink extends EventEmitter implements UploadLink {
   }
 
   sendChunk(id: string, offset: number, data: Buffer): Promise<void> {
-    const { unit, device } = this.options;
-    return this.publish(uploadDataTopic(unit, device, id, offset), data);
+    const { unit, device, direct } = this.options;
+    const topic = uploadDataTopic(unit, device, id, offset);
+    return direct && this.started ? this.writeDirect(direct, topic, data) : this.publish(topic, data);
+  }
+
+  /** One QoS 1 PUBLISH written on the connection; resolves on its PUBACK (see DirectMqttClient). */
+  private writeDirect(direct: DirectMqttClient, topic: string, data: Buffer): Promise<void> {
+    if (!direct.connected || !direct.stream.writable)
+      return Promise.reject(new RecorderError('MQTT_NOT_CONNECTED', 'not connected to the gateway'));
+    const messageId = direct.messageIdProvider.allocate();
+    if (messageId === null)
+      return Promise.reject(new RecorderError('MQTT_NOT_CONNECTED', 'no free MQTT message id'));
+    return new Promise((resolve, reject) => {
+      const settle = (error?: Error) => {
+        if (!this.acks.delete(messageId)) return;
+        this.pending.delete(fail);
+        direct.messageIdProvider.deallocate(messageId);
+        if (error) reject(error);
+        else resolve();
+      };
+      const fail = (error: Error) => settle(error);
+      this.acks.set(messageId, settle);
+      this.pending.add(fail);
+      mqttPacket.writeToStream(
+        { cmd: 'publish', topic, payload: data, qos: 1, messageId, retain: false, dup: false },
+        direct.stream,
+      );
+    });
   }
 
   sendDone(done: Done): Promise<void> {

@@ -72,7 +72,8 @@ async function device(
   const { items, entries } = await fakeSegments(journal, evidenceDir, sizes);
   const client = options.reconnect ? await reconnecting(gw.url, who, id) : await connectAs(gw.url, who, id);
   t.teardown(() => client.end(true));
-  const link = new MqttUploadLink({ client, unit: UNIT, device: id });
+  // Data chunks written directly on the connection, as the recorder sends them (protocol/upload-mqtt.ts).
+  const link = new MqttUploadLink({ client, direct: client, unit: UNIT, device: id });
   await link.start();
   // mqtt.js does not resubscribe a clean session on its own for us to rely on: do it on reconnect.
   client.on('connect', () => void link.start().catch(() => undefined));

@@ -73,7 +73,7 @@ export function mqttUploadDevice(
     ...tlsOptions({ ...rig.tls, serial: '', certPem: rig.certPem }),
   });
   client.on('error', () => undefined); // refused while the gateway is down: it keeps trying
-  const link = new MqttUploadLink({ client, unit, device: rig.id });
+  const link = new MqttUploadLink({ client, direct: client, unit, device: rig.id });
   const states: UploadState[] = [];
   const receipts: Receipt[] = [];
   link.on('state', (s: UploadState) => states.push(s));

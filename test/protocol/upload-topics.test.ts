@@ -1,5 +1,7 @@
 import test from 'ava';
 import { EventEmitter } from 'node:events';
+import { PassThrough } from 'node:stream';
+import mqttPacket from 'mqtt-packet';
 import type { MqttClient } from 'mqtt';
 import { mayPublish, maySubscribe, type Identity } from '../../protocol/acl.ts';
 import {
@@ -10,7 +12,12 @@ import {
   uploadDataTopic,
   type TopicName,
 } from '../../protocol/topics.ts';
-import { MqttUploadLink, maxChunkBytes, type UploadMqttClient } from '../../protocol/upload-mqtt.ts';
+import {
+  MqttUploadLink,
+  maxChunkBytes,
+  type DirectMqttClient,
+  type UploadMqttClient,
+} from '../../protocol/upload-mqtt.ts';
 import { ProfileSchema } from '../../protocol/schemas/profile.ts';
 import { GatewayConfigSchema } from '../../gateway/config.ts';
 import { asyncApiDocument } from '../../protocol/asyncapi.ts';
@@ -27,7 +34,9 @@ const foreignRelay: Identity = { role: 'gateway', id: 'station-X', unit: 'OTHER'
 
 // An mqtt.js client must fit the structural interface the link takes (checked by tsc).
 const _fits: (c: MqttClient) => UploadMqttClient = (c) => c;
+const _fitsDirect: (c: MqttClient) => DirectMqttClient = (c) => c;
 void _fits;
+void _fitsDirect;
 
 const SENT = ['uploadOffer', 'uploadDone', 'uploadJournal'] as const;
 const REPLIES = ['uploadState', 'uploadReceipt', 'uploadJournalState'] as const;
@@ -280,4 +289,94 @@ test('the largest profile chunk fits the default gateway frame limit with the lo
   // fixed header (5) + topic length (2) + longest topic + packet id (2) + chunk ≤ frame
   const longest = uploadDataTopic('u'.repeat(64), 'd'.repeat(64), 'i'.repeat(128), Number.MAX_SAFE_INTEGER);
   t.true(5 + 2 + Buffer.byteLength(longest) + 2 + upload.maximum <= frame, longest);
+});
+
+/** What the direct data path needs of mqtt.js, over a stream the test reads back with mqtt-packet. */
+class DirectClient extends EventEmitter {
+  connected = true;
+  readonly stream = new PassThrough();
+  readonly live = new Set<number>();
+  private next = 65_534; // wraps past 65,535 like mqtt.js's default provider
+  readonly messageIdProvider = {
+    allocate: () => {
+      const id = this.next;
+      this.next = this.next === 65_535 ? 1 : this.next + 1;
+      this.live.add(id);
+      return id;
+    },
+    deallocate: (id: number) => this.live.delete(id),
+  };
+  /** the packets written on the connection, parsed */
+  readonly packets: mqttPacket.IPublishPacket[] = [];
+  constructor() {
+    super();
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    parser.on('packet', (p) => this.packets.push(p as mqttPacket.IPublishPacket));
+    this.stream.on('data', (d: Buffer) => parser.parse(d));
+  }
+  puback(messageId: number) {
+    this.emit('packetreceive', { cmd: 'puback', messageId });
+  }
+}
+
+test('direct: a chunk is one QoS 1 PUBLISH on the connection, with an id from the client, settled by its PUBACK', async (t) => {
+  const client = new LoopClient();
+  const direct = new DirectClient();
+  const link = new MqttUploadLink({ client, direct, unit: U, device: D });
+  await link.start();
+  const data = Buffer.from('chunk bytes');
+  const first = link.sendChunk('seg-1', 0, data);
+  const second = link.sendChunk('seg-1', 11, data);
+  await new Promise((r) => setImmediate(r));
+  t.deepEqual(client.published, [], 'not through mqtt.js publish');
+  t.deepEqual(
+    direct.packets.map((p) => [
+      p.cmd,
+      p.qos,
+      p.retain,
+      p.topic,
+      p.messageId,
+      Buffer.from(p.payload).toString(),
+    ]),
+    [
+      ['publish', 1, false, uploadDataTopic(U, D, 'seg-1', 0), 65_534, 'chunk bytes'],
+      ['publish', 1, false, uploadDataTopic(U, D, 'seg-1', 11), 65_535, 'chunk bytes'],
+    ],
+  );
+  let settled = 0;
+  void first.then(() => settled++);
+  void second.then(() => settled++);
+  direct.puback(7); // not ours (mqtt.js's own): ignored
+  direct.emit('packetreceive', { cmd: 'suback', messageId: 65_534 });
+  await new Promise((r) => setImmediate(r));
+  t.is(settled, 0);
+  direct.puback(65_535);
+  await second;
+  t.deepEqual([...direct.live], [65_534], 'an acknowledged id goes back to the client');
+  direct.puback(65_534);
+  await first;
+  t.is(direct.live.size, 0);
+  // JSON messages still go through mqtt.js (its resend store keeps them across a reconnect).
+  await link.sendDone({ id: 'seg-1', bytes: 22, sha256: 'a'.repeat(64) });
+  t.is(client.published.length, 1);
+});
+
+test('direct: a lost connection fails the chunks in flight; none is written while disconnected', async (t) => {
+  const client = new LoopClient();
+  const direct = new DirectClient();
+  const link = new MqttUploadLink({ client, direct, unit: U, device: D });
+  await link.start();
+  const inFlight = link.sendChunk('seg-1', 0, Buffer.alloc(4));
+  client.emit('close');
+  await t.throwsAsync(inFlight, { message: /closed/ });
+  t.is(direct.live.size, 0, 'its id is released');
+  direct.connected = false;
+  await t.throwsAsync(link.sendChunk('seg-1', 0, Buffer.alloc(4)), { message: /not connected/ });
+  await new Promise((r) => setImmediate(r));
+  t.is(direct.packets.length, 1);
+  // Before start() (and after stop()) the link does not listen for PUBACKs: chunks go through publish.
+  await link.stop();
+  direct.connected = true;
+  await link.sendChunk('seg-1', 0, Buffer.alloc(4));
+  t.is(client.published.length, 1);
 });
