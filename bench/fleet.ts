@@ -33,7 +33,8 @@
  *   one with a stalled device slice is the generator's; one only in `p*` with a stalled manager is the
  *   manager's. The connect phase (TLS handshakes) is outside the window: its stalls count nowhere.
  * - `load`: the 1-minute load average at the start and the end of the window, to tell a quiet
- *   machine's figures from a loaded one's.
+ *   machine's figures from a loaded one's; `stealPercent`: CPU time the hypervisor took from this VM
+ *   over the window (bench/machine.ts), which no load average shows.
  *
  * Flags: --devices N (default 200), --seconds S (default 20), --interval-ms (default 10000),
  *        --broker gateway|mosquitto|both (default both), --processes K (default ceil(N / 1250)),
@@ -51,6 +52,7 @@ import { join } from 'node:path';
 import { caPaths, initCa, issueCertificate } from '../gateway/ca.ts';
 import { parseGatewayConfig } from '../gateway/config.ts';
 import { worstOf, type ProcessHealth } from './fleet-health.ts';
+import { cpuTicks, stealPercent } from './machine.ts';
 
 export const name = 'fleet';
 
@@ -118,6 +120,8 @@ export interface BrokerResult {
   inMaxMs?: number;
   /** 1-minute load average at the start and the end of the window */
   load: string;
+  /** CPU time the hypervisor stole from the machine over the window, % (bench/machine.ts) */
+  stealPercent: number;
 }
 
 /** One row of the attribution table: a process role's own event-loop delay and GC pauses. */
@@ -427,6 +431,7 @@ async function runOne(
     if (profiling) broker.kill('SIGUSR2');
     const start = procUsage(broker.pid!);
     const loadStart = loadavg()[0]!;
+    const ticksStart = cpuTicks();
     let peakRss = start.rss;
     while (Date.now() < endAt) {
       await sleep(Math.min(1000, endAt - Date.now()));
@@ -434,6 +439,7 @@ async function runOne(
     }
     const end = procUsage(broker.pid!);
     const loadEnd = loadavg()[0]!;
+    const steal = stealPercent(ticksStart, cpuTicks());
     const wall = Date.now() - startAt;
     if (profiling) broker.kill('SIGUSR2');
     await sleep(3000); // drain: statuses stamped inside the window still in flight
@@ -475,6 +481,7 @@ async function runOne(
           }
         : {}),
       load: `${loadStart.toFixed(1)}→${loadEnd.toFixed(1)}`,
+      stealPercent: Math.round(steal),
     };
   } finally {
     const running = (c: ChildProcess) => c.exitCode === null && c.signalCode === null;

@@ -33,6 +33,7 @@ import { MqttUploadLink } from '../protocol/upload-mqtt.ts';
 import { testPki, type TestPki } from '../test/helpers/pki.ts';
 import { sealedDevice, type SealedDevice } from '../test/helpers/sealed-device.ts';
 import { sealMeta } from '../test/helpers/sealing.ts';
+import { cpuTicks, stealPercent } from './machine.ts';
 import type { BenchRow } from './run.ts';
 
 const MiB = 1024 * 1024;
@@ -104,12 +105,6 @@ async function processCpuSeconds(pid: number): Promise<number> {
 function ownCpuSeconds(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1e6;
-}
-
-/** The machine's CPU time stolen by the hypervisor so far and in all (/proc/stat, ticks). */
-async function stealTicks(): Promise<{ steal: number; total: number }> {
-  const cpu = (await readFile('/proc/stat', 'utf8')).split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-  return { steal: cpu[7] ?? 0, total: cpu.reduce((a, b) => a + b, 0) };
 }
 
 interface Timed {
@@ -247,7 +242,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     const warm = await benchDevice(pki, dir, 'HN-BENCH-WARM', Math.min(mib, 32));
     await upload(warm, url, pki.unit, pki.receiptKey.pub, chunkBytes, window, direct);
     const pairs: { tcp: Timed; upload: Timed; bytes: number }[] = [];
-    const steal0 = await stealTicks();
+    const steal0 = cpuTicks();
     for (let r = 1; r <= repeat; r++) {
       const one = await benchDevice(pki, dir, `HN-BENCH-${String(r).padStart(4, '0')}`, mib);
       const item = one.items[0]!;
@@ -262,8 +257,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
       };
       pairs.push({ tcp, upload: upload_, bytes: item.bytes });
     }
-    const steal1 = await stealTicks();
-    const stealPercent = (100 * (steal1.steal - steal0.steal)) / Math.max(1, steal1.total - steal0.total);
+    const steal = stealPercent(steal0, cpuTicks());
     const median = (values: number[]) => {
       const sorted = [...values].sort((a, b) => a - b);
       const mid = sorted.length >> 1;
@@ -287,7 +281,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
         note:
           `pairs: ${pairs.map((p) => (p.tcp.seconds / p.upload.seconds).toFixed(2)).join(', ')}; ` +
           `CPU s per GiB, sender / receiver: upload ${cpuNote((p) => p.upload)}, raw copy ${cpuNote((p) => p.tcp)}; ` +
-          `steal ${stealPercent.toFixed(0)} %`,
+          `steal ${steal.toFixed(0)} %`,
       },
     ];
 
