@@ -15,7 +15,6 @@ import {
   fsyncSync,
   mkdirSync,
   openSync,
-  readSync,
   renameSync,
   statSync,
   unlinkSync,
@@ -178,12 +177,12 @@ export class EvidenceStore {
    * Moves a verified file into the store and indexes it, write-once: the object becomes read-only,
    * and an item already stored is returned unchanged (nothing is stored twice).
    */
-  put(
+  async put(
     file: string,
     item: Omit<StoredItem, 'storedAt' | 'receipt'>,
     storedAt: string,
     ingest?: { checkedAt: string; plainSha256: string },
-  ): StoredItem {
+  ): Promise<StoredItem> {
     const existing = this.get(item.device, item.id);
     if (existing) {
       if (existing.sha256 !== item.sha256) {
@@ -196,7 +195,7 @@ export class EvidenceStore {
     }
     const target = this.objectPath(item.sha256);
     mkdirSync(dirname(target), { recursive: true });
-    if (existsSync(target) && hashFileSync(target) === item.sha256) {
+    if (existsSync(target) && (await sha256OfFile(target)) === item.sha256) {
       // The object is here without its index row: a gateway killed between the rename below and the
       // INSERT (SIGKILL, power cut), and the device sent the item again. Keep the object, drop the
       // copy just received, so incoming/ holds only uploads in progress.
@@ -391,9 +390,7 @@ export class EvidenceStore {
     if (!existsSync(path)) return 'STORE_OBJECT_MISSING';
     const size = statSync(path).size;
     if (size !== item.bytes) return 'STORE_OBJECT_SIZE';
-    const hash = createHash('sha256');
-    for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-    return hash.digest('hex') === item.sha256 ? null : 'STORE_OBJECT_HASH';
+    return (await sha256OfFile(path)) === item.sha256 ? null : 'STORE_OBJECT_HASH';
   }
 
   /** The last journal line held for a device. */
@@ -493,16 +490,10 @@ function fromRow(r: Row): StoredItem {
   };
 }
 
-/** SHA-256 of a file, synchronously (a rare recovery path: put() is synchronous). */
-function hashFileSync(path: string): string {
+/** SHA-256 (hex) of a whole file, read as a stream. */
+async function sha256OfFile(path: string): Promise<string> {
   const hash = createHash('sha256');
-  const fd = openSync(path, 'r');
-  try {
-    const buffer = Buffer.alloc(1 << 20);
-    for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0;) hash.update(buffer.subarray(0, n));
-  } finally {
-    closeSync(fd);
-  }
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
   return hash.digest('hex');
 }
 

@@ -468,7 +468,7 @@ export class UploadReceiver extends EventEmitter {
     }
     let stored: StoredItem;
     try {
-      stored = this.options.store.put(
+      stored = await this.options.store.put(
         session.path,
         this.itemFor(device, offer),
         this.now().toISOString(),

@@ -51,10 +51,9 @@ export interface UploadMqttClient {
  * The parts of an mqtt.js MqttClient that the direct data path uses.
  *
  * mqtt.js copies every QoS 1 payload for its resend store (rfdc), so a 256 MiB item cost the
- * recorder 256 MiB of copies and the garbage collections after them. Against a bare TLS sink the
- * mqtt.js sender spent 1.1–1.5 s of CPU per 256 MiB and a sender writing the same PUBLISH packets
- * itself 0.7–0.8 s; in `npm run bench -- upload` the recorder's CPU per GiB fell from 11.2 s to
- * 7.0 s (2026-11-23). So the link writes each data chunk as one QoS 1 PUBLISH with mqtt-packet (the
+ * recorder 256 MiB of copies and the garbage collections after them: in `npm run bench -- upload`
+ * the recorder spent 8.2 s of CPU per GiB sent through `publish` and 3.3–4.0 s written directly
+ * (2026-11-23, README). So the link writes each data chunk as one QoS 1 PUBLISH with mqtt-packet (the
  * encoder mqtt.js itself uses) onto the client's own connection, and takes its message id from the
  * client's own id provider, so no id is ever in flight twice on the connection. The broker sees an
  * ordinary PUBLISH; the PUBACK comes back through the client ('packetreceive'), which ignores an
@@ -202,16 +201,16 @@ export class MqttUploadLink extends EventEmitter implements UploadLink {
     if (messageId === null)
       return Promise.reject(new RecorderError('MQTT_NOT_CONNECTED', 'no free MQTT message id'));
     return new Promise((resolve, reject) => {
+      // Settled once, by its PUBACK (no error) or by a lost connection (onClose, with one).
       const settle = (error?: Error) => {
         if (!this.acks.delete(messageId)) return;
-        this.pending.delete(fail);
+        this.pending.delete(settle);
         direct.messageIdProvider.deallocate(messageId);
         if (error) reject(error);
         else resolve();
       };
-      const fail = (error: Error) => settle(error);
       this.acks.set(messageId, settle);
-      this.pending.add(fail);
+      this.pending.add(settle);
       mqttPacket.writeToStream(
         { cmd: 'publish', topic, payload: data, qos: 1, messageId, retain: false, dup: false },
         direct.stream,

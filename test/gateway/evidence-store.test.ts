@@ -1,6 +1,7 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
-import { existsSync, statSync, writeFileSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { EvidenceStore, type StoredItem } from '../../gateway/evidence-store.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import { tempDir } from '../helpers/temp.ts';
@@ -29,14 +30,14 @@ function item(
   };
 }
 
-test('an item is stored read-only, indexed, and stored once', (t) => {
+test('an item is stored read-only, indexed, and stored once', async (t) => {
   const root = tempDir(t);
   const store = new EvidenceStore(root);
   t.teardown(() => store.close());
   const data = Buffer.from('ciphertext');
   const incoming = store.incomingPath('HN-CS-0001', 'E1-0.ts.enc');
   writeFileSync(incoming, data);
-  const stored = store.put(incoming, item('E1-0.ts.enc', data), '2026-11-23T10:01:00.000Z');
+  const stored = await store.put(incoming, item('E1-0.ts.enc', data), '2026-11-23T10:01:00.000Z');
   const object = store.objectPath(stored.sha256);
   t.is(statSync(object).mode & 0o777, 0o444);
   t.false(existsSync(incoming));
@@ -44,24 +45,24 @@ test('an item is stored read-only, indexed, and stored once', (t) => {
 
   // The same item again returns what is stored; nothing is written twice.
   writeFileSync(incoming, data);
-  t.deepEqual(store.put(incoming, item('E1-0.ts.enc', data), 'later'), stored);
+  t.deepEqual(await store.put(incoming, item('E1-0.ts.enc', data), 'later'), stored);
   // The same id with other content is a conflict, never an overwrite.
-  const error = t.throws(() => store.put(incoming, item('E1-0.ts.enc', Buffer.from('other')), 'later'));
+  const error = await t.throwsAsync(store.put(incoming, item('E1-0.ts.enc', Buffer.from('other')), 'later'));
   t.true(isRecorderError(error, 'STORE_CONFLICT'));
 });
 
-test('the index answers by device, officer, event and time', (t) => {
+test('the index answers by device, officer, event and time', async (t) => {
   const store = new EvidenceStore(tempDir(t));
   t.teardown(() => store.close());
-  const add = (id: string, patch: Partial<StoredItem>) => {
+  const add = async (id: string, patch: Partial<StoredItem>) => {
     const data = Buffer.from(id);
     const path = store.incomingPath('x', id);
     writeFileSync(path, data);
-    store.put(path, item(id, data, patch), 'now');
+    await store.put(path, item(id, data, patch), 'now');
   };
-  add('a', { officer: 'O1', start: '2026-11-23T08:00:00Z', end: '2026-11-23T08:00:10Z' });
-  add('b', { officer: 'O2', event: 'E2', start: '2026-11-23T09:00:00Z', end: '2026-11-23T09:00:10Z' });
-  add('c', { device: 'HN-CS-0002', start: '2026-11-23T10:00:00Z', end: '2026-11-23T10:00:10Z' });
+  await add('a', { officer: 'O1', start: '2026-11-23T08:00:00Z', end: '2026-11-23T08:00:10Z' });
+  await add('b', { officer: 'O2', event: 'E2', start: '2026-11-23T09:00:00Z', end: '2026-11-23T09:00:10Z' });
+  await add('c', { device: 'HN-CS-0002', start: '2026-11-23T10:00:00Z', end: '2026-11-23T10:00:10Z' });
   t.deepEqual(
     store.list({ officer: 'O2' }).map((i) => i.id),
     ['b'],
@@ -86,7 +87,7 @@ test('re-hashing finds a changed, truncated or missing object', async (t) => {
   const data = Buffer.from('0123456789');
   const path = store.incomingPath('d', 'x');
   writeFileSync(path, data);
-  const stored = store.put(path, item('x', data), 'now');
+  const stored = await store.put(path, item('x', data), 'now');
   t.is(await store.checkObject(stored), null);
   const object = store.objectPath(stored.sha256);
   chmodSync(object, 0o644);
@@ -95,4 +96,29 @@ test('re-hashing finds a changed, truncated or missing object', async (t) => {
   writeFileSync(object, '0123');
   t.is(await store.checkObject(stored), 'STORE_OBJECT_SIZE');
   t.is(await store.checkObject({ ...stored, sha256: 'f'.repeat(64) }), 'STORE_OBJECT_MISSING');
+});
+
+test('an object left without its index row is kept when it hashes right, else replaced by the verified bytes', async (t) => {
+  const store = new EvidenceStore(tempDir(t));
+  t.teardown(() => store.close());
+  const data = Buffer.from('verified ciphertext');
+  const good = item('good', data);
+  // What a gateway killed between the rename into the store and the INSERT leaves behind.
+  mkdirSync(dirname(store.objectPath(good.sha256)), { recursive: true });
+  writeFileSync(store.objectPath(good.sha256), data, { mode: 0o444 });
+  const incoming = store.incomingPath('HN-CS-0001', 'good');
+  writeFileSync(incoming, data);
+  await store.put(incoming, good, 'now');
+  t.false(existsSync(incoming), 'the copy sent again does not stay in incoming/');
+  t.is(await store.checkObject(store.get('HN-CS-0001', 'good')!), null);
+
+  const other = Buffer.from('other verified ciphertext');
+  const bad = item('bad', other);
+  mkdirSync(dirname(store.objectPath(bad.sha256)), { recursive: true });
+  writeFileSync(store.objectPath(bad.sha256), 'rotten bytes of the same name');
+  const again = store.incomingPath('HN-CS-0001', 'bad');
+  writeFileSync(again, other);
+  await store.put(again, bad, 'now');
+  t.deepEqual(readFileSync(store.objectPath(bad.sha256)), other);
+  t.is(await store.checkObject(store.get('HN-CS-0001', 'bad')!), null);
 });

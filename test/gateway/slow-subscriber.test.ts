@@ -85,5 +85,6 @@ test('a subscriber that stops reading is disconnected after slowClientTimeoutMs;
   await waitFor(() => fastEvents >= sends, 60_000);
   await device.publishAsync(topic, event(sends), { qos: 1 });
   await waitFor(() => fastEvents === sends + 1, 30_000);
-  t.pass();
+  t.is(fastEvents, sends + 1, 'each event once, the last one after the slow manager was dropped');
+  t.deepEqual(disconnected, ['mgr-slow:test'], 'only the slow manager was disconnected');
 });
