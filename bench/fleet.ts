@@ -51,6 +51,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { caPaths, initCa, issueCertificate } from '../gateway/ca.ts';
 import { parseGatewayConfig } from '../gateway/config.ts';
+import { GATEWAY_HEAP_FLAG } from '../gateway/heap.ts';
 import { worstOf, type ProcessHealth } from './fleet-health.ts';
 import { cpuTicks, stealPercent } from './machine.ts';
 
@@ -324,7 +325,14 @@ async function startBroker(
     child = launch(
       cpus,
       process.execPath,
-      [...nodeArgs, '--import=tsx', script, join(pki.dir, 'gateway.json'), ...(profile ? [profile] : [])],
+      [
+        ...nodeArgs,
+        GATEWAY_HEAP_FLAG,
+        '--import=tsx',
+        script,
+        join(pki.dir, 'gateway.json'),
+        ...(profile ? [profile] : []),
+      ],
       ['ignore', 'pipe', 'inherit', 'ipc'],
     );
     await new Promise<void>((resolve, reject) => {

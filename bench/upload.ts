@@ -30,6 +30,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { MqttUploadLink } from '../protocol/upload-mqtt.ts';
+import { recorderNodeArgs } from '../test/helpers/cli.ts';
 import { testPki, type TestPki } from '../test/helpers/pki.ts';
 import { sealedDevice, type SealedDevice } from '../test/helpers/sealed-device.ts';
 import { sealMeta } from '../test/helpers/sealing.ts';
@@ -38,7 +39,6 @@ import type { BenchRow } from './run.ts';
 
 const MiB = 1024 * 1024;
 const SHIFT_BYTES = 14e9;
-const RECORDER_BIN = new URL('../bin/recorder.js', import.meta.url).pathname;
 
 function flag(argv: string[], name: string, fallback: number): number {
   const i = argv.indexOf(`--${name}`);
@@ -223,17 +223,20 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
       process.execPath,
       [
         ...(process.env.BENCH_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_PROF] : []),
-        RECORDER_BIN,
-        'gateway',
-        'run',
-        '--config',
-        configPath,
+        // One line per GC on stdout: the major GCs during the measured uploads are counted (gateway/heap.ts).
+        '--trace-gc',
+        ...recorderNodeArgs(['gateway', 'run', '--config', configPath]),
       ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
     await waitForOutput(gateway, /(gateway listening)/, 'the gateway');
+    let markCompacts = 0;
+    gateway.stdout!.on(
+      'data',
+      (d: Buffer) => (markCompacts += d.toString().split('Mark-Compact').length - 1),
+    );
     const url = `mqtts://127.0.0.1:${port}`;
 
     // 1. One device against a raw TCP copy of the same bytes, in pairs, after a warm-up: a station's
@@ -243,6 +246,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     await upload(warm, url, pki.unit, pki.receiptKey.pub, chunkBytes, window, direct);
     const pairs: { tcp: Timed; upload: Timed; bytes: number }[] = [];
     const steal0 = cpuTicks();
+    const markCompacts0 = markCompacts;
     for (let r = 1; r <= repeat; r++) {
       const one = await benchDevice(pki, dir, `HN-BENCH-${String(r).padStart(4, '0')}`, mib);
       const item = one.items[0]!;
@@ -258,6 +262,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
       pairs.push({ tcp, upload: upload_, bytes: item.bytes });
     }
     const steal = stealPercent(steal0, cpuTicks());
+    const gatewayMajorGcs = markCompacts - markCompacts0;
     const median = (values: number[]) => {
       const sorted = [...values].sort((a, b) => a - b);
       const mid = sorted.length >> 1;
@@ -281,6 +286,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
         note:
           `pairs: ${pairs.map((p) => (p.tcp.seconds / p.upload.seconds).toFixed(2)).join(', ')}; ` +
           `CPU s per GiB, sender / receiver: upload ${cpuNote((p) => p.upload)}, raw copy ${cpuNote((p) => p.tcp)}; ` +
+          `gateway major GCs per GiB ${((gatewayMajorGcs * 1024 * MiB) / pairs.reduce((n, p) => n + p.bytes, 0)).toFixed(1)}; ` +
           `steal ${steal.toFixed(0)} %`,
       },
     ];

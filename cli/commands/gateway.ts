@@ -161,8 +161,13 @@ export function registerGateway(program: Command, run: Run): void {
       run(async () => {
         const handle = await startGateway(loadGatewayConfig(resolve(opts.config)));
         await new Promise<void>((done) => {
-          process.once('SIGINT', done);
-          process.once('SIGTERM', done);
+          // `on`, not `once`: a terminal's Ctrl-C reaches both this process and bin/recorder.js,
+          // which passes it on; the second one must not kill the gateway while it closes.
+          process.on('SIGINT', done);
+          process.on('SIGTERM', done);
+          // Started by bin/recorder.js (gateway/heap.ts): stop when it goes, however it went.
+          process.channel?.unref();
+          process.once('disconnect', done);
         });
         await handle.close();
         return EXIT_OK;

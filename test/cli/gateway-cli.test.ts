@@ -1,6 +1,6 @@
 import test from 'ava';
-import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { renderFleetTable } from '../../cli/fleet-table.ts';
@@ -8,8 +8,11 @@ import { TelemetryClient } from '../../device/telemetry.ts';
 import { loadGatewayConfig } from '../../gateway/config.ts';
 import { startGateway } from '../../gateway/gateway.ts';
 import { FleetMonitor } from '../../gateway/fleet-monitor.ts';
-import { runRecorder, spawnRecorder } from '../helpers/cli.ts';
+import { GATEWAY_HEAP_FLAG } from '../../gateway/heap.ts';
+import { reapWithWorker } from '../helpers/child-reaper.ts';
+import { RECORDER_BIN, runRecorder, spawnRecorder } from '../helpers/cli.ts';
 import { connectAs, makeStatus, waitFor } from '../helpers/mqtt.ts';
+import { testPki } from '../helpers/pki.ts';
 import { needPrograms } from '../helpers/system.ts';
 import { tempDir } from '../helpers/temp.ts';
 
@@ -231,6 +234,80 @@ test('`recorder gateway run` serves until SIGTERM, then stops cleanly with exit 
   child.kill('SIGTERM');
   t.is(await exited, 0);
   t.regex(out, /"msg":"gateway stopped"/);
+});
+
+/** The processes whose parent is `pid`, from /proc, with their command lines and states. */
+function childrenOf(pid: number): { pid: number; argv: string[]; state: string }[] {
+  const found = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (Number(ppid) !== pid) continue;
+    const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+    found.push({ pid: Number(name), argv, state: state! });
+  }
+  return found;
+}
+
+/** The state letter of a process (Z: exited, not yet reaped), or null once it is gone. */
+function processState(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
+  } catch {
+    return null;
+  }
+}
+
+test('`recorder gateway run` without its heap flag runs the gateway again with it; SIGTERM and a killed parent both stop it', async (t) => {
+  const pki = testPki(t, 'HN-CS');
+  for (const how of ['SIGTERM', 'SIGKILL'] as const) {
+    const config = join(pki.dir, `gateway-${how}.json`);
+    writeFileSync(
+      config,
+      JSON.stringify(pki.config({ listen: { host: '127.0.0.1', port: await freePort() } })),
+    );
+    const parent = reapWithWorker(
+      spawn(process.execPath, [RECORDER_BIN, 'gateway', 'run', '--config', config], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
+    );
+    t.teardown(() => void parent.kill('SIGKILL'));
+    let out = '';
+    parent.stdout.on('data', (d: Buffer) => (out += d));
+    parent.stderr.on('data', (d: Buffer) => (out += d));
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      parent.on('exit', (code, signal) => resolve({ code, signal })),
+    );
+    await waitFor(() => out.includes('gateway listening'), 30_000, 'the gateway to listen');
+    const [gateway, ...others] = childrenOf(parent.pid!);
+    t.deepEqual(others, [], 'one gateway process');
+    t.true(gateway!.argv.includes(GATEWAY_HEAP_FLAG), gateway!.argv.join(' '));
+    t.true(gateway!.argv.includes('run'));
+    t.teardown(() => {
+      if (processState(gateway!.pid) !== null) process.kill(gateway!.pid, 'SIGKILL');
+    });
+    parent.kill(how);
+    if (how === 'SIGTERM') {
+      t.deepEqual(await exited, { code: 0, signal: null }, out);
+      t.regex(out, /"msg":"gateway stopped"/, 'the gateway closed, not killed');
+    } else {
+      t.is((await exited).signal, 'SIGKILL');
+    }
+    // With bin/recorder.js gone the gateway closes too (its IPC channel closed) and leaves no
+    // process behind to hold the port and the evidence store.
+    await waitFor(
+      () => [null, 'Z'].includes(processState(gateway!.pid)),
+      30_000,
+      `the gateway to stop after ${how} to its parent`,
+    );
+  }
 });
 
 test('gateway init writes a center and a station that relays to it; wrong role options are refused', async (t) => {

@@ -1,9 +1,20 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { GATEWAY_HEAP_FLAG } from '../../gateway/heap.ts';
 import { reapWithWorker } from './child-reaper.ts';
 
 export const RECORDER_BIN = fileURLToPath(new URL('../../bin/recorder.js', import.meta.url));
+
+/**
+ * The node arguments that run `recorder ARGS`. `gateway run` gets its heap flag on the command line
+ * (gateway/heap.ts), so the process a test signals or kills is the gateway itself, not
+ * bin/recorder.js starting it again.
+ */
+export function recorderNodeArgs(args: readonly string[]): string[] {
+  const gatewayRun = args[0] === 'gateway' && args[1] === 'run';
+  return [...(gatewayRun ? [GATEWAY_HEAP_FLAG] : []), RECORDER_BIN, ...args];
+}
 
 export interface CliResult {
   code: number | null;
@@ -18,7 +29,7 @@ export function runRecorder(
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = reapWithWorker(
-      spawn(process.execPath, [RECORDER_BIN, ...args], {
+      spawn(process.execPath, recorderNodeArgs(args), {
         cwd: options.cwd,
         stdio: ['pipe', 'pipe', 'pipe'],
         timeout: options.timeoutMs ?? 60_000,
@@ -40,6 +51,6 @@ export function runRecorder(
  */
 export function spawnRecorder(args: string[]): ChildProcessByStdio<null, Readable, Readable> {
   return reapWithWorker(
-    spawn(process.execPath, [RECORDER_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    spawn(process.execPath, recorderNodeArgs(args), { stdio: ['ignore', 'pipe', 'pipe'] }),
   );
 }

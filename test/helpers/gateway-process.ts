@@ -6,7 +6,7 @@
 import type { ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { LogRecord } from '../../gateway/log.ts';
-import { RECORDER_BIN } from './cli.ts';
+import { recorderNodeArgs } from './cli.ts';
 
 export class GatewayProcess {
   output = '';
@@ -29,7 +29,7 @@ export class GatewayProcess {
       if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
     started.gateway = new GatewayProcess(
-      spawn(process.execPath, [RECORDER_BIN, 'gateway', 'run', '--config', configPath], {
+      spawn(process.execPath, recorderNodeArgs(['gateway', 'run', '--config', configPath]), {
         stdio: ['ignore', 'pipe', 'pipe'],
       }),
     );
