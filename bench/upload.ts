@@ -28,6 +28,7 @@ import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import mqtt, { type MqttClient } from 'mqtt';
 import { MqttUploadLink } from '../protocol/upload-mqtt.ts';
 import { recorderNodeArgs } from '../test/helpers/cli.ts';
@@ -233,10 +234,10 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     );
     await waitForOutput(gateway, /(gateway listening)/, 'the gateway');
     let markCompacts = 0;
-    gateway.stdout!.on(
-      'data',
-      (d: Buffer) => (markCompacts += d.toString().split('Mark-Compact').length - 1),
-    );
+    // Line by line: a chunk of output may end in the middle of a `--trace-gc` line.
+    createInterface({ input: gateway.stdout! }).on('line', (line) => {
+      if (line.includes('Mark-Compact')) markCompacts++;
+    });
     const url = `mqtts://127.0.0.1:${port}`;
 
     // 1. One device against a raw TCP copy of the same bytes, in pairs, after a warm-up: a station's

@@ -5,15 +5,16 @@ import { spawn } from 'node:child_process';
 import { register } from 'tsx/esm/api';
 
 register();
-const { GATEWAY_HEAP_FLAG, hasGatewayHeapFlag } = await import('../gateway/heap.ts');
 const [command, subcommand] = process.argv.slice(2);
-if (command === 'gateway' && subcommand === 'run' && !hasGatewayHeapFlag(process.execArgv)) {
+const gatewayRun = command === 'gateway' && subcommand === 'run';
+const heap = gatewayRun ? await import('../gateway/heap.ts') : null;
+if (heap && !heap.hasGatewayHeapFlag(process.execArgv)) {
   // The gateway needs a V8 flag that only the node command line sets (gateway/heap.ts): run it
   // again with the flag. Signals are passed on; the gateway stops when this process goes (the IPC
   // channel closes), and this process exits the way the gateway did.
   const gateway = spawn(
     process.execPath,
-    [...process.execArgv, GATEWAY_HEAP_FLAG, ...process.argv.slice(1)],
+    [...process.execArgv, heap.GATEWAY_HEAP_FLAG, ...process.argv.slice(1)],
     {
       stdio: ['inherit', 'inherit', 'inherit', 'ipc'],
     },

@@ -1,6 +1,6 @@
 import test from 'ava';
 import { execFileSync, spawn } from 'node:child_process';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { renderFleetTable } from '../../cli/fleet-table.ts';
@@ -13,6 +13,7 @@ import { reapWithWorker } from '../helpers/child-reaper.ts';
 import { RECORDER_BIN, runRecorder, spawnRecorder } from '../helpers/cli.ts';
 import { connectAs, makeStatus, waitFor } from '../helpers/mqtt.ts';
 import { testPki } from '../helpers/pki.ts';
+import { alive, commandLine, processesNaming } from '../helpers/processes.ts';
 import { needPrograms } from '../helpers/system.ts';
 import { tempDir } from '../helpers/temp.ts';
 
@@ -236,35 +237,6 @@ test('`recorder gateway run` serves until SIGTERM, then stops cleanly with exit 
   t.regex(out, /"msg":"gateway stopped"/);
 });
 
-/** The processes whose parent is `pid`, from /proc, with their command lines and states. */
-function childrenOf(pid: number): { pid: number; argv: string[]; state: string }[] {
-  const found = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    let stat: string;
-    try {
-      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-    } catch {
-      continue; // gone meanwhile
-    }
-    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    if (Number(ppid) !== pid) continue;
-    const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-    found.push({ pid: Number(name), argv, state: state! });
-  }
-  return found;
-}
-
-/** The state letter of a process (Z: exited, not yet reaped), or null once it is gone. */
-function processState(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]!;
-  } catch {
-    return null;
-  }
-}
-
 test('`recorder gateway run` without its heap flag runs the gateway again with it; SIGTERM and a killed parent both stop it', async (t) => {
   const pki = testPki(t, 'HN-CS');
   for (const how of ['SIGTERM', 'SIGKILL'] as const) {
@@ -286,12 +258,13 @@ test('`recorder gateway run` without its heap flag runs the gateway again with i
       parent.on('exit', (code, signal) => resolve({ code, signal })),
     );
     await waitFor(() => out.includes('gateway listening'), 30_000, 'the gateway to listen');
-    const [gateway, ...others] = childrenOf(parent.pid!);
+    // Besides bin/recorder.js, exactly one process runs this configuration: the gateway, with the flag.
+    const [gateway, ...others] = processesNaming(config).filter((pid) => pid !== parent.pid);
     t.deepEqual(others, [], 'one gateway process');
-    t.true(gateway!.argv.includes(GATEWAY_HEAP_FLAG), gateway!.argv.join(' '));
-    t.true(gateway!.argv.includes('run'));
+    const argv = commandLine(gateway!) ?? [];
+    t.true(argv.includes(GATEWAY_HEAP_FLAG) && argv.includes('run'), argv.join(' '));
     t.teardown(() => {
-      if (processState(gateway!.pid) !== null) process.kill(gateway!.pid, 'SIGKILL');
+      if (alive(gateway!)) process.kill(gateway!, 'SIGKILL');
     });
     parent.kill(how);
     if (how === 'SIGTERM') {
@@ -302,11 +275,7 @@ test('`recorder gateway run` without its heap flag runs the gateway again with i
     }
     // With bin/recorder.js gone the gateway closes too (its IPC channel closed) and leaves no
     // process behind to hold the port and the evidence store.
-    await waitFor(
-      () => [null, 'Z'].includes(processState(gateway!.pid)),
-      30_000,
-      `the gateway to stop after ${how} to its parent`,
-    );
+    await waitFor(() => !alive(gateway!), 30_000, `the gateway to stop after ${how} to its parent`);
   }
 });
 

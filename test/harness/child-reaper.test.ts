@@ -4,37 +4,11 @@
  */
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { alive, processesNaming } from '../helpers/processes.ts';
 import { tempDir } from '../helpers/temp.ts';
 
 const CHILD = fileURLToPath(new URL('./reaper-child.ts', import.meta.url));
-
-/** A zombie counts as gone: it runs nothing, and no reaper may be there to collect it. */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/^[ZX]$/.test(stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3));
-  } catch {
-    return false;
-  }
-}
-
-/** Live processes whose command line names `text` (a test's temp dir). */
-function processesNaming(text: string): number[] {
-  const found: number[] = [];
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name) || Number(name) === process.pid) continue;
-    try {
-      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(text) && alive(Number(name))) {
-        found.push(Number(name));
-      }
-    } catch {
-      // it ended while we looked
-    }
-  }
-  return found;
-}
 
 async function within(ms: number, check: () => boolean): Promise<boolean> {
   const deadline = Date.now() + ms;
