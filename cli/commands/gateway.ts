@@ -159,8 +159,9 @@ export function registerGateway(program: Command, run: Run): void {
     .requiredOption('--config <file>', 'the configuration (recorder gateway init)')
     .action((opts: { config: string }) =>
       run(async () => {
-        const handle = await startGateway(loadGatewayConfig(resolve(opts.config)));
-        await new Promise<void>((done) => {
+        // Listening for the stop before the gateway starts: a SIGTERM that came between its
+        // `gateway listening` record and the handlers killed it mid-start (caught by a test).
+        const stop = new Promise<void>((done) => {
           // `on`, not `once`: a terminal's Ctrl-C reaches both this process and bin/recorder.js,
           // which passes it on; the second one must not kill the gateway while it closes.
           process.on('SIGINT', done);
@@ -169,6 +170,8 @@ export function registerGateway(program: Command, run: Run): void {
           process.channel?.unref();
           process.once('disconnect', done);
         });
+        const handle = await startGateway(loadGatewayConfig(resolve(opts.config)));
+        await stop;
         await handle.close();
         return EXIT_OK;
       }),
