@@ -95,9 +95,12 @@ const server = net.createServer((socket) => {
 server.listen(0, '127.0.0.1', () => console.log('port ' + server.address().port));
 `;
 
-/** CPU seconds (user + system, all threads) a process has used so far, from /proc/PID/stat. */
-async function processCpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc/PID/stat: all its threads, or
+ * with `mainThread` only the thread that runs its event loop (/proc/PID/task/PID/stat).
+ */
+async function processCpuSeconds(pid: number, mainThread = false): Promise<number> {
+  const stat = await readFile(mainThread ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
 }
@@ -113,6 +116,8 @@ interface Timed {
   /** CPU seconds of the sending and the receiving process over the transfer */
   senderCpu: number;
   receiverCpu: number;
+  /** of which the receiver's event-loop thread (the gateway's bottleneck) */
+  receiverMainCpu?: number;
 }
 
 async function rawTcpCopy(file: string, target: string): Promise<Timed> {
@@ -253,12 +258,17 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
       const item = one.items[0]!;
       const tcp = await rawTcpCopy(join(one.evidenceDir, item.file), join(dir, 'tcp-copy.bin'));
       rmSync(join(dir, 'tcp-copy.bin'), { force: true });
-      const cpu0 = [ownCpuSeconds(), await processCpuSeconds(gateway.pid!)];
+      const cpu0 = [
+        ownCpuSeconds(),
+        await processCpuSeconds(gateway.pid!),
+        await processCpuSeconds(gateway.pid!, true),
+      ];
       const seconds = await upload(one, url, pki.unit, pki.receiptKey.pub, chunkBytes, window, direct);
       const upload_: Timed = {
         seconds,
         senderCpu: ownCpuSeconds() - cpu0[0]!,
         receiverCpu: (await processCpuSeconds(gateway.pid!)) - cpu0[1]!,
+        receiverMainCpu: (await processCpuSeconds(gateway.pid!, true)) - cpu0[2]!,
       };
       pairs.push({ tcp, upload: upload_, bytes: item.bytes });
     }
@@ -287,6 +297,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
         note:
           `pairs: ${pairs.map((p) => (p.tcp.seconds / p.upload.seconds).toFixed(2)).join(', ')}; ` +
           `CPU s per GiB, sender / receiver: upload ${cpuNote((p) => p.upload)}, raw copy ${cpuNote((p) => p.tcp)}; ` +
+          `gateway event loop ${median(pairs.map((p) => perGiB(p.upload.receiverMainCpu!, p.bytes))).toFixed(2)} CPU s per GiB; ` +
           `gateway major GCs per GiB ${((gatewayMajorGcs * 1024 * MiB) / pairs.reduce((n, p) => n + p.bytes, 0)).toFixed(1)}; ` +
           `steal ${steal.toFixed(0)} %`,
       },
