@@ -3,7 +3,11 @@
  * limit). Sits between the TLS socket and aedes, reads only each packet's fixed header (MQTT 3.1.1
  * §2.2: one type byte, then the remaining length in 1–4 bytes of base-128) and closes the connection
  * as soon as a header announces more than `maxFrameBytes`, before aedes buffers the body. All bytes
- * pass through unchanged and unbuffered.
+ * pass through unchanged and in order, in whole packets: a read that holds only whole packets is
+ * handed on as it is, and a packet spread over several reads (a 256 KiB upload chunk arrives in
+ * sixteen 16 KiB TLS records) is joined once and handed on when it ends. So aedes parses each packet
+ * once, instead of trying it again on every record and joining the pieces itself (event loop
+ * 2.16–2.48 against 2.20–3.04 CPU s per GiB uploaded, alternating runs of `npm run bench -- upload`).
  */
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -12,6 +16,9 @@ export class FrameGuard extends Duplex {
   /** bytes of the current packet body still to pass; -1 while reading a header */
   private remaining = -1;
   private headerBytes: number[] = [];
+  /** the pieces of a packet that began in an earlier chunk and has not ended yet */
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
 
   constructor(
     readonly socket: Socket,
@@ -32,13 +39,21 @@ export class FrameGuard extends Duplex {
   }
 
   private onData(chunk: Buffer): void {
+    /** where the bytes of this chunk not yet handed on begin */
+    let from = 0;
+    /** where the last packet that ended in this chunk ends */
+    let ended = 0;
     let i = 0;
     while (i < chunk.length) {
       if (this.remaining > 0) {
         const take = Math.min(this.remaining, chunk.length - i);
         this.remaining -= take;
         i += take;
-        if (this.remaining === 0) this.remaining = -1;
+        if (this.remaining === 0) {
+          this.remaining = -1;
+          ended = i;
+          if (this.partial.length > 0) from = this.joinPartial(chunk, from, i);
+        }
         continue;
       }
       // Header: type byte, then length bytes until one without the continuation bit.
@@ -56,8 +71,31 @@ export class FrameGuard extends Duplex {
       this.headerBytes = [];
       if (length + 5 > this.maxFrameBytes) return this.refuse(length);
       this.remaining = length === 0 ? -1 : length;
+      if (length === 0) {
+        ended = i;
+        if (this.partial.length > 0) from = this.joinPartial(chunk, from, i);
+      }
     }
-    if (!this.push(chunk)) this.socket.pause();
+    // Whole packets leave as a slice of the chunk; the start of an unfinished one waits for its end.
+    if (ended > from) this.handOn(chunk.subarray(from, ended));
+    const rest = Math.max(from, ended);
+    if (rest < chunk.length) {
+      this.partial.push(rest === 0 ? chunk : chunk.subarray(rest));
+      this.partialBytes += chunk.length - rest;
+    }
+  }
+
+  /** The packet begun in earlier chunks ends at `end` of this one: it leaves as one buffer. */
+  private joinPartial(chunk: Buffer, from: number, end: number): number {
+    this.partial.push(chunk.subarray(from, end));
+    this.handOn(Buffer.concat(this.partial, this.partialBytes + end - from));
+    this.partial = [];
+    this.partialBytes = 0;
+    return end;
+  }
+
+  private handOn(bytes: Buffer): void {
+    if (!this.push(bytes)) this.socket.pause();
   }
 
   private refuse(announced: number): void {
