@@ -49,32 +49,31 @@ export class FrameGuard extends Duplex {
         const take = Math.min(this.remaining, chunk.length - i);
         this.remaining -= take;
         i += take;
-        if (this.remaining === 0) {
-          this.remaining = -1;
-          ended = i;
-          if (this.partial.length > 0) from = this.joinPartial(chunk, from, i);
+        if (this.remaining > 0) continue; // the chunk ends inside the body
+        this.remaining = -1;
+      } else {
+        // Header: type byte, then length bytes until one without the continuation bit.
+        this.headerBytes.push(chunk[i]!);
+        i++;
+        if (this.headerBytes.length === 1) continue;
+        const last = this.headerBytes[this.headerBytes.length - 1]!;
+        if (last & 0x80) {
+          if (this.headerBytes.length === 5) return this.refuse(Number.MAX_SAFE_INTEGER); // §2.2.3: 4 bytes at most
+          continue;
         }
-        continue;
+        let length = 0;
+        for (let k = this.headerBytes.length - 1; k >= 1; k--)
+          length = length * 128 + (this.headerBytes[k]! & 0x7f);
+        this.headerBytes = [];
+        if (length + 5 > this.maxFrameBytes) return this.refuse(length);
+        if (length > 0) {
+          this.remaining = length;
+          continue;
+        }
       }
-      // Header: type byte, then length bytes until one without the continuation bit.
-      this.headerBytes.push(chunk[i]!);
-      i++;
-      if (this.headerBytes.length === 1) continue;
-      const last = this.headerBytes[this.headerBytes.length - 1]!;
-      if (last & 0x80) {
-        if (this.headerBytes.length === 5) return this.refuse(Number.MAX_SAFE_INTEGER); // §2.2.3: 4 bytes at most
-        continue;
-      }
-      let length = 0;
-      for (let k = this.headerBytes.length - 1; k >= 1; k--)
-        length = length * 128 + (this.headerBytes[k]! & 0x7f);
-      this.headerBytes = [];
-      if (length + 5 > this.maxFrameBytes) return this.refuse(length);
-      this.remaining = length === 0 ? -1 : length;
-      if (length === 0) {
-        ended = i;
-        if (this.partial.length > 0) from = this.joinPartial(chunk, from, i);
-      }
+      // A packet ends at i.
+      ended = i;
+      if (this.partial.length > 0) from = this.joinPartial(chunk, from, i);
     }
     // Whole packets leave as a slice of the chunk; the start of an unfinished one waits for its end.
     if (ended > from) this.handOn(chunk.subarray(from, ended));
