@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { generateKeyPairSync } from 'node:crypto';
+import { connect as tlsConnect } from 'node:tls';
 
 const UNIT = 'HN-CS';
 const HONEST = 'HN-CS-0001';
@@ -122,6 +123,36 @@ test.serial('an expired certificate is refused', async (t) => {
   await waitFor(() => count('tls') === before + 1, 5000, 'the tls reject count');
   await honestStillServed();
 });
+
+/** The suite the gateway settles on with a device offering `ciphers` (Node's defaults when absent). */
+async function negotiatedCipher(ciphers?: string): Promise<string> {
+  const { hostname, port } = new URL(world.gw.url);
+  const socket = tlsConnect({
+    host: hostname,
+    port: Number(port),
+    servername: 'localhost',
+    ...tlsOptions(world.pki.issue('device', 'HN-CS-0101')),
+    ...(ciphers ? { ciphers } : {}),
+  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('secureConnect', resolve);
+      socket.once('error', reject);
+    });
+    return socket.getCipher().standardName;
+  } finally {
+    socket.destroy();
+  }
+}
+
+test.serial(
+  'the gateway prefers TLS_AES_128_GCM_SHA256 and still serves a client that offers only AES-256',
+  async (t) => {
+    // Node's client default lists AES-256 first: the gateway's own order decides.
+    t.is(await negotiatedCipher(), 'TLS_AES_128_GCM_SHA256');
+    t.is(await negotiatedCipher('TLS_AES_256_GCM_SHA384'), 'TLS_AES_256_GCM_SHA384');
+  },
+);
 
 test.serial('a revoked certificate is cut off and refused once the CRL is rewritten', async (t) => {
   const doomed = world.pki.issue('device', 'HN-CS-0200');
