@@ -95,8 +95,11 @@ interface Session {
   accepted: number;
   /** the incoming file, open for appending while the item travels */
   handle: FileHandle | null;
-  /** the last queued write; done and a new offer wait for it */
+  /** chunks accepted and not yet handed to a write, in order */
+  pending: Buffer[];
+  /** the writes of the queued chunks, until none is left; done and a new offer wait for it */
   writing: Promise<void>;
+  draining: boolean;
   /** bytes queued and not yet written */
   queued: number;
   /** a write failed: later chunks are dropped and done reports it */
@@ -287,7 +290,9 @@ export class UploadReceiver extends EventEmitter {
       syncing: null,
       accepted: size,
       handle: null,
+      pending: [],
       writing: Promise.resolve(),
+      draining: false,
       queued: 0,
       failed: null,
     });
@@ -316,26 +321,44 @@ export class UploadReceiver extends EventEmitter {
     }
     session.accepted += data.length;
     session.queued += data.length;
-    const write = session.writing.then(() => this.append(session, device, id, data));
-    session.writing = write;
-    if (session.queued > QUEUED_BYTES_HIGH) await write;
+    session.pending.push(data);
+    if (!session.draining) {
+      session.draining = true;
+      session.writing = this.drain(session, device, id);
+    }
+    if (session.queued > QUEUED_BYTES_HIGH) await session.writing;
     return null;
   }
 
-  /** Appends one chunk to the incoming file; on failure the file is cut back to a clean prefix. */
-  private async append(session: Session, device: string, id: string, data: Buffer): Promise<void> {
+  /**
+   * Writes the queued chunks until none is left: the chunks that arrive while one write is on
+   * the threadpool go out together in the next, one round trip for several chunks.
+   */
+  private async drain(session: Session, device: string, id: string): Promise<void> {
+    try {
+      while (session.pending.length > 0) await this.append(session, device, id, session.pending.splice(0));
+    } finally {
+      session.draining = false;
+    }
+  }
+
+  /** Appends chunks to the incoming file; on failure the file is cut back to a clean prefix. */
+  private async append(session: Session, device: string, id: string, chunks: Buffer[]): Promise<void> {
+    const bytes = chunks.reduce((n, chunk) => n + chunk.length, 0);
     try {
       if (session.failed) return;
       const handle = (session.handle ??= await open(session.path, 'a'));
       // A regular file may take fewer bytes than asked (a disk filling up): write the rest.
-      for (let done = 0; done < data.length;) {
-        const { bytesWritten } = await handle.write(data, done, data.length - done);
+      let rest = chunks;
+      for (let done = 0; done < bytes;) {
+        const { bytesWritten } = await handle.writev(rest);
         if (bytesWritten === 0) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
         done += bytesWritten;
+        rest = unwritten(rest, bytesWritten);
       }
-      session.size += data.length;
-      session.hash.update(data);
-      session.unsynced += data.length;
+      session.size += bytes;
+      for (const chunk of chunks) session.hash.update(chunk);
+      session.unsynced += bytes;
       if (session.unsynced >= (this.options.syncEveryBytes ?? 32 * 1024 * 1024) && !session.syncing) {
         session.unsynced = 0;
         session.syncing = handle.datasync().then(
@@ -357,7 +380,7 @@ export class UploadReceiver extends EventEmitter {
       session.failed = { code, reason: (error as Error).message };
       session.accepted = session.size;
     } finally {
-      session.queued -= data.length;
+      session.queued -= bytes;
     }
   }
 
@@ -658,4 +681,13 @@ async function hashPrefix(path: string, size: number): Promise<Hash> {
   for await (const chunk of createReadStream(path, { end: size - 1 }) as AsyncIterable<Buffer>)
     hash.update(chunk);
   return hash;
+}
+
+/** What is left of `buffers` after the first `written` bytes. */
+function unwritten(buffers: Buffer[], written: number): Buffer[] {
+  let i = 0;
+  while (i < buffers.length && written >= buffers[i]!.length) written -= buffers[i++]!.length;
+  const rest = buffers.slice(i);
+  if (written > 0) rest[0] = rest[0]!.subarray(written);
+  return rest;
 }

@@ -246,6 +246,12 @@ test("the station's disk full: the device keeps its copy and an alert is raised"
   t.true(r.alerts.some((a) => a.code === 'STORAGE_FULL'));
   t.true(existsSync(join(r.evidenceDir, 'E1-0.ts.enc')));
   t.is(store.list().length, 0);
+  // What the small disk took is a clean prefix of the item, cut back to the last whole write.
+  const { readdirSync } = await import('node:fs');
+  const [part] = readdirSync(join(station, 'incoming'));
+  const held = readFileSync(join(station, 'incoming', part!));
+  t.true(held.length > 0 && held.length < 600_000);
+  t.true(held.equals(readFileSync(join(r.evidenceDir, 'E1-0.ts.enc')).subarray(0, held.length)));
 });
 
 test('the journal reaches the station whole, in batches, resuming after losses; a forged line is refused', async (t) => {
