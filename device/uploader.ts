@@ -31,6 +31,7 @@ import {
   type UploadLink,
 } from '../protocol/upload.ts';
 import { UploadSender } from '../protocol/upload-sender.ts';
+import { ReadAhead } from './read-ahead.ts';
 
 export interface PendingUpload {
   /** evidence file name (also the upload id) */
@@ -218,16 +219,19 @@ export class Uploader {
     // Opened only when bytes must go: an item receipted before a crash may have no file left,
     // and the gateway answers `have` with its receipt without needing any.
     let handle: FileHandle | null = null;
+    let reader: ReadAhead | null = null;
     try {
       return await this.sender.sendItem(
         offer,
         async (position, into) => {
           handle ??= await open(join(this.options.evidenceDir, item.file), 'r');
-          return (await handle.read(into, 0, into.length, position)).bytesRead;
+          reader ??= new ReadAhead(handle);
+          return reader.read(position, into);
         },
         (sent) => this.options.onProgress?.(item, sent),
       );
     } finally {
+      await (reader as ReadAhead | null)?.close();
       await (handle as FileHandle | null)?.close();
     }
   }
