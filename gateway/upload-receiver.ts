@@ -99,7 +99,6 @@ interface Session {
   pending: Buffer[];
   /** the writes of the queued chunks, until none is left; done and a new offer wait for it */
   writing: Promise<void>;
-  draining: boolean;
   /** bytes queued and not yet written */
   queued: number;
   /** a write failed: later chunks are dropped and done reports it */
@@ -292,7 +291,6 @@ export class UploadReceiver extends EventEmitter {
       handle: null,
       pending: [],
       writing: Promise.resolve(),
-      draining: false,
       queued: 0,
       failed: null,
     });
@@ -321,11 +319,10 @@ export class UploadReceiver extends EventEmitter {
     }
     session.accepted += data.length;
     session.queued += data.length;
-    session.pending.push(data);
-    if (!session.draining) {
-      session.draining = true;
-      session.writing = this.drain(session, device, id);
-    }
+    // The first chunk after a batch was taken starts a drain behind the one running (if any):
+    // that one takes this chunk when its write returns, and this one then finds nothing to do.
+    if (session.pending.push(data) === 1)
+      session.writing = session.writing.then(() => this.drain(session, device, id));
     if (session.queued > QUEUED_BYTES_HIGH) await session.writing;
     return null;
   }
@@ -335,11 +332,7 @@ export class UploadReceiver extends EventEmitter {
    * the threadpool go out together in the next, one round trip for several chunks.
    */
   private async drain(session: Session, device: string, id: string): Promise<void> {
-    try {
-      while (session.pending.length > 0) await this.append(session, device, id, session.pending.splice(0));
-    } finally {
-      session.draining = false;
-    }
+    while (session.pending.length > 0) await this.append(session, device, id, session.pending.splice(0));
   }
 
   /** Appends chunks to the incoming file; on failure the file is cut back to a clean prefix. */

@@ -22,7 +22,7 @@ test('chunks read through the read-ahead are the file, in order, after jumps bac
         writeFileSync(path, data);
         const handle = await open(path, 'r');
         const reader = new ReadAhead(handle, blockBytes);
-        const reads = ['start', ...jumps].map((j) => (j === 'start' ? 0 : Math.floor(Number(j) * size)));
+        const reads = [0, ...jumps.map((j) => Math.floor(j * size))];
         try {
           for (const from of reads) {
             const got: Buffer[] = [];
