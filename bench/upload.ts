@@ -6,7 +6,8 @@
  *    its own process, which writes the incoming file, fsyncs, checks size and SHA-256 against the
  *    device-signed entry, stores it write-once, indexes it and returns a signed receipt that the
  *    device checks and journals. Baseline, in the same run: the same bytes copied over a plain TCP
- *    socket on loopback into a file by a receiver in its own process, fsync'd before it answers.
+ *    socket on loopback into a file, sender and receiver each in a fresh process of its own, the
+ *    file fsync'd before the receiver answers.
  *    Goal: ratio ≥ 0.6. After one untimed 32 MiB warm-up upload, `--repeat N` (default 5) pairs,
  *    each on a freshly sealed segment, the raw copy and the upload right after each other; the
  *    figures are the medians and the ratio the median of the pairs' ratios, because on a shared 2-core machine one pair alone swings by 2×
@@ -97,6 +98,26 @@ server.listen(0, '127.0.0.1', () => console.log('port ' + server.address().port)
 `;
 
 /**
+ * The baseline sender, in its own fresh process as a copy program would be: streams the file to
+ * the sink, waits for its answer, and prints the seconds from connecting to the answer and the CPU
+ * seconds it spent meanwhile. In the bench process itself (after sealing, with tsx and mqtt.js
+ * loaded) the same stream of 1 MiB reads ran into a major GC every 20–30 MiB: 1.6 against
+ * 0.6 CPU s per GiB, and a baseline that changed with whatever the bench had done before.
+ */
+const TCP_SENDER = `
+const net = require('node:net'); const fs = require('node:fs');
+const [file, port] = process.argv.slice(1);
+const cpu0 = process.cpuUsage(); const t0 = process.hrtime.bigint();
+const socket = net.connect(Number(port), '127.0.0.1'); let reply = '';
+socket.on('data', (d) => (reply += d));
+socket.on('end', () => {
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9; const { user, system } = process.cpuUsage(cpu0);
+  console.log(JSON.stringify({ reply, seconds, cpu: (user + system) / 1e6 }));
+});
+fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(socket);
+`;
+
+/**
  * CPU seconds (user + system) a process has used so far, from /proc/PID/stat: all its threads, or
  * with `mainThread` only the thread that runs its event loop (/proc/PID/task/PID/stat).
  */
@@ -117,33 +138,24 @@ interface Timed {
   /** CPU seconds of the sending and the receiving process over the transfer */
   senderCpu: number;
   receiverCpu: number;
-  /** of which the receiver's event-loop thread (the gateway's bottleneck) */
-  receiverMainCpu?: number;
 }
 
+interface UploadTimed extends Timed {
+  /** of which the gateway's event-loop thread (its bottleneck) */
+  receiverMainCpu: number;
+}
+
+/** The raw copy: sender and receiver each in a process of their own. */
 async function rawTcpCopy(file: string, target: string): Promise<Timed> {
   const sink = spawn(process.execPath, ['-e', TCP_SINK, target], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
-    const port = Number(await waitForOutput(sink, /port (\d+)/, 'the TCP sink'));
-    const { connect } = await import('node:net');
-    const { createReadStream } = await import('node:fs');
-    const cpu0 = [ownCpuSeconds(), await processCpuSeconds(sink.pid!)];
-    const t0 = process.hrtime.bigint();
-    const answer = await new Promise<string>((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1');
-      let reply = '';
-      socket.on('data', (d: Buffer) => (reply += d));
-      socket.on('end', () => resolve(reply));
-      socket.on('error', reject);
-      createReadStream(file, { highWaterMark: MiB }).pipe(socket);
-    });
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    if (!answer.startsWith('ok ')) throw new Error(`the TCP sink answered "${answer}"`);
-    return {
-      seconds,
-      senderCpu: ownCpuSeconds() - cpu0[0]!,
-      receiverCpu: (await processCpuSeconds(sink.pid!)) - cpu0[1]!,
-    };
+    const port = await waitForOutput(sink, /port (\d+)/, 'the TCP sink');
+    const receiverCpu0 = await processCpuSeconds(sink.pid!);
+    const sender = spawn(process.execPath, ['-e', TCP_SENDER, file, port], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const line = await waitForOutput(sender, /^(\{.*\})\n/m, 'the TCP sender');
+    const { reply, seconds, cpu } = JSON.parse(line) as { reply: string; seconds: number; cpu: number };
+    if (!reply.startsWith('ok ')) throw new Error(`the TCP sink answered "${reply}"`);
+    return { seconds, senderCpu: cpu, receiverCpu: (await processCpuSeconds(sink.pid!)) - receiverCpu0 };
   } finally {
     sink.kill('SIGKILL');
   }
@@ -257,7 +269,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     //    gateway ran at about 0.7 of the later ones (JIT, first connection).
     const warm = await benchDevice(pki, dir, 'HN-BENCH-WARM', Math.min(mib, 32));
     await upload(warm, url, pki.unit, pki.receiptKey.pub, chunkBytes, window, direct);
-    const pairs: { tcp: Timed; upload: Timed; bytes: number }[] = [];
+    const pairs: { tcp: Timed; upload: UploadTimed; bytes: number }[] = [];
     const suites = new Set<string>();
     const steal0 = cpuTicks();
     const markCompacts0 = markCompacts;
@@ -281,7 +293,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
         direct,
       );
       suites.add(suite);
-      const upload_: Timed = {
+      const upload_: UploadTimed = {
         seconds,
         senderCpu: ownCpuSeconds() - cpu0[0]!,
         receiverCpu: (await processCpuSeconds(gateway.pid!)) - cpu0[1]!,
@@ -321,7 +333,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
             )
             .join(', ')}; ` +
           `CPU s per GiB, sender / receiver: upload ${cpuNote((p) => p.upload)}, raw copy ${cpuNote((p) => p.tcp)}; ` +
-          `gateway event loop ${median(pairs.map((p) => perGiB(p.upload.receiverMainCpu!, p.bytes))).toFixed(2)} CPU s per GiB; ` +
+          `gateway event loop ${median(pairs.map((p) => perGiB(p.upload.receiverMainCpu, p.bytes))).toFixed(2)} CPU s per GiB; ` +
           `gateway major GCs per GiB ${((gatewayMajorGcs * 1024 * MiB) / pairs.reduce((n, p) => n + p.bytes, 0)).toFixed(1)}; ` +
           `steal ${steal.toFixed(0)} %`,
       },
