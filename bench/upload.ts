@@ -151,7 +151,9 @@ async function rawTcpCopy(file: string, target: string): Promise<Timed> {
   try {
     const port = await waitForOutput(sink, /port (\d+)/, 'the TCP sink');
     const receiverCpu0 = await processCpuSeconds(sink.pid!);
-    const sender = spawn(process.execPath, ['-e', TCP_SENDER, file, port], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const sender = spawn(process.execPath, ['-e', TCP_SENDER, file, port], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const line = await waitForOutput(sender, /^(\{.*\})\n/m, 'the TCP sender');
     const { reply, seconds, cpu } = JSON.parse(line) as { reply: string; seconds: number; cpu: number };
     if (!reply.startsWith('ok ')) throw new Error(`the TCP sink answered "${reply}"`);
