@@ -228,12 +228,6 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
   const chunkBytes = flag(argv, 'chunk-kib', 256) * 1024;
   const window = flag(argv, 'window', 8);
   const repeat = Math.max(1, flag(argv, 'repeat', 5));
-  // A bigger chunk is refused by the gateway's frame guard and the upload would retry until it times out.
-  const maxChunk = maxChunkBytes(327_680);
-  if (chunkBytes > maxChunk)
-    throw new Error(
-      `--chunk-kib: at most ${Math.floor(maxChunk / 1024)} (the gateway's default frame limit)`,
-    );
   const pathIndex = argv.indexOf('--data-path');
   const dataPath = pathIndex >= 0 ? argv[pathIndex + 1] : 'direct';
   if (dataPath !== 'direct' && dataPath !== 'publish') throw new Error('--data-path is direct or publish');
@@ -244,6 +238,10 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     const pki = testPki(join(dir, 'pki'), 'HN-BENCH');
     const port = await freePort();
     const config = pki.config({ listen: { host: '127.0.0.1', port } });
+    // A bigger chunk is refused by the gateway's frame guard and the upload would retry until it times out.
+    const maxChunk = maxChunkBytes(config.maxFrameBytes);
+    if (chunkBytes > maxChunk)
+      throw new Error(`--chunk-kib: at most ${Math.floor(maxChunk / 1024)} (the gateway's frame limit)`);
     const configPath = join(dir, 'gateway.json');
     writeFileSync(configPath, JSON.stringify(config));
     gateway = spawn(
