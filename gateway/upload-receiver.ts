@@ -83,10 +83,13 @@ interface Session {
   /** bytes in the incoming file */
   size: number;
   /**
-   * SHA-256 of the incoming file's `size` bytes, updated as each chunk is written, so done need
-   * not read the file again (a resumed file's prefix is hashed once, at the offer).
+   * SHA-256 of the first `hashed` bytes of the item, updated as each chunk is accepted (while its
+   * bytes are still in the CPU's cache, just joined out of their TLS records), so done need not
+   * read the file again; a resumed file's prefix is hashed once, at the offer. It covers the
+   * file's `size` bytes once the queued writes are done, unless one failed.
    */
   hash: Hash;
+  hashed: number;
   /** bytes written since the last datasync started */
   unsynced: number;
   /** the datasync in progress, if any (its failure fails the session like a write) */
@@ -282,9 +285,11 @@ export class UploadReceiver extends EventEmitter {
       offer,
       path,
       size,
-      // A re-offer after a cut connection goes on with the hash of the bytes this process wrote;
-      // only a file this process has not written (a restart) is read again.
-      hash: previous?.size === size && size > 0 ? previous.hash : await hashPrefix(path, size),
+      // A re-offer after a cut connection goes on with the hash of the bytes this process accepted,
+      // if they are all in the file; only a file this process has not written (a restart) or whose
+      // write failed is read again.
+      hash: previous?.hashed === size && size > 0 ? previous.hash : await hashPrefix(path, size),
+      hashed: size,
       unsynced: 0,
       syncing: null,
       accepted: size,
@@ -318,6 +323,8 @@ export class UploadReceiver extends EventEmitter {
       return { id, status: 'send', offset: session.accepted };
     }
     session.accepted += data.length;
+    session.hash.update(data);
+    session.hashed += data.length;
     session.queued += data.length;
     // The first chunk after a batch was taken starts a drain behind the one running (if any):
     // that one takes this chunk when its write returns, and this one then finds nothing to do.
@@ -350,7 +357,6 @@ export class UploadReceiver extends EventEmitter {
         rest = unwritten(rest, bytesWritten);
       }
       session.size += bytes;
-      for (const chunk of chunks) session.hash.update(chunk);
       session.unsynced += bytes;
       if (session.unsynced >= (this.options.syncEveryBytes ?? 32 * 1024 * 1024) && !session.syncing) {
         session.unsynced = 0;
@@ -438,7 +444,10 @@ export class UploadReceiver extends EventEmitter {
       session.accepted = session.size;
       return { state: { id: offer.id, status: 'send', offset: session.size } };
     }
-    const sha256 = session.hash.copy().digest('hex');
+    // The hash runs ahead of the file only after a failed write, which refused the item above.
+    const hash =
+      session.hashed === session.size ? session.hash : await hashPrefix(session.path, session.size);
+    const sha256 = hash.copy().digest('hex');
     const onDisk = await stat(session.path).then(
       (s) => s.size,
       () => -1,
@@ -449,6 +458,7 @@ export class UploadReceiver extends EventEmitter {
       session.size = 0;
       session.accepted = 0;
       session.hash = createHash('sha256');
+      session.hashed = 0;
       this.alert({
         code: 'UPLOAD_HASH_MISMATCH',
         device,

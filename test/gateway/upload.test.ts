@@ -252,6 +252,14 @@ test("the station's disk full: the device keeps its copy and an alert is raised"
   const held = readFileSync(join(station, 'incoming', part!));
   t.true(held.length > 0 && held.length < 600_000);
   t.true(held.equals(readFileSync(join(r.evidenceDir, 'E1-0.ts.enc')).subarray(0, held.length)));
+  // Space is made (the filesystem grows): the next round resumes from that prefix, in the same
+  // receiver, whose running hash had taken bytes the disk refused, and stores the item.
+  execFileSync('mount', ['-o', 'remount,size=4m', station]);
+  const again = await r.uploader.uploadAll();
+  t.deepEqual(again.failed, []);
+  t.is(store.list().length, 1);
+  t.false(r.alerts.some((a) => a.code === 'UPLOAD_HASH_MISMATCH'));
+  t.false(existsSync(join(r.evidenceDir, 'E1-0.ts.enc')));
 });
 
 test('the journal reaches the station whole, in batches, resuming after losses; a forged line is refused', async (t) => {
