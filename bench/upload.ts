@@ -143,6 +143,8 @@ interface Timed {
 interface UploadTimed extends Timed {
   /** of which the gateway's event-loop thread (its bottleneck) */
   receiverMainCpu: number;
+  /** after the last chunk's PUBACK (see upload()) */
+  tailSeconds: number;
 }
 
 /** The raw copy: sender and receiver each in a process of their own. */
@@ -183,7 +185,7 @@ async function upload(
   chunkBytes: number,
   window: number,
   direct = true,
-): Promise<{ seconds: number; suite: string }> {
+): Promise<{ seconds: number; tailSeconds: number; suite: string }> {
   const identity = device.tls;
   const client: MqttClient = await mqtt.connectAsync(url, {
     clientId: `${device.id}:upload`,
@@ -208,13 +210,24 @@ async function upload(
       chunkBytes,
       window,
       replyTimeoutMs: 120_000,
+      onProgress: (item, sent) => {
+        if (sent === item.bytes) allAcked = process.hrtime.bigint();
+      },
     });
+    let allAcked = 0n;
     const t0 = process.hrtime.bigint();
     const result = await uploader.uploadAll();
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    const t1 = process.hrtime.bigint();
+    const seconds = Number(t1 - t0) / 1e9;
     if (result.failed.length > 0 || result.receipted.length !== 1)
       throw new Error(`upload of ${device.id} failed: ${JSON.stringify(result.failed)}`);
-    return { seconds, suite: (client.stream as TLSSocket).getCipher().standardName };
+    return {
+      seconds,
+      // From the last chunk's PUBACK to the end: done, the gateway's last datasync, the store and
+      // the receipt, then the recorder's journal line and the deletion of its copy.
+      tailSeconds: Number(t1 - allAcked) / 1e9,
+      suite: (client.stream as TLSSocket).getCipher().standardName,
+    };
   } finally {
     await client.endAsync();
     await device.journal.close();
@@ -283,7 +296,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
         await processCpuSeconds(gateway.pid!),
         await processCpuSeconds(gateway.pid!, true),
       ];
-      const { seconds, suite } = await upload(
+      const { seconds, tailSeconds, suite } = await upload(
         one,
         url,
         pki.unit,
@@ -298,6 +311,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
         senderCpu: ownCpuSeconds() - cpu0[0]!,
         receiverCpu: (await processCpuSeconds(gateway.pid!)) - cpu0[1]!,
         receiverMainCpu: (await processCpuSeconds(gateway.pid!, true)) - cpu0[2]!,
+        tailSeconds,
       };
       pairs.push({ tcp, upload: upload_, bytes: item.bytes });
     }
@@ -333,6 +347,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
             )
             .join(', ')}; ` +
           `CPU s per GiB, sender / receiver: upload ${cpuNote((p) => p.upload)}, raw copy ${cpuNote((p) => p.tcp)}; ` +
+          `after the last chunk's PUBACK (done, store, receipt, journal, deletion) ${median(pairs.map((p) => p.upload.tailSeconds * 1000)).toFixed(0)} ms; ` +
           `gateway event loop ${median(pairs.map((p) => perGiB(p.upload.receiverMainCpu, p.bytes))).toFixed(2)} CPU s per GiB; ` +
           `gateway major GCs per GiB ${((gatewayMajorGcs * 1024 * MiB) / pairs.reduce((n, p) => n + p.bytes, 0)).toFixed(1)}; ` +
           `steal ${steal.toFixed(0)} %`,
