@@ -19,6 +19,10 @@
  *    once, each on its own TLS connection: the aggregate rate, and what an 8-hour 1080p shift
  *    (≈ 14 GB) would take at that rate per device and for the whole dock.
  *
+ * 3. One recorder's round of `--round-items` (default 32) segments of `--round-mib` MiB each (default
+ *    5: a real segment is 10 s, about 5 MB at 1080p) with the Uploader's default of two items in
+ *    flight, against one item at a time, in alternating pairs.
+ *
  * Files live under the machine's temp directory (a disk, as at a station), both for the baseline
  * and for the gateway's store. The device side (this process) reads evidence from the same disk.
  */
@@ -165,26 +169,54 @@ async function rawTcpCopy(file: string, target: string): Promise<Timed> {
   }
 }
 
-/** A device with one sealed segment of `mib` MiB of random data. */
-async function benchDevice(pki: TestPki, dir: string, id: string, mib: number): Promise<SealedDevice> {
+/** A device with `items` sealed segments of `mib` MiB of random data each. */
+async function benchDevice(
+  pki: TestPki,
+  dir: string,
+  id: string,
+  mib: number,
+  items = 1,
+): Promise<SealedDevice> {
   const device = await sealedDevice({ id, dir: join(dir, 'devices', id), caDir: pki.caDir });
-  const spoolFile = join(device.spoolDir, 'seg-0.ts');
-  const block = randomBytes(4 * MiB);
-  const fd = openSync(spoolFile, 'w');
-  for (let done = 0; done < mib * MiB; done += block.length) writeSync(fd, block);
-  closeSync(fd);
-  await device.sealFile(spoolFile, sealMeta({ event: `EV-${id}` }));
+  const block = randomBytes(Math.min(4 * MiB, mib * MiB));
+  for (let n = 0; n < items; n++) {
+    const spoolFile = join(device.spoolDir, `seg-${n}.ts`);
+    const fd = openSync(spoolFile, 'w');
+    for (let done = 0; done < mib * MiB; done += block.length)
+      writeSync(fd, block, 0, Math.min(block.length, mib * MiB - done));
+    closeSync(fd);
+    const start = new Date(Date.UTC(2026, 10, 22, 10, 0, 10 * n));
+    await device.sealFile(
+      spoolFile,
+      sealMeta({
+        event: `EV-${id}`,
+        segment: n,
+        start,
+        end: new Date(start.getTime() + 10_000),
+        runningStartMs: 10_000 * n,
+        runningEndMs: 10_000 * (n + 1),
+      }),
+    );
+  }
   return device;
 }
 
+interface UploadSettings {
+  url: string;
+  unit: string;
+  receiptPub: string;
+  chunkBytes: number;
+  window: number;
+  /** chunks written directly on the connection (DirectMqttClient) or through mqtt.js publish */
+  direct: boolean;
+  /** the Uploader's itemsInFlight (its default when not given) */
+  itemsInFlight?: number;
+}
+
+/** One upload round of everything the device holds, on its own connection. */
 async function upload(
   device: SealedDevice,
-  url: string,
-  unit: string,
-  receiptPub: string,
-  chunkBytes: number,
-  window: number,
-  direct = true,
+  { url, unit, receiptPub, chunkBytes, window, direct, itemsInFlight }: UploadSettings,
 ): Promise<{ seconds: number; tailSeconds: number; suite: string }> {
   const identity = device.tls;
   const client: MqttClient = await mqtt.connectAsync(url, {
@@ -209,17 +241,19 @@ async function upload(
       gatewayKey: createPublicKey(readFileSync(receiptPub)),
       chunkBytes,
       window,
+      ...(itemsInFlight ? { itemsInFlight } : {}),
       replyTimeoutMs: 120_000,
       onProgress: (item, sent) => {
         if (sent === item.bytes) allAcked = process.hrtime.bigint();
       },
     });
     let allAcked = 0n;
+    const items = device.items.length; // the queue: it forgets each item once receipted
     const t0 = process.hrtime.bigint();
     const result = await uploader.uploadAll();
     const t1 = process.hrtime.bigint();
     const seconds = Number(t1 - t0) / 1e9;
-    if (result.failed.length > 0 || result.receipted.length !== 1)
+    if (result.failed.length > 0 || result.receipted.length !== items)
       throw new Error(`upload of ${device.id} failed: ${JSON.stringify(result.failed)}`);
     return {
       seconds,
@@ -241,6 +275,8 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
   const chunkBytes = flag(argv, 'chunk-kib', 256) * 1024;
   const window = flag(argv, 'window', 8);
   const repeat = Math.max(1, flag(argv, 'repeat', 5));
+  const roundItems = flag(argv, 'round-items', 32);
+  const roundMib = flag(argv, 'round-mib', 5);
   const pathIndex = argv.indexOf('--data-path');
   const dataPath = pathIndex >= 0 ? argv[pathIndex + 1] : 'direct';
   if (dataPath !== 'direct' && dataPath !== 'publish') throw new Error('--data-path is direct or publish');
@@ -275,13 +311,20 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     createInterface({ input: gateway.stdout! }).on('line', (line) => {
       if (line.includes('Mark-Compact')) markCompacts++;
     });
-    const url = `mqtts://127.0.0.1:${port}`;
+    const settings: UploadSettings = {
+      url: `mqtts://127.0.0.1:${port}`,
+      unit: pki.unit,
+      receiptPub: pki.receiptKey.pub,
+      chunkBytes,
+      window,
+      direct,
+    };
 
     // 1. One device against a raw TCP copy of the same bytes, in pairs, after a warm-up: a station's
     //    gateway and a recorder are long-running processes, and the first upload into a fresh
     //    gateway ran at about 0.7 of the later ones (JIT, first connection).
     const warm = await benchDevice(pki, dir, 'HN-BENCH-WARM', Math.min(mib, 32));
-    await upload(warm, url, pki.unit, pki.receiptKey.pub, chunkBytes, window, direct);
+    await upload(warm, settings);
     const pairs: { tcp: Timed; upload: UploadTimed; bytes: number }[] = [];
     const suites = new Set<string>();
     const steal0 = cpuTicks();
@@ -296,15 +339,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
         await processCpuSeconds(gateway.pid!),
         await processCpuSeconds(gateway.pid!, true),
       ];
-      const { seconds, tailSeconds, suite } = await upload(
-        one,
-        url,
-        pki.unit,
-        pki.receiptKey.pub,
-        chunkBytes,
-        window,
-        direct,
-      );
+      const { seconds, tailSeconds, suite } = await upload(one, settings);
       suites.add(suite);
       const upload_: UploadTimed = {
         seconds,
@@ -362,9 +397,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     );
     const bytes = dock.reduce((sum, d) => sum + d.items[0]!.bytes, 0);
     const t0 = process.hrtime.bigint();
-    await Promise.all(
-      dock.map((d) => upload(d, url, pki.unit, pki.receiptKey.pub, chunkBytes, window, direct)),
-    );
+    await Promise.all(dock.map((d) => upload(d, settings)));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const aggregate = bytes / seconds;
     const perDevice = aggregate / dockDevices;
@@ -374,6 +407,34 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
       note:
         `14 GB shifts on all ${dockDevices} at once: ${(SHIFT_BYTES / perDevice / 3600).toFixed(2)} h; ` +
         `one 14 GB shift alone at the single-device rate: ${(SHIFT_BYTES / (singleRate * MiB) / 3600).toFixed(2)} h`,
+    });
+
+    // 3. One recorder's round of many real-sized segments (10 s of 1080p is about 5 MB): the
+    //    Uploader's items in flight (default 2) against one item at a time, alternating, in pairs.
+    const roundPairs: { one: number; overlapped: number }[] = [];
+    let roundBytes = 0;
+    for (let r = 1; r <= Math.max(1, Math.ceil(repeat / 2)); r++) {
+      const timed: Record<'one' | 'overlapped', number> = { one: 0, overlapped: 0 };
+      for (const way of ['one', 'overlapped'] as const) {
+        const id = `HN-ROUND-${way === 'one' ? 'A' : 'B'}${String(r).padStart(3, '0')}`;
+        const device = await benchDevice(pki, dir, id, roundMib, roundItems);
+        roundBytes = device.items.reduce((n, item) => n + item.bytes, 0);
+        const run = await upload(device, { ...settings, ...(way === 'one' ? { itemsInFlight: 1 } : {}) });
+        timed[way] = run.seconds;
+      }
+      roundPairs.push(timed);
+    }
+    const roundRate = median(roundPairs.map((p) => rate(roundBytes, p.overlapped)));
+    rows.push({
+      what: `one recorder's round of ${roundItems} items of ${roundMib} MiB (real segments are 10 s, about 5 MB), Uploader default (2 items in flight), median of ${roundPairs.length}`,
+      figure: `${roundRate.toFixed(1)} MiB/s`,
+      baseline: `${median(roundPairs.map((p) => rate(roundBytes, p.one))).toFixed(1)} MiB/s one item at a time`,
+      ratio: median(roundPairs.map((p) => p.one / p.overlapped)),
+      note:
+        `pairs (overlapped / one at a time MiB/s): ${roundPairs
+          .map((p) => `${rate(roundBytes, p.overlapped).toFixed(0)} / ${rate(roundBytes, p.one).toFixed(0)}`)
+          .join(', ')}; ` +
+        `a 14 GB shift of such items at this rate: ${(SHIFT_BYTES / (roundRate * MiB) / 3600).toFixed(2)} h`,
     });
     return rows;
   } finally {

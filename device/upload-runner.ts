@@ -33,6 +33,8 @@ export interface UploadRunnerOptions {
   chunkBytes?: number;
   /** Default 8. */
   window?: number;
+  /** items on their way at once (Uploader `itemsInFlight`). Default 2. */
+  itemsInFlight?: number;
   /** how long to wait for a gateway reply. Default 15 s. */
   replyTimeoutMs?: number;
   /** backoff after a failed round: first delay and ceiling. Defaults 2 s and 5 min. */
@@ -102,6 +104,7 @@ export class UploadRunner extends EventEmitter {
       journalPath: options.journalPath,
       ...(options.chunkBytes ? { chunkBytes: options.chunkBytes } : {}),
       ...(options.window ? { window: options.window } : {}),
+      ...(options.itemsInFlight ? { itemsInFlight: options.itemsInFlight } : {}),
       ...(options.replyTimeoutMs ? { replyTimeoutMs: options.replyTimeoutMs } : {}),
       maxAttempts: 3,
     });

@@ -213,8 +213,11 @@ test('a receipt replayed for another segment, or tampered with, or signed by ano
   const unit = world.pki.unit;
   const otherKey = generateKeyPairSync('ed25519').privateKey;
 
+  // One item at a time: the wrong answers for B are made from A's receipt, so A must be receipted
+  // before B is offered.
   const device = mqttUploadDevice(t, rig, gw.url, unit, station.receiptKeys.publicKey, {
     replyTimeoutMs: 1000,
+    itemsInFlight: 1,
   });
   // The gateway answers B's offers wrongly, once each way, then honestly. Only the gateway identity
   // may publish on upload/receipt (the ACL), so the wrong answers come from the gateway itself: its

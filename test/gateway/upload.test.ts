@@ -115,6 +115,37 @@ test('items travel, are stored once, receipted, journaled, and only then deleted
   t.deepEqual(journalKinds(r).filter((k) => k === 'upload-receipt').length, 3);
 });
 
+test('the next item is offered before the previous one is receipted (one at a time with itemsInFlight 1); the round lists items in upload order', async (t) => {
+  for (const itemsInFlight of [2, 1]) {
+    const r = await rig(t, [40_000, 40_000, 40_000]);
+    const order = r.items.map((item) => item.file);
+    const events: string[] = [];
+    const sendOffer = r.wire.sendOffer.bind(r.wire);
+    r.wire.sendOffer = (offer) => {
+      events.push(`offer ${offer.id}`);
+      return sendOffer(offer);
+    };
+    r.wire.on('receipt', (receipt: { receipt: { id: string } }) =>
+      events.push(`receipt ${receipt.receipt.id}`),
+    );
+    const result = await new Uploader({ ...r.uploaderOptions, itemsInFlight }).uploadAll();
+    t.deepEqual(result.failed, []);
+    t.deepEqual(result.receipted, order);
+    t.deepEqual(
+      events.filter((e) => e.startsWith('offer')),
+      order.map((file) => `offer ${file}`),
+      'offered in upload order',
+    );
+    const secondOffered = events.indexOf(`offer ${order[1]}`);
+    const firstReceipted = events.indexOf(`receipt ${order[0]}`);
+    t.true(firstReceipted >= 0 && secondOffered >= 0);
+    if (itemsInFlight === 2) t.true(secondOffered < firstReceipted, events.join(', '));
+    else t.true(secondOffered > firstReceipted, events.join(', '));
+    t.is(r.store.list().length, 3);
+    t.deepEqual(readdirSync(r.evidenceDir), []);
+  }
+});
+
 test('50 seeded trials: a connection cut at a random point resumes with nothing lost or duplicated', async (t) => {
   let seed = 12345;
   const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;

@@ -50,6 +50,8 @@ export interface MqttUploadDeviceOptions {
   chunkBytes?: number;
   /** Default 4. */
   window?: number;
+  /** Default: the Uploader's (2). */
+  itemsInFlight?: number;
   /** Default 3 s. */
   replyTimeoutMs?: number;
   /** mqtt.js reconnect period. Default 200 ms. */
@@ -101,6 +103,7 @@ export function mqttUploadDevice(
     },
     chunkBytes: options.chunkBytes ?? 64 * 1024,
     window: options.window ?? 4,
+    ...(options.itemsInFlight ? { itemsInFlight: options.itemsInFlight } : {}),
     replyTimeoutMs: options.replyTimeoutMs ?? 3000,
     backoffMinMs: 200,
     backoffMaxMs: 1000,
