@@ -415,7 +415,9 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     let roundBytes = 0;
     for (let r = 1; r <= Math.max(1, Math.ceil(repeat / 2)); r++) {
       const timed: Record<'one' | 'overlapped', number> = { one: 0, overlapped: 0 };
-      for (const way of ['one', 'overlapped'] as const) {
+      // Which goes first alternates from pair to pair, so neither always meets a warmer machine.
+      const ways = r % 2 ? (['one', 'overlapped'] as const) : (['overlapped', 'one'] as const);
+      for (const way of ways) {
         const id = `HN-ROUND-${way === 'one' ? 'A' : 'B'}${String(r).padStart(3, '0')}`;
         const device = await benchDevice(pki, dir, id, roundMib, roundItems);
         roundBytes = device.items.reduce((n, item) => n + item.bytes, 0);

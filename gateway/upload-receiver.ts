@@ -444,7 +444,8 @@ export class UploadReceiver extends EventEmitter {
       session.accepted = session.size;
       return { state: { id: offer.id, status: 'send', offset: session.size } };
     }
-    // The hash runs ahead of the file only after a failed write, which refused the item above.
+    // The hash runs ahead of the file only after a failed write: the done that reported it was
+    // refused, and a device that sends on without offering again gets its file read once more here.
     const hash =
       session.hashed === session.size ? session.hash : await hashPrefix(session.path, session.size);
     const sha256 = hash.copy().digest('hex');

@@ -293,6 +293,45 @@ test("the station's disk full: the device keeps its copy and an alert is raised"
   t.false(existsSync(join(r.evidenceDir, 'E1-0.ts.enc')));
 });
 
+test('a device that sends on after a refused write without offering again: the file is hashed again at done, and stored', async (t) => {
+  const { execFileSync } = await import('node:child_process');
+  const { mkdirSync } = await import('node:fs');
+  const dir = tempDir(t);
+  const station = join(dir, 'station-small');
+  mkdirSync(station);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', station]);
+  t.teardown(() => execFileSync('umount', ['-l', station]));
+  const r = await rig(t, [600_000]);
+  const store = new EvidenceStore(station);
+  t.teardown(() => store.close());
+  const alerts: UploadAlert[] = [];
+  const receiver = newReceiver(store, alerts);
+  const item = r.items[0]!;
+  const bytes = readFileSync(join(r.evidenceDir, item.file));
+  const offer = { id: item.file, entry: r.entries.get(item.file)!, bytes: item.bytes, sha256: item.sha256 };
+  t.is((await receiver.offer(DEVICE, offer)).state?.status, 'send');
+  for (let at = 0; at < bytes.length; at += 50_000)
+    await receiver.chunk(DEVICE, item.file, at, bytes.subarray(at, at + 50_000));
+  const refused = (await receiver.done(DEVICE, { id: item.file, bytes: item.bytes, sha256: item.sha256 }))
+    .state!;
+  t.is(refused.status, 'refused');
+  t.is(refused.code, 'STORAGE_FULL');
+  t.true(refused.offset > 0 && refused.offset < bytes.length);
+  // The receiver had hashed every chunk it accepted, also those the disk then refused.
+  execFileSync('mount', ['-o', 'remount,size=4m', station]);
+  for (let at = refused.offset; at < bytes.length; at += 50_000)
+    t.is(
+      await receiver.chunk(DEVICE, item.file, at, bytes.subarray(at, Math.min(at + 50_000, bytes.length))),
+      null,
+    );
+  const reply = await receiver.done(DEVICE, { id: item.file, bytes: item.bytes, sha256: item.sha256 });
+  t.is(reply.state?.status, 'have');
+  t.truthy(reply.receipt);
+  t.false(alerts.some((a) => a.code === 'UPLOAD_HASH_MISMATCH'));
+  t.is(await store.checkObject(store.list()[0]!), null);
+  await receiver.close();
+});
+
 test('the journal reaches the station whole, in batches, resuming after losses; a forged line is refused', async (t) => {
   const r = await rig(t, [100, 200], {
     onMessage: (n, kind) => (kind === 'journal' && n % 3 === 0 ? 'drop' : 'pass'),
