@@ -74,7 +74,8 @@ export interface UploaderOptions {
    * Items on their way at once. Default 2: the next item's offer and chunks go out while the
    * previous one waits for its done to be answered (the gateway's last datasync, store, receipt)
    * and is journaled and deleted. A real segment is 10 s, about 5 MB, and that per-item work
-   * took as long as its bytes. Items start in upload order.
+   * took as long as its bytes. Offers go out in upload order: an item offers only after the one
+   * before it has offered (or given up).
    */
   itemsInFlight?: number;
   /** how long to wait for a state or receipt. Default 15 s. */
@@ -136,12 +137,18 @@ export class Uploader {
     );
     const outcomes: (UploadRoundResult['failed'][number] | null)[] = [];
     let next = 0;
+    // Resolves when the item taken last has offered: the next one waits for it, so the gateway
+    // sees the offers in upload order even when one item's journal entry is found sooner.
+    let turn: Promise<void> = Promise.resolve();
     const lane = async () => {
       while (next < items.length) {
         const i = next++;
         const { item } = items[i]!;
+        const after = turn;
+        let offered!: () => void;
+        turn = new Promise((resolve) => (offered = resolve));
         try {
-          await this.uploadOne(item);
+          await this.uploadOne(item, { after, offered });
           outcomes[i] = null;
         } catch (error) {
           outcomes[i] = {
@@ -149,6 +156,8 @@ export class Uploader {
             code: isRecorderError(error) ? error.code : 'UPLOAD_FAILED',
             message: (error as Error).message,
           };
+        } finally {
+          offered();
         }
       }
     };
@@ -163,15 +172,23 @@ export class Uploader {
     return result;
   }
 
-  /** Uploads one item until a valid receipt is journaled and the local copy deleted. */
-  async uploadOne(item: PendingUpload): Promise<Receipt> {
+  /**
+   * Uploads one item until a valid receipt is journaled and the local copy deleted. In a round,
+   * `order` holds it back until the item before it has offered (`after`), and lets the next one go
+   * once its own first offer is sent (`offered`).
+   */
+  async uploadOne(
+    item: PendingUpload,
+    order?: { after: Promise<void>; offered: () => void },
+  ): Promise<Receipt> {
+    await order?.after;
     const entry = await this.options.entryFor(item);
     const offer: Offer = { id: item.file, entry, bytes: item.bytes, sha256: item.sha256 };
     const attempts = this.options.maxAttempts ?? 5;
     let lastError: Error = new RecorderError('UPLOAD_TIMEOUT', `no answer for ${item.file}`);
     for (let attempt = 0; attempt < attempts; attempt++) {
       try {
-        const receipt = await this.attempt(item, offer);
+        const receipt = await this.attempt(item, offer, order?.offered);
         let body: ReceiptBody;
         try {
           body = checkReceipt(
@@ -235,7 +252,7 @@ export class Uploader {
     }
   }
 
-  private async attempt(item: PendingUpload, offer: Offer): Promise<Receipt> {
+  private async attempt(item: PendingUpload, offer: Offer, onOffered?: () => void): Promise<Receipt> {
     // Opened only when bytes must go: an item receipted before a crash may have no file left,
     // and the gateway answers `have` with its receipt without needing any.
     let handle: FileHandle | null = null;
@@ -249,6 +266,7 @@ export class Uploader {
           return reader.read(position, into);
         },
         (sent) => this.options.onProgress?.(item, sent),
+        onOffered,
       );
     } finally {
       await (reader as ReadAhead | null)?.close();

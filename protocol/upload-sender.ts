@@ -49,15 +49,20 @@ export class UploadSender {
    * `readChunk(offset, into)` fills `into` with the item's bytes from `offset` and returns how many
    * it read. The sender reuses `window + 1` buffers for the whole item: a fresh 256 KiB buffer per
    * chunk made the recorder spend a fifth of its upload CPU in garbage collection.
+   *
+   * `onOffered` is called once the offer is sent, so a caller with several items on their way can
+   * let the next one offer only after this one did.
    */
   async sendItem(
     offer: Offer,
     readChunk: (offset: number, into: Buffer) => Promise<number>,
     onProgress?: (sent: number) => void,
+    onOffered?: () => void,
   ): Promise<Receipt> {
     const replies = this.collect(offer.id);
     try {
       await this.options.link.sendOffer(offer);
+      onOffered?.();
       let state = await replies.nextState();
       for (;;) {
         if (state.status === 'refused' && state.code === 'UPLOAD_NO_OFFER') {

@@ -146,6 +146,30 @@ test('the next item is offered before the previous one is receipted (one at a ti
   }
 });
 
+test('offers leave in upload order even when a later item is ready to offer sooner', async (t) => {
+  const r = await rig(t, [40_000, 40_000, 40_000]);
+  const order = r.items.map((item) => item.file);
+  const offers: string[] = [];
+  const sendOffer = r.wire.sendOffer.bind(r.wire);
+  r.wire.sendOffer = (offer) => {
+    offers.push(offer.id);
+    return sendOffer(offer);
+  };
+  // The first item's journal entry takes longer to find than the second's.
+  const entryFor = r.uploaderOptions.entryFor;
+  const uploader = new Uploader({
+    ...r.uploaderOptions,
+    entryFor: async (item) => {
+      if (item.file === order[0]) await new Promise((resolve) => setTimeout(resolve, 100));
+      return entryFor(item);
+    },
+  });
+  const result = await uploader.uploadAll();
+  t.deepEqual(result.failed, []);
+  t.deepEqual(offers, order);
+  t.is(r.store.list().length, 3);
+});
+
 test('50 seeded trials: a connection cut at a random point resumes with nothing lost or duplicated', async (t) => {
   let seed = 12345;
   const random = () => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
