@@ -1,9 +1,12 @@
 /**
  * What the machine itself did during a measurement: CPU time the hypervisor stole from this VM.
  * On the shared 2-core machines the benches run on, steal comes in bursts of 10–50 % and explains
- * most of the run-to-run swing; each bench prints it beside its figures.
+ * most of the run-to-run swing; each bench prints it beside its figures. And what a fresh page of
+ * the page cache costs: every file a bench writes needs them, and on these VMs their price moved
+ * by ten times from one day to the next.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 
 export interface CpuTicks {
   steal: number;
@@ -19,4 +22,37 @@ export function cpuTicks(): CpuTicks {
 /** Percent of all CPU time stolen between two readings. */
 export function stealPercent(from: CpuTicks, to: CpuTicks): number {
   return (100 * (to.steal - from.steal)) / Math.max(1, to.total - from.total);
+}
+
+export interface PageCacheCost {
+  /** CPU seconds per GiB to write a new file and fsync it (fresh page-cache pages) */
+  fresh: number;
+  /** the same for writing it again over the pages it already has */
+  cached: number;
+}
+
+/**
+ * Writes `mib` MiB to a new file in `dir` and fsyncs it, then writes it again over the same pages,
+ * and reports this process's CPU time per GiB for each. The file is removed.
+ */
+export function pageCacheCost(dir: string, mib = 128): PageCacheCost {
+  const path = join(dir, 'page-cache-probe.bin');
+  const block = Buffer.alloc(1024 * 1024, 0x5a);
+  const pass = (flags: string) => {
+    const before = process.cpuUsage();
+    const fd = openSync(path, flags);
+    try {
+      for (let n = 0; n < mib; n++) writeSync(fd, block, 0, block.length, n * block.length);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    const used = process.cpuUsage(before);
+    return ((used.user + used.system) / 1e6) * (1024 / mib);
+  };
+  try {
+    return { fresh: pass('w'), cached: pass('r+') };
+  } finally {
+    rmSync(path, { force: true });
+  }
 }

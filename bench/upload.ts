@@ -25,6 +25,9 @@
  *
  * Files live under the machine's temp directory (a disk, as at a station), both for the baseline
  * and for the gateway's store. The device side (this process) reads evidence from the same disk.
+ * Every byte uploaded or copied lands in new page-cache pages, and on these VMs their price swings
+ * by thirty times (0.3 to 9.5 CPU s per GiB on one day): part 1 prints it, measured before and
+ * after its pairs (bench/machine.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createPublicKey, randomBytes } from 'node:crypto';
@@ -41,7 +44,7 @@ import { recorderNodeArgs } from '../test/helpers/cli.ts';
 import { testPki, type TestPki } from '../test/helpers/pki.ts';
 import { sealedDevice, type SealedDevice } from '../test/helpers/sealed-device.ts';
 import { sealMeta } from '../test/helpers/sealing.ts';
-import { cpuTicks, stealPercent } from './machine.ts';
+import { cpuTicks, pageCacheCost, stealPercent } from './machine.ts';
 import type { BenchRow } from './run.ts';
 
 const MiB = 1024 * 1024;
@@ -325,6 +328,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     //    gateway ran at about 0.7 of the later ones (JIT, first connection).
     const warm = await benchDevice(pki, dir, 'HN-BENCH-WARM', Math.min(mib, 32));
     await upload(warm, settings);
+    const pageCache = pageCacheCost(dir, mib);
     const pairs: { tcp: Timed; upload: UploadTimed; bytes: number }[] = [];
     const suites = new Set<string>();
     const steal0 = cpuTicks();
@@ -351,6 +355,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
       pairs.push({ tcp, upload: upload_, bytes: item.bytes });
     }
     const steal = stealPercent(steal0, cpuTicks());
+    const pageCacheAfter = pageCacheCost(dir, mib);
     const gatewayMajorGcs = markCompacts - markCompacts0;
     const median = (values: number[]) => {
       const sorted = [...values].sort((a, b) => a - b);
@@ -385,7 +390,9 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
           `after the last chunk's PUBACK (done, store, receipt, journal, deletion) ${median(pairs.map((p) => p.upload.tailSeconds * 1000)).toFixed(0)} ms; ` +
           `gateway event loop ${median(pairs.map((p) => perGiB(p.upload.receiverMainCpu, p.bytes))).toFixed(2)} CPU s per GiB; ` +
           `gateway major GCs per GiB ${((gatewayMajorGcs * 1024 * MiB) / pairs.reduce((n, p) => n + p.bytes, 0)).toFixed(1)}; ` +
-          `steal ${steal.toFixed(0)} %`,
+          `steal ${steal.toFixed(0)} %; ` +
+          `writing ${mib} MiB into fresh page-cache pages and fsync, CPU s per GiB, before / after the pairs: ` +
+          `${pageCache.fresh.toFixed(2)} / ${pageCacheAfter.fresh.toFixed(2)} (into cached pages ${pageCache.cached.toFixed(2)} / ${pageCacheAfter.cached.toFixed(2)})`,
       },
     ];
 
