@@ -87,7 +87,9 @@ export class UploadRunner extends EventEmitter {
   private failures = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private stopped = false;
-  private entries = new Map<number, JournalEntry>();
+  /** entries of pending items, by seq; dropped when the item is receipted */
+  private readonly entries = new Map<number, JournalEntry>();
+  private loading: Promise<void> | null = null;
 
   constructor(private readonly options: UploadRunnerOptions) {
     super();
@@ -100,7 +102,11 @@ export class UploadRunner extends EventEmitter {
       pending: () => this.pending(),
       entryFor: (item) => this.entryFor(item),
       journal: options.journal,
-      forget: (file) => options.store.removeUpload(file),
+      forget: (file) => {
+        const seq = options.store.data.uploadQueue.find((i) => i.file === file)?.seq;
+        if (seq !== undefined) this.entries.delete(seq);
+        return options.store.removeUpload(file);
+      },
       journalPath: options.journalPath,
       ...(options.chunkBytes ? { chunkBytes: options.chunkBytes } : {}),
       ...(options.window ? { window: options.window } : {}),
@@ -128,22 +134,49 @@ export class UploadRunner extends EventEmitter {
     }));
   }
 
-  /** The signed journal entry that sealed an item: line `seq` of the journal (seq starts at 0). */
+  /**
+   * The signed journal entry that sealed an item. The journal is read once for every item pending
+   * at the time, not once per item: a shift's journal holds some 6,000 lines (about 6 MB), and
+   * reading and splitting it for each of the shift's 2,880 segments made every item dearer than
+   * the one before.
+   */
   private async entryFor(item: PendingUpload): Promise<JournalEntry> {
-    const cached = this.entries.get(item.seq);
-    if (cached) return cached;
-    const lines = (await readFile(this.options.journalPath, 'utf8')).split('\n');
-    const byIndex = lines[item.seq];
-    const candidates = byIndex ? [byIndex, ...lines] : lines;
-    for (const line of candidates) {
-      if (!line) continue;
-      const entry = JSON.parse(line) as JournalEntry;
-      if (entry.seq === item.seq) {
-        this.entries.set(item.seq, entry);
-        return entry;
-      }
+    let entry = this.entries.get(item.seq);
+    if (!entry) {
+      await (this.loading ??= this.loadEntries().finally(() => (this.loading = null)));
+      entry = this.entries.get(item.seq);
     }
-    throw new RecorderError('UPLOAD_FAILED', `no journal entry ${item.seq} for ${item.file}`);
+    if (!entry) {
+      // Queued after that read began: read again for it.
+      await this.loadEntries();
+      entry = this.entries.get(item.seq);
+    }
+    if (!entry) throw new RecorderError('UPLOAD_FAILED', `no journal entry ${item.seq} for ${item.file}`);
+    return entry;
+  }
+
+  /** Reads the entries of the items now pending into `entries` (line `seq` of the journal, seq from 0). */
+  private async loadEntries(): Promise<void> {
+    const wanted = new Set(this.options.store.data.uploadQueue.map((i) => i.seq));
+    const text = await readFile(this.options.journalPath, 'utf8');
+    // Complete lines only: the writer may be appending one right now.
+    const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n');
+    const found = (line: string | undefined) => {
+      if (!line) return false;
+      let entry: JournalEntry;
+      try {
+        entry = JSON.parse(line) as JournalEntry;
+      } catch {
+        return false; // not an entry; the chain check at the station reports the line
+      }
+      if (!wanted.has(entry.seq)) return false;
+      this.entries.set(entry.seq, entry);
+      return true;
+    };
+    let misplaced = false;
+    for (const seq of wanted) if (!found(lines[seq]) || this.entries.get(seq)?.seq !== seq) misplaced = true;
+    // A line not where its seq says (never written so, but the file is not ours to trust): look at all.
+    if (misplaced) for (const line of lines) found(line);
   }
 
   get active(): boolean {

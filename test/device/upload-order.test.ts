@@ -3,6 +3,8 @@
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import fsPromises from 'node:fs/promises';
+import { syncBuiltinESMExports } from 'node:module';
 import { join } from 'node:path';
 import { recoverSpool } from '../../device/sealing/recover-spool.ts';
 import { Sealer } from '../../device/sealing/sealer.ts';
@@ -112,6 +114,70 @@ test('a marked event uploads all its segments first (also those sealed before th
   t.deepEqual(store.data.uploadQueue, [], 'every item receipted');
   t.deepEqual(store.data.markedEvents, [], 'the mark set is pruned with the last item of B');
   t.deepEqual(JSON.parse(readFileSync(store.path, 'utf8')).markedEvents, []);
+});
+
+test('the items of a round find their journal entries in one read of the journal, not one per item', async (t) => {
+  const world = evidenceWorld(t);
+  const device = await world.device('HN-CS-0008');
+  const station = world.gateway('station', 'station');
+  const store = await StateStore.open(join(device.dir, 'state.json'));
+  const sealer = new Sealer({
+    evidenceDir: device.evidenceDir,
+    journal: device.journal,
+    centerPublicKey: testCenterKeys().publicKey,
+    state: store,
+  });
+  const items = 12;
+  for (let n = 0; n < items; n++) {
+    const spoolPath = join(device.dir, 'spool', `s-${n}.ts`);
+    writeFileSync(spoolPath, randomBytes(4096));
+    await sealer.seal(spoolPath, sealMeta({ event: 'E', segment: n }));
+  }
+  // Counts the reads of the journal file, whoever makes them.
+  const readFile = fsPromises.readFile;
+  let journalReads = 0;
+  fsPromises.readFile = ((path: unknown, ...rest: unknown[]) => {
+    if (path === device.journalPath) journalReads++;
+    return (readFile as (...a: unknown[]) => unknown)(path, ...rest);
+  }) as typeof readFile;
+  syncBuiltinESMExports();
+  t.teardown(() => {
+    fsPromises.readFile = readFile;
+    syncBuiltinESMExports();
+  });
+
+  const runner = new UploadRunner({
+    link: new TestWire(station.receiver, device.id),
+    device: device.id,
+    evidenceDir: device.evidenceDir,
+    journalPath: device.journalPath,
+    gatewayKey: station.receiptKeys.publicKey,
+    store,
+    journal: device.journal,
+    chunkBytes: 8192,
+    replyTimeoutMs: 5000,
+  });
+  t.teardown(() => runner.stop());
+  const rounds: UploadRoundResult[] = [];
+  runner.on('round', (r: UploadRoundResult) => rounds.push(r));
+  let guard: NodeJS.Timeout | undefined;
+  const idle = Promise.race([
+    new Promise((resolve) => runner.once('idle', resolve)),
+    new Promise((_, reject) => {
+      guard = setTimeout(() => reject(new Error(`not idle: ${JSON.stringify(rounds)}`)), 60_000);
+    }),
+  ]);
+  runner.setDocked(true);
+  runner.setConnected(true);
+  await idle.finally(() => clearTimeout(guard));
+
+  t.is(rounds[0]?.receipted.length, items, JSON.stringify(rounds));
+  t.deepEqual(store.data.uploadQueue, []);
+  // The journal sync before and after the round, and one read for the entries of all twelve.
+  t.true(
+    journalReads <= 2 * rounds.length + 1,
+    `${journalReads} reads of the journal in ${rounds.length} round(s)`,
+  );
 });
 
 test('a crash between the mark entry and the state write: start-up recovery marks the event from the journal', async (t) => {
