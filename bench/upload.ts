@@ -15,9 +15,12 @@
  *    end spent per GiB is printed too: unlike the rates it does not depend on what else runs.
  *    `--data-path publish` sends the chunks through mqtt.js's `publish` instead of writing them
  *    directly on its connection (protocol/upload-mqtt.ts, DirectMqttClient), for comparison.
- * 2. A dock of `--devices` recorders (default 8) uploading `--dock-mib` MiB each (default 64) at
- *    once, each on its own TLS connection: the aggregate rate, and what an 8-hour 1080p shift
- *    (≈ 14 GB) would take at that rate per device and for the whole dock.
+ * 2. A dock of `--devices` recorders (default 8) uploading at once, each on its own TLS connection,
+ *    each a round of `--dock-items` segments (default 12) of `--dock-mib` MiB (default 5: a real
+ *    segment is 10 s, about 5 MB at 1080p, so a shift is some 2,800 of them): the aggregate rate,
+ *    and what an 8-hour 1080p shift (≈ 14 GB) would take at that rate per device and for the whole
+ *    dock. `--dock-items 1 --dock-mib 64` is the dock of one large item each measured until
+ *    2026-12-03.
  *
  * 3. One recorder's round of `--round-items` (default 32) segments of `--round-mib` MiB each (default
  *    5: a real segment is 10 s, about 5 MB at 1080p) with the Uploader's default of two items in
@@ -231,6 +234,8 @@ async function upload(
     reconnectPeriod: 0,
     protocolVersion: 4,
   });
+  // As the recorder does (device/telemetry.ts): Nagle's algorithm off.
+  (client.stream as TLSSocket).setNoDelay(true);
   try {
     const link = new MqttUploadLink({
       client,
@@ -274,7 +279,8 @@ async function upload(
 export async function bench(argv: string[]): Promise<BenchRow[]> {
   const mib = flag(argv, 'mib', 256);
   const dockDevices = flag(argv, 'devices', 8);
-  const dockMib = flag(argv, 'dock-mib', 64);
+  const dockMib = flag(argv, 'dock-mib', 5);
+  const dockItems = Math.max(1, flag(argv, 'dock-items', 12));
   const chunkBytes = flag(argv, 'chunk-kib', 256) * 1024;
   const window = flag(argv, 'window', 8);
   const repeat = Math.max(1, flag(argv, 'repeat', 5));
@@ -399,17 +405,19 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     // 2. A dock of recorders at once.
     const dock = await Promise.all(
       Array.from({ length: dockDevices }, (_, i) =>
-        benchDevice(pki, dir, `HN-DOCK-${String(i + 1).padStart(4, '0')}`, dockMib),
+        benchDevice(pki, dir, `HN-DOCK-${String(i + 1).padStart(4, '0')}`, dockMib, dockItems),
       ),
     );
-    const bytes = dock.reduce((sum, d) => sum + d.items[0]!.bytes, 0);
+    const bytes = dock.reduce((sum, d) => sum + d.items.reduce((n, item) => n + item.bytes, 0), 0);
     const t0 = process.hrtime.bigint();
     await Promise.all(dock.map((d) => upload(d, settings)));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
     const aggregate = bytes / seconds;
     const perDevice = aggregate / dockDevices;
     rows.push({
-      what: `${dockDevices} recorders uploading ${dockMib} MiB each at once (a dock)`,
+      what:
+        `${dockDevices} recorders uploading at once (a dock), each a round of ${dockItems} ` +
+        `item${dockItems === 1 ? '' : 's'} of ${dockMib} MiB`,
       figure: `${(aggregate / MiB).toFixed(1)} MiB/s aggregate`,
       note:
         `14 GB shifts on all ${dockDevices} at once: ${(SHIFT_BYTES / perDevice / 3600).toFixed(2)} h; ` +

@@ -10,6 +10,7 @@
  */
 import { X509Certificate, createPublicKey, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import mqtt, { type MqttClient } from 'mqtt';
 import { RecorderError } from '../protocol/errors.ts';
 import { MqttUploadLink, type UploadMqttClient } from '../protocol/upload-mqtt.ts';
@@ -66,6 +67,9 @@ export function startUpstreamRelay(
   const replyTimeoutMs = options.relay?.replyTimeoutMs ?? 15_000;
   let wasConnected = false;
   client.on('connect', () => {
+    // Nagle's algorithm off, as on the recorder (device/telemetry.ts): it held each item's small
+    // done and offer packets back behind the chunks until their ACK came.
+    (client.stream as Socket | undefined)?.setNoDelay?.(true);
     log('info', 'relay connected to the center', { url: upstream.url });
     wasConnected = true;
     relay.wake();
