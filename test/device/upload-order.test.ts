@@ -1,6 +1,6 @@
 // Issue 6 build item 1: events with marks upload first, then oldest first. Real sealing, a real
 // state file, the real UploadRunner over the in-process wire to a station's UploadReceiver.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import fsPromises from 'node:fs/promises';
@@ -31,6 +31,45 @@ class RecordingWire extends TestWire {
 }
 
 const T0 = Date.parse('2026-11-22T10:00:00.000Z');
+
+type World = ReturnType<typeof evidenceWorld>;
+
+/** The real UploadRunner, docked and connected over `wire`, until it is idle; returns its rounds. */
+async function uploadUntilIdle(
+  t: ExecutionContext,
+  wire: TestWire,
+  device: Awaited<ReturnType<World['device']>>,
+  station: ReturnType<World['gateway']>,
+  store: StateStore,
+): Promise<UploadRoundResult[]> {
+  const runner = new UploadRunner({
+    link: wire,
+    device: device.id,
+    evidenceDir: device.evidenceDir,
+    journalPath: device.journalPath,
+    gatewayKey: station.receiptKeys.publicKey,
+    store,
+    journal: device.journal,
+    chunkBytes: 8192,
+    replyTimeoutMs: 5000,
+  });
+  t.teardown(() => runner.stop());
+  const rounds: UploadRoundResult[] = [];
+  runner.on('round', (r: UploadRoundResult) => rounds.push(r));
+  // The runner's timers are unref'd (they must not keep a device process alive): this one keeps
+  // the test's process up until the runner is idle, and bounds the wait.
+  let guard: NodeJS.Timeout | undefined;
+  const idle = Promise.race([
+    new Promise((resolve) => runner.once('idle', resolve)),
+    new Promise((_, reject) => {
+      guard = setTimeout(() => reject(new Error(`not idle: ${JSON.stringify(rounds)}`)), 60_000);
+    }),
+  ]);
+  runner.setDocked(true);
+  runner.setConnected(true);
+  await idle.finally(() => clearTimeout(guard));
+  return rounds;
+}
 
 test('a marked event uploads all its segments first (also those sealed before the mark), then the rest oldest first', async (t) => {
   const world = evidenceWorld(t);
@@ -71,32 +110,7 @@ test('a marked event uploads all its segments first (also those sealed before th
   );
 
   const wire = new RecordingWire(station.receiver, device.id);
-  const runner = new UploadRunner({
-    link: wire,
-    device: device.id,
-    evidenceDir: device.evidenceDir,
-    journalPath: device.journalPath,
-    gatewayKey: station.receiptKeys.publicKey,
-    store,
-    journal: device.journal,
-    chunkBytes: 8192,
-    replyTimeoutMs: 5000,
-  });
-  t.teardown(() => runner.stop());
-  const rounds: UploadRoundResult[] = [];
-  runner.on('round', (r: UploadRoundResult) => rounds.push(r));
-  // The runner's timers are unref'd (they must not keep a device process alive): this one keeps
-  // the test's process up until the runner is idle, and bounds the wait.
-  let guard: NodeJS.Timeout | undefined;
-  const idle = Promise.race([
-    new Promise((resolve) => runner.once('idle', resolve)),
-    new Promise((_, reject) => {
-      guard = setTimeout(() => reject(new Error(`not idle: ${JSON.stringify(rounds)}`)), 60_000);
-    }),
-  ]);
-  runner.setDocked(true);
-  runner.setConnected(true);
-  await idle.finally(() => clearTimeout(guard));
+  await uploadUntilIdle(t, wire, device, station, store);
 
   t.deepEqual(
     wire.offers.map((o) => o.id),
@@ -146,30 +160,7 @@ test('the items of a round find their journal entries in one read of the journal
     syncBuiltinESMExports();
   });
 
-  const runner = new UploadRunner({
-    link: new TestWire(station.receiver, device.id),
-    device: device.id,
-    evidenceDir: device.evidenceDir,
-    journalPath: device.journalPath,
-    gatewayKey: station.receiptKeys.publicKey,
-    store,
-    journal: device.journal,
-    chunkBytes: 8192,
-    replyTimeoutMs: 5000,
-  });
-  t.teardown(() => runner.stop());
-  const rounds: UploadRoundResult[] = [];
-  runner.on('round', (r: UploadRoundResult) => rounds.push(r));
-  let guard: NodeJS.Timeout | undefined;
-  const idle = Promise.race([
-    new Promise((resolve) => runner.once('idle', resolve)),
-    new Promise((_, reject) => {
-      guard = setTimeout(() => reject(new Error(`not idle: ${JSON.stringify(rounds)}`)), 60_000);
-    }),
-  ]);
-  runner.setDocked(true);
-  runner.setConnected(true);
-  await idle.finally(() => clearTimeout(guard));
+  const rounds = await uploadUntilIdle(t, new TestWire(station.receiver, device.id), device, station, store);
 
   t.is(rounds[0]?.receipted.length, items, JSON.stringify(rounds));
   t.deepEqual(store.data.uploadQueue, []);
