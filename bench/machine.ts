@@ -2,8 +2,8 @@
  * What the machine itself did during a measurement: CPU time the hypervisor stole from this VM.
  * On the shared 2-core machines the benches run on, steal comes in bursts of 10–50 % and explains
  * most of the run-to-run swing; each bench prints it beside its figures. And what a fresh page of
- * the page cache costs: every file a bench writes needs them, and on these VMs their price moved
- * by ten times from one day to the next.
+ * the page cache costs: every file a bench writes needs them, and on these VMs their price swings
+ * from 0.3 to 14 CPU s per GiB (2026-12-03, within hours).
  */
 import { closeSync, fsyncSync, openSync, readFileSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -35,7 +35,7 @@ export interface PageCacheCost {
  * Writes `mib` MiB to a new file in `dir` and fsyncs it, then writes it again over the same pages,
  * and reports this process's CPU time per GiB for each. The file is removed.
  */
-export function pageCacheCost(dir: string, mib = 128): PageCacheCost {
+export function pageCacheCost(dir: string, mib: number): PageCacheCost {
   const path = join(dir, 'page-cache-probe.bin');
   const block = Buffer.alloc(1024 * 1024, 0x5a);
   const pass = (flags: string) => {

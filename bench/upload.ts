@@ -29,8 +29,7 @@
  * Files live under the machine's temp directory (a disk, as at a station), both for the baseline
  * and for the gateway's store. The device side (this process) reads evidence from the same disk.
  * Every byte uploaded or copied lands in new page-cache pages, and on these VMs their price swings
- * by thirty times (0.3 to 9.5 CPU s per GiB on one day): part 1 prints it, measured before and
- * after its pairs (bench/machine.ts).
+ * (bench/machine.ts): part 1 prints it, measured before and after its pairs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createPublicKey, randomBytes } from 'node:crypto';
@@ -205,6 +204,11 @@ async function benchDevice(
     );
   }
   return device;
+}
+
+/** Bytes of the sealed items a device holds. */
+function heldBytes(device: SealedDevice): number {
+  return device.items.reduce((n, item) => n + item.bytes, 0);
 }
 
 interface UploadSettings {
@@ -408,7 +412,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
         benchDevice(pki, dir, `HN-DOCK-${String(i + 1).padStart(4, '0')}`, dockMib, dockItems),
       ),
     );
-    const bytes = dock.reduce((sum, d) => sum + d.items.reduce((n, item) => n + item.bytes, 0), 0);
+    const bytes = dock.reduce((sum, d) => sum + heldBytes(d), 0);
     const t0 = process.hrtime.bigint();
     await Promise.all(dock.map((d) => upload(d, settings)));
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
@@ -435,7 +439,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
       for (const way of ways) {
         const id = `HN-ROUND-${way === 'one' ? 'A' : 'B'}${String(r).padStart(3, '0')}`;
         const device = await benchDevice(pki, dir, id, roundMib, roundItems);
-        roundBytes = device.items.reduce((n, item) => n + item.bytes, 0);
+        roundBytes = heldBytes(device);
         const run = await upload(device, { ...settings, ...(way === 'one' ? { itemsInFlight: 1 } : {}) });
         timed[way] = run.seconds;
       }

@@ -161,22 +161,19 @@ export class UploadRunner extends EventEmitter {
     const text = await readFile(this.options.journalPath, 'utf8');
     // Complete lines only: the writer may be appending one right now.
     const lines = text.slice(0, text.lastIndexOf('\n') + 1).split('\n');
-    const found = (line: string | undefined) => {
-      if (!line) return false;
+    const take = (line: string | undefined) => {
+      if (!line) return;
       let entry: JournalEntry;
       try {
         entry = JSON.parse(line) as JournalEntry;
       } catch {
-        return false; // not an entry; the chain check at the station reports the line
+        return; // not an entry; the chain check at the station reports the line
       }
-      if (!wanted.has(entry.seq)) return false;
-      this.entries.set(entry.seq, entry);
-      return true;
+      if (wanted.has(entry.seq)) this.entries.set(entry.seq, entry);
     };
-    let misplaced = false;
-    for (const seq of wanted) if (!found(lines[seq]) || this.entries.get(seq)?.seq !== seq) misplaced = true;
+    for (const seq of wanted) take(lines[seq]);
     // A line not where its seq says (never written so, but the file is not ours to trust): look at all.
-    if (misplaced) for (const line of lines) found(line);
+    if ([...wanted].some((seq) => !this.entries.has(seq))) for (const line of lines) take(line);
   }
 
   get active(): boolean {

@@ -1,7 +1,16 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  readdirSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { JournalWriter } from '../../device/journal-writer.ts';
 import { Uploader, type PendingUpload, type UploaderOptions } from '../../device/uploader.ts';
@@ -40,7 +49,6 @@ async function rig(
 ): Promise<Rig> {
   const dir = tempDir(t);
   const evidenceDir = join(dir, 'evidence');
-  const { mkdirSync } = await import('node:fs');
   mkdirSync(evidenceDir);
   const journal = await JournalWriter.open({
     path: join(dir, 'journal.jsonl'),
@@ -95,6 +103,15 @@ function newReceiver(store: EvidenceStore, alerts: UploadAlert[]): UploadReceive
   });
   receiver.on('alert', (a: UploadAlert) => alerts.push(a));
   return receiver;
+}
+
+/** A real 256 KiB filesystem for a station (root can mount tmpfs; the tests that use it need it). */
+function smallDisk(t: ExecutionContext): string {
+  const station = join(tempDir(t), 'station-small');
+  mkdirSync(station);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', station]);
+  t.teardown(() => execFileSync('umount', ['-l', station]));
+  return station;
 }
 
 function journalKinds(r: Rig): string[] {
@@ -281,14 +298,7 @@ test('re-offering a receipted item returns the same receipt and stores nothing t
 });
 
 test("the station's disk full: the device keeps its copy and an alert is raised", async (t) => {
-  const { execFileSync } = await import('node:child_process');
-  const { mkdirSync } = await import('node:fs');
-  const dir = tempDir(t);
-  const station = join(dir, 'station-small');
-  mkdirSync(station);
-  // A real, small filesystem (root can mount tmpfs; this test needs it).
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', station]);
-  t.teardown(() => execFileSync('umount', ['-l', station]));
+  const station = smallDisk(t);
   const r = await rig(t, [600_000]);
   r.store.close();
   const store = new EvidenceStore(station);
@@ -302,7 +312,6 @@ test("the station's disk full: the device keeps its copy and an alert is raised"
   t.true(existsSync(join(r.evidenceDir, 'E1-0.ts.enc')));
   t.is(store.list().length, 0);
   // What the small disk took is a clean prefix of the item, cut back to the last whole write.
-  const { readdirSync } = await import('node:fs');
   const [part] = readdirSync(join(station, 'incoming'));
   const held = readFileSync(join(station, 'incoming', part!));
   t.true(held.length > 0 && held.length < 600_000);
@@ -318,13 +327,7 @@ test("the station's disk full: the device keeps its copy and an alert is raised"
 });
 
 test('a device that sends on after a refused write without offering again: the file is hashed again at done, and stored', async (t) => {
-  const { execFileSync } = await import('node:child_process');
-  const { mkdirSync } = await import('node:fs');
-  const dir = tempDir(t);
-  const station = join(dir, 'station-small');
-  mkdirSync(station);
-  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', station]);
-  t.teardown(() => execFileSync('umount', ['-l', station]));
+  const station = smallDisk(t);
   const r = await rig(t, [600_000]);
   const store = new EvidenceStore(station);
   t.teardown(() => store.close());
@@ -384,7 +387,6 @@ test('the journal reaches the station whole, in batches, resuming after losses; 
 });
 
 test('killed between moving the object into the store and indexing it: the item is sent again, indexed once, incoming/ left empty', async (t) => {
-  const { chmodSync, copyFileSync, mkdirSync } = await import('node:fs');
   const { dirname } = await import('node:path');
   const r = await rig(t, [50_000]);
   const item = r.items[0]!;
