@@ -53,7 +53,7 @@ import { caPaths, initCa, issueCertificate } from '../gateway/ca.ts';
 import { parseGatewayConfig } from '../gateway/config.ts';
 import { GATEWAY_HEAP_FLAG } from '../gateway/heap.ts';
 import { worstOf, type ProcessHealth } from './fleet-health.ts';
-import { cpuTicks, stealPercent } from './machine.ts';
+import { cpuTicks, stealPercent, writeCalls } from './machine.ts';
 
 export const name = 'fleet';
 
@@ -172,7 +172,7 @@ function freePort(): Promise<number> {
 
 /** RSS (bytes), CPU time of all threads (ms) and write(2)-family calls of a process, from /proc. */
 function procUsage(pid: number): { rss: number; cpuMs: number; writes: number } {
-  const writes = Number(/syscw:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
+  const writes = writeCalls(pid);
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

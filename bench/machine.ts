@@ -56,3 +56,8 @@ export function pageCacheCost(dir: string, mib: number): PageCacheCost {
     rmSync(path, { force: true });
   }
 }
+
+/** write(2)-family calls a process has made so far (/proc/PID/io `syscw`: files and sockets alike). */
+export function writeCalls(pid: number | 'self' = 'self'): number {
+  return Number(/syscw:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))![1]);
+}

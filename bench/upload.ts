@@ -46,7 +46,7 @@ import { recorderNodeArgs } from '../test/helpers/cli.ts';
 import { testPki, type TestPki } from '../test/helpers/pki.ts';
 import { sealedDevice, type SealedDevice } from '../test/helpers/sealed-device.ts';
 import { sealMeta } from '../test/helpers/sealing.ts';
-import { cpuTicks, pageCacheCost, stealPercent } from './machine.ts';
+import { cpuTicks, pageCacheCost, stealPercent, writeCalls } from './machine.ts';
 import type { BenchRow } from './run.ts';
 
 const MiB = 1024 * 1024;
@@ -121,7 +121,8 @@ const socket = net.connect(Number(port), '127.0.0.1'); let reply = '';
 socket.on('data', (d) => (reply += d));
 socket.on('end', () => {
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9; const { user, system } = process.cpuUsage(cpu0);
-  console.log(JSON.stringify({ reply, seconds, cpu: (user + system) / 1e6 }));
+  const writes = Number(/syscw:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/io', 'utf8'))[1]);
+  console.log(JSON.stringify({ reply, seconds, cpu: (user + system) / 1e6, writes }));
 });
 fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(socket);
 `;
@@ -147,6 +148,9 @@ interface Timed {
   /** CPU seconds of the sending and the receiving process over the transfer */
   senderCpu: number;
   receiverCpu: number;
+  /** write(2)-family calls of each over the transfer (sockets and files) */
+  senderWrites: number;
+  receiverWrites: number;
 }
 
 interface UploadTimed extends Timed {
@@ -162,13 +166,25 @@ async function rawTcpCopy(file: string, target: string): Promise<Timed> {
   try {
     const port = await waitForOutput(sink, /port (\d+)/, 'the TCP sink');
     const receiverCpu0 = await processCpuSeconds(sink.pid!);
+    const receiverWrites0 = writeCalls(sink.pid!);
     const sender = spawn(process.execPath, ['-e', TCP_SENDER, file, port], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const line = await waitForOutput(sender, /^(\{.*\})\n/m, 'the TCP sender');
-    const { reply, seconds, cpu } = JSON.parse(line) as { reply: string; seconds: number; cpu: number };
+    const { reply, seconds, cpu, writes } = JSON.parse(line) as {
+      reply: string;
+      seconds: number;
+      cpu: number;
+      writes: number;
+    };
     if (!reply.startsWith('ok ')) throw new Error(`the TCP sink answered "${reply}"`);
-    return { seconds, senderCpu: cpu, receiverCpu: (await processCpuSeconds(sink.pid!)) - receiverCpu0 };
+    return {
+      seconds,
+      senderCpu: cpu,
+      receiverCpu: (await processCpuSeconds(sink.pid!)) - receiverCpu0,
+      senderWrites: writes,
+      receiverWrites: writeCalls(sink.pid!) - receiverWrites0,
+    };
   } finally {
     sink.kill('SIGKILL');
   }
@@ -353,6 +369,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
         await processCpuSeconds(gateway.pid!),
         await processCpuSeconds(gateway.pid!, true),
       ];
+      const writes0 = [writeCalls(), writeCalls(gateway.pid!)];
       const { seconds, tailSeconds, suite } = await upload(one, settings);
       suites.add(suite);
       const upload_: UploadTimed = {
@@ -360,6 +377,8 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
         senderCpu: ownCpuSeconds() - cpu0[0]!,
         receiverCpu: (await processCpuSeconds(gateway.pid!)) - cpu0[1]!,
         receiverMainCpu: (await processCpuSeconds(gateway.pid!, true)) - cpu0[2]!,
+        senderWrites: writeCalls() - writes0[0]!,
+        receiverWrites: writeCalls(gateway.pid!) - writes0[1]!,
         tailSeconds,
       };
       pairs.push({ tcp, upload: upload_, bytes: item.bytes });
@@ -377,6 +396,9 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     const cpuNote = (pick: (p: (typeof pairs)[number]) => Timed) =>
       `${median(pairs.map((p) => perGiB(pick(p).senderCpu, p.bytes))).toFixed(2)} / ` +
       `${median(pairs.map((p) => perGiB(pick(p).receiverCpu, p.bytes))).toFixed(2)}`;
+    const writesNote = (pick: (p: (typeof pairs)[number]) => Timed) =>
+      `${median(pairs.map((p) => (pick(p).senderWrites * MiB) / p.bytes)).toFixed(2)} / ` +
+      `${median(pairs.map((p) => (pick(p).receiverWrites * MiB) / p.bytes)).toFixed(2)}`;
     const singleRate = median(pairs.map((p) => rate(p.bytes, p.upload.seconds)));
     const rows: BenchRow[] = [
       {
@@ -397,6 +419,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
             )
             .join(', ')}; ` +
           `CPU s per GiB, sender / receiver: upload ${cpuNote((p) => p.upload)}, raw copy ${cpuNote((p) => p.tcp)}; ` +
+          `write calls per MiB, sender / receiver: upload ${writesNote((p) => p.upload)}, raw copy ${writesNote((p) => p.tcp)}; ` +
           `after the last chunk's PUBACK (done, store, receipt, journal, deletion) ${median(pairs.map((p) => p.upload.tailSeconds * 1000)).toFixed(0)} ms; ` +
           `gateway event loop ${median(pairs.map((p) => perGiB(p.upload.receiverMainCpu, p.bytes))).toFixed(2)} CPU s per GiB; ` +
           `gateway major GCs per GiB ${((gatewayMajorGcs * 1024 * MiB) / pairs.reduce((n, p) => n + p.bytes, 0)).toFixed(1)}; ` +
