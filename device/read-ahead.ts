@@ -1,33 +1,12 @@
 /**
  * Reads a file front to back in large blocks, the next block already on its way, and hands out
  * the smaller pieces asked for by copying them out. The uploader asks for one chunk at a time, in
- * order: with 2 MiB blocks and 256 KiB chunks (the default until 2026-12-03), one threadpool round
- * trip serves eight chunks instead of eight round trips, and the read of the next block overlaps
- * the sending of this one. A copy out of a block costs a twentieth of what the round trip it
- * replaces does. Chunks of DIRECT_READ_BYTES and more (today's default of 1 MiB) skip it.
+ * order: with 2 MiB blocks and the 256 KiB chunks of before, one threadpool round trip served eight
+ * chunks instead of eight round trips (with today's 1 MiB chunks, two), and the read of the next
+ * block overlaps the sending of this one. A copy out of a block costs a twentieth of what the round
+ * trip it replaces does.
  */
 import type { FileHandle } from 'node:fs/promises';
-
-/**
- * Chunks at least this big are read straight into their own buffer (`readFully`): one threadpool
- * round trip each and no copy. For 1 MiB chunks that cost the recorder 1.72–1.78 CPU s per GiB
- * uploaded against 1.93–2.11 through 2 MiB blocks (`npm run bench -- upload`, alternating runs).
- */
-export const DIRECT_READ_BYTES = 1024 * 1024;
-
-/**
- * Fills `into` from the file at `position`; returns how many bytes it read. A regular file returns
- * less than asked only at its end: it reads on until `into` is full or the file ends.
- */
-export async function readFully(handle: FileHandle, into: Buffer, position: number): Promise<number> {
-  let bytes = 0;
-  while (bytes < into.length) {
-    const { bytesRead } = await handle.read(into, bytes, into.length - bytes, position + bytes);
-    if (bytesRead === 0) break;
-    bytes += bytesRead;
-  }
-  return bytes;
-}
 
 interface Block {
   start: number;
@@ -92,6 +71,13 @@ export class ReadAhead {
 
   private async readBlock(start: number): Promise<Block> {
     const buffer = this.spare.pop() ?? Buffer.allocUnsafeSlow(this.blockBytes);
-    return { start, bytes: await readFully(this.handle, buffer, start), buffer };
+    let bytes = 0;
+    // A regular file returns less than asked only at its end; read on until the block is full or it ends.
+    while (bytes < this.blockBytes) {
+      const { bytesRead } = await this.handle.read(buffer, bytes, this.blockBytes - bytes, start + bytes);
+      if (bytesRead === 0) break;
+      bytes += bytesRead;
+    }
+    return { start, bytes, buffer };
   }
 }

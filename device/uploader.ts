@@ -31,7 +31,7 @@ import {
   type UploadLink,
 } from '../protocol/upload.ts';
 import { UploadSender } from '../protocol/upload-sender.ts';
-import { DIRECT_READ_BYTES, ReadAhead, readFully } from './read-ahead.ts';
+import { ReadAhead } from './read-ahead.ts';
 
 export interface PendingUpload {
   /** evidence file name (also the upload id) */
@@ -262,7 +262,6 @@ export class Uploader {
         offer,
         async (position, into) => {
           handle ??= await open(join(this.options.evidenceDir, item.file), 'r');
-          if (this.sender.chunkBytes >= DIRECT_READ_BYTES) return readFully(handle, into, position);
           reader ??= new ReadAhead(handle);
           return reader.read(position, into);
         },

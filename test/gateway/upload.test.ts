@@ -212,30 +212,6 @@ test('50 seeded trials: a connection cut at a random point resumes with nothing 
   }
 });
 
-test('default 1 MiB chunks, read straight into their buffers: items of odd sizes arrive whole, also after a lost chunk', async (t) => {
-  const MiB = 1024 * 1024;
-  // The third chunk is lost: the gateway asks again from where its bytes end.
-  let chunks = 0;
-  const r = await rig(t, [2 * MiB + 12_345, MiB, 300], {
-    onMessage: (_n, kind) => (kind === 'chunk' && ++chunks === 3 ? 'drop' : 'pass'),
-  });
-  const originals = r.items.map((item) => readFileSync(join(r.evidenceDir, item.file)));
-  const { chunkBytes: _chunkBytes, window: _window, ...defaults } = r.uploaderOptions;
-  const uploader = new Uploader({ ...defaults, replyTimeoutMs: 500, maxAttempts: 3 });
-  const result = await uploader.uploadAll();
-  t.deepEqual(result.failed, []);
-  t.is(result.receipted.length, 3);
-  const stored = r.store.list();
-  t.is(stored.length, 3);
-  for (const original of originals)
-    t.true(
-      stored.some((item) => readFileSync(r.store.objectPath(item.sha256)).equals(original)),
-      `an item of ${original.length} bytes`,
-    );
-  t.true(chunks > 5, `${chunks} chunks sent: the lost one was sent again`);
-  t.deepEqual(r.alerts, []);
-});
-
 test('a corrupted chunk is rejected and the item resent', async (t) => {
   const r = await rig(t, [30_000], {
     onMessage: (n, kind) => (n === 3 && kind === 'chunk' ? 'corrupt' : 'pass'),
