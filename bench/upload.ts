@@ -301,8 +301,8 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
   const dockDevices = flag(argv, 'devices', 8);
   const dockMib = flag(argv, 'dock-mib', 5);
   const dockItems = Math.max(1, flag(argv, 'dock-items', 12));
-  const chunkBytes = flag(argv, 'chunk-kib', 1024) * 1024;
-  const window = flag(argv, 'window', 2);
+  const chunkBytes = flag(argv, 'chunk-kib', 256) * 1024;
+  const window = flag(argv, 'window', 8);
   const repeat = Math.max(1, flag(argv, 'repeat', 5));
   const roundItems = flag(argv, 'round-items', 32);
   const roundMib = flag(argv, 'round-mib', 5);
@@ -315,17 +315,11 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
   try {
     const pki = testPki(join(dir, 'pki'), 'HN-BENCH');
     const port = await freePort();
-    const maxFrameKib = flag(argv, 'max-frame-kib', 0);
-    const config = pki.config({
-      listen: { host: '127.0.0.1', port },
-      ...(maxFrameKib > 0 ? { maxFrameBytes: maxFrameKib * 1024 } : {}),
-    });
+    const config = pki.config({ listen: { host: '127.0.0.1', port } });
     // A bigger chunk is refused by the gateway's frame guard and the upload would retry until it times out.
     const maxChunk = maxChunkBytes(config.maxFrameBytes);
     if (chunkBytes > maxChunk)
-      throw new Error(
-        `--chunk-kib: at most ${Math.floor(maxChunk / 1024)} (the gateway's frame limit: --max-frame-kib)`,
-      );
+      throw new Error(`--chunk-kib: at most ${Math.floor(maxChunk / 1024)} (the gateway's frame limit)`);
     const configPath = join(dir, 'gateway.json');
     writeFileSync(configPath, JSON.stringify(config));
     gateway = spawn(

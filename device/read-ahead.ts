@@ -1,10 +1,9 @@
 /**
  * Reads a file front to back in large blocks, the next block already on its way, and hands out
- * the smaller pieces asked for by copying them out. The uploader asks for one chunk at a time, in
- * order: with 2 MiB blocks and the 256 KiB chunks of before, one threadpool round trip served eight
- * chunks instead of eight round trips (with today's 1 MiB chunks, two), and the read of the next
- * block overlaps the sending of this one. A copy out of a block costs a twentieth of what the round
- * trip it replaces does.
+ * the smaller pieces asked for by copying them out. The uploader asks for one 256 KiB chunk at a
+ * time, in order: with 2 MiB blocks that is one threadpool round trip for eight chunks instead of
+ * eight, and the read of the next block overlaps the sending of this one. A copy out of a block
+ * costs a twentieth of what the round trip it replaces does.
  */
 import type { FileHandle } from 'node:fs/promises';
 

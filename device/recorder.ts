@@ -348,8 +348,8 @@ export class Recorder extends EventEmitter {
             this.serial(async () => resolve(await this.append(kind, body))).catch(reject);
           }),
       },
-      chunkBytes: gateway.upload?.chunkBytes ?? 1_048_576,
-      window: gateway.upload?.window ?? 2,
+      chunkBytes: gateway.upload?.chunkBytes ?? 262_144,
+      window: gateway.upload?.window ?? 8,
       log: (msg) => this.emit('log', msg),
     });
     runner.on('round', (result: { receipted: string[]; failed: unknown[] }) =>

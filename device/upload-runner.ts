@@ -29,7 +29,7 @@ export interface UploadRunnerOptions {
   store: StateStore;
   /** appends to the device journal (the recorder's own serialised append) */
   journal: { append(kind: string, body: JsonObject): Promise<JournalEntry> };
-  /** Default 1 MiB. */
+  /** Default 256 KiB. */
   chunkBytes?: number;
   /** Default 8. */
   window?: number;

@@ -66,7 +66,7 @@ export interface UploaderOptions {
   journalPath?: string;
   /** journal lines per message. Default 200. */
   journalBatchLines?: number;
-  /** Default 1 MiB. */
+  /** Default 256 KiB. */
   chunkBytes?: number;
   /** chunks in flight, per item. Default 8. */
   window?: number;

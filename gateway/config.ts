@@ -51,8 +51,7 @@ export const GatewayConfigSchema = Type.Object(
     maxFrameBytes: Type.Integer({
       minimum: 1024,
       maximum: 268_435_455,
-      // A 1 MiB upload chunk and its PUBLISH header (protocol/upload-mqtt.ts UPLOAD_FRAME_OVERHEAD).
-      default: 1_049_088,
+      default: 327_680,
       description: 'largest MQTT packet accepted; bigger ones close the connection before they are buffered',
     }),
     slowClientTimeoutMs: Type.Integer({

@@ -35,9 +35,9 @@ export interface RelayOptions {
   now?: () => Date;
   /** Default the global timers. */
   timers?: SenderTimers;
-  /** Default 1 MiB. */
+  /** Default 256 KiB. */
   chunkBytes?: number;
-  /** chunks in flight. Default 2. */
+  /** chunks in flight. Default 8. */
   window?: number;
   /** how long to wait for each answer of the center. Default 15 s. */
   replyTimeoutMs?: number;

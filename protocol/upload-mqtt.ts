@@ -84,7 +84,7 @@ export interface MqttUploadLinkOptions {
   /**
    * Largest JSON payload of a journal batch; a longer batch is cut to fewer lines (at least one),
    * which the protocol allows: the station answers with its head and the sender goes on from there.
-   * Keep it under the gateway's frame limit (maxFrameBytes, default 1 MiB + 512 bytes). Default 256 KiB.
+   * Keep it under the gateway's frame limit (maxFrameBytes, default 320 KiB). Default 256 KiB.
    */
   maxJournalBytes?: number;
 }

@@ -21,9 +21,9 @@ export interface SenderTimers {
 export interface UploadSenderOptions {
   link: UploadLink;
   timers: SenderTimers;
-  /** Default 1 MiB. */
+  /** Default 256 KiB. */
   chunkBytes?: number;
-  /** chunks in flight. Default 2. */
+  /** chunks in flight. Default 8. */
   window?: number;
   /** how long to wait for a state, receipt or journal state. Default 15 s. */
   replyTimeoutMs?: number;
@@ -35,8 +35,8 @@ export class UploadSender {
   readonly timeoutMs: number;
 
   constructor(private readonly options: UploadSenderOptions) {
-    this.chunkBytes = options.chunkBytes ?? 1024 * 1024;
-    this.window = options.window ?? 2;
+    this.chunkBytes = options.chunkBytes ?? 256 * 1024;
+    this.window = options.window ?? 8;
     this.timeoutMs = options.replyTimeoutMs ?? 15_000;
   }
 

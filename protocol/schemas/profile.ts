@@ -241,18 +241,16 @@ export const ProfileSchema = Type.Object(
               {
                 chunkBytes: Type.Integer({
                   minimum: 1024,
-                  // The gateway's default frame limit (1 049 088 bytes) minus the PUBLISH overhead
+                  // The gateway's default frame limit (327 680 bytes) minus the PUBLISH overhead
                   // (protocol/upload-mqtt.ts UPLOAD_FRAME_OVERHEAD): a bigger chunk would be refused.
-                  // 1 MiB chunks two at a time ran 1.2-1.5 times as fast as 256 KiB eight at a
-                  // time, the same 2 MiB in flight (README "Performance").
-                  maximum: 1_048_576,
-                  default: 1_048_576,
+                  maximum: 327_168,
+                  default: 262_144,
                   description: 'bytes per upload/data message; must fit the gateway maxFrameBytes minus 512',
                 }),
                 window: Type.Integer({
                   minimum: 1,
                   maximum: 64,
-                  default: 2,
+                  default: 8,
                   description: 'chunks in flight before waiting for a PUBACK',
                 }),
               },
