@@ -315,11 +315,17 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
   try {
     const pki = testPki(join(dir, 'pki'), 'HN-BENCH');
     const port = await freePort();
-    const config = pki.config({ listen: { host: '127.0.0.1', port } });
+    const maxFrameKib = flag(argv, 'max-frame-kib', 0);
+    const config = pki.config({
+      listen: { host: '127.0.0.1', port },
+      ...(maxFrameKib > 0 ? { maxFrameBytes: maxFrameKib * 1024 } : {}),
+    });
     // A bigger chunk is refused by the gateway's frame guard and the upload would retry until it times out.
     const maxChunk = maxChunkBytes(config.maxFrameBytes);
     if (chunkBytes > maxChunk)
-      throw new Error(`--chunk-kib: at most ${Math.floor(maxChunk / 1024)} (the gateway's frame limit)`);
+      throw new Error(
+        `--chunk-kib: at most ${Math.floor(maxChunk / 1024)} (the gateway's frame limit: --max-frame-kib)`,
+      );
     const configPath = join(dir, 'gateway.json');
     writeFileSync(configPath, JSON.stringify(config));
     gateway = spawn(
