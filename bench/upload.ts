@@ -121,6 +121,7 @@ const socket = net.connect(Number(port), '127.0.0.1'); let reply = '';
 socket.on('data', (d) => (reply += d));
 socket.on('end', () => {
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9; const { user, system } = process.cpuUsage(cpu0);
+  // writeCalls() of bench/machine.ts, for this process itself: it is gone before the bench could read it.
   const writes = Number(/syscw:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/io', 'utf8'))[1]);
   console.log(JSON.stringify({ reply, seconds, cpu: (user + system) / 1e6, writes }));
 });
@@ -399,12 +400,14 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     };
     const rate = (bytes: number, seconds: number) => bytes / MiB / seconds;
     const perGiB = (cpu: number, bytes: number) => (cpu * 1024 * MiB) / bytes;
-    const cpuNote = (pick: (p: (typeof pairs)[number]) => Timed) =>
-      `${median(pairs.map((p) => perGiB(pick(p).senderCpu, p.bytes))).toFixed(2)} / ` +
-      `${median(pairs.map((p) => perGiB(pick(p).receiverCpu, p.bytes))).toFixed(2)}`;
-    const writesNote = (pick: (p: (typeof pairs)[number]) => Timed) =>
-      `${median(pairs.map((p) => (pick(p).senderWrites * MiB) / p.bytes)).toFixed(2)} / ` +
-      `${median(pairs.map((p) => (pick(p).receiverWrites * MiB) / p.bytes)).toFixed(2)}`;
+    type Pair = (typeof pairs)[number];
+    /** "sender / receiver": the medians over the pairs of two of a transfer's counts, per `unit` bytes. */
+    const bothEnds = (pick: (p: Pair) => Timed, sender: keyof Timed, receiver: keyof Timed, unit: number) =>
+      [sender, receiver]
+        .map((end) => median(pairs.map((p) => (pick(p)[end] * unit) / p.bytes)).toFixed(2))
+        .join(' / ');
+    const cpuNote = (pick: (p: Pair) => Timed) => bothEnds(pick, 'senderCpu', 'receiverCpu', 1024 * MiB);
+    const writesNote = (pick: (p: Pair) => Timed) => bothEnds(pick, 'senderWrites', 'receiverWrites', MiB);
     const singleRate = median(pairs.map((p) => rate(p.bytes, p.upload.seconds)));
     const rows: BenchRow[] = [
       {

@@ -11,7 +11,7 @@ import {
   readdirSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { JournalWriter } from '../../device/journal-writer.ts';
 import { Uploader, type PendingUpload, type UploaderOptions } from '../../device/uploader.ts';
 import { EvidenceStore } from '../../gateway/evidence-store.ts';
@@ -387,7 +387,6 @@ test('the journal reaches the station whole, in batches, resuming after losses; 
 });
 
 test('killed between moving the object into the store and indexing it: the item is sent again, indexed once, incoming/ left empty', async (t) => {
-  const { dirname } = await import('node:path');
   const r = await rig(t, [50_000]);
   const item = r.items[0]!;
   // What EvidenceStore.put leaves when the process dies after its rename and before its INSERT:
