@@ -42,7 +42,7 @@
  *        --gateway-node-args "FLAGS" (extra node/V8 flags for the gateway process only).
  * Environment: FLEET_CPU_PROF=FILE writes a V8 CPU profile of the gateway over exactly the window.
  */
-import { execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -52,6 +52,7 @@ import { join } from 'node:path';
 import { caPaths, initCa, issueCertificate } from '../gateway/ca.ts';
 import { parseGatewayConfig } from '../gateway/config.ts';
 import { GATEWAY_HEAP_FLAG } from '../gateway/heap.ts';
+import { forkChild, launch, request } from './children.ts';
 import { worstOf, type ProcessHealth } from './fleet-health.ts';
 import { cpuTicks, stealPercent, writeCalls } from './machine.ts';
 
@@ -203,45 +204,6 @@ function placementOf(o: Options): Placement {
     load,
     text: `broker pinned to CPU ${cpus - 1}, ${o.processes} device processes + 1 manager process on CPU ${load}`,
   };
-}
-
-/** Starts `command` on the CPUs `cpus` (all threads inherit the affinity: taskset execs it). */
-function launch(
-  cpus: string | undefined,
-  command: string,
-  args: string[],
-  stdio: StdioOptions,
-): ChildProcess {
-  return cpus ? spawn('taskset', ['-c', cpus, command, ...args], { stdio }) : spawn(command, args, { stdio });
-}
-
-function forkChild(cpus: string | undefined, file: string, nodeArgs: string[] = []): ChildProcess {
-  const path = new URL(file, import.meta.url).pathname;
-  return launch(
-    cpus,
-    process.execPath,
-    [...nodeArgs, '--import=tsx', path],
-    ['ignore', 'inherit', 'inherit', 'ipc'],
-  );
-}
-
-function request<R extends { type: string }>(
-  child: ChildProcess,
-  message: object,
-  answer: R['type'],
-): Promise<R> {
-  return new Promise((resolve, reject) => {
-    const onMessage = (m: R) => {
-      if (m.type !== answer) return;
-      child.off('message', onMessage);
-      child.off('exit', onExit);
-      resolve(m);
-    };
-    const onExit = (code: number | null) => reject(new Error(`bench child exited with ${code}`));
-    child.on('message', onMessage);
-    child.once('exit', onExit);
-    child.send(message);
-  });
 }
 
 interface Pki {

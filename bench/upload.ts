@@ -32,24 +32,21 @@
  * (bench/machine.ts): part 1 prints it, measured before and after its pairs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createPublicKey, randomBytes } from 'node:crypto';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import type { TLSSocket } from 'node:tls';
-import mqtt, { type MqttClient } from 'mqtt';
-import { maxChunkBytes, MqttUploadLink } from '../protocol/upload-mqtt.ts';
+import { maxChunkBytes } from '../protocol/upload-mqtt.ts';
 import { recorderNodeArgs } from '../test/helpers/cli.ts';
-import { testPki, type TestPki } from '../test/helpers/pki.ts';
-import { sealedDevice, type SealedDevice } from '../test/helpers/sealed-device.ts';
-import { sealMeta } from '../test/helpers/sealing.ts';
+import { testPki } from '../test/helpers/pki.ts';
+import { forkChild, request } from './children.ts';
 import { cpuTicks, pageCacheCost, stealPercent, writeCalls } from './machine.ts';
+import type { DockReply, DockRequest } from './upload-dock-child.ts';
+import { benchDevice, heldBytes, MiB, upload, type UploadSettings } from './upload-device.ts';
 import type { BenchRow } from './run.ts';
 
-const MiB = 1024 * 1024;
 const SHIFT_BYTES = 14e9;
 
 function flag(argv: string[], name: string, fallback: number): number {
@@ -191,112 +188,6 @@ async function rawTcpCopy(file: string, target: string): Promise<Timed> {
   }
 }
 
-/** A device with `items` sealed segments of `mib` MiB of random data each. */
-async function benchDevice(
-  pki: TestPki,
-  dir: string,
-  id: string,
-  mib: number,
-  items = 1,
-): Promise<SealedDevice> {
-  const device = await sealedDevice({ id, dir: join(dir, 'devices', id), caDir: pki.caDir });
-  const block = randomBytes(Math.min(4 * MiB, mib * MiB));
-  for (let n = 0; n < items; n++) {
-    const spoolFile = join(device.spoolDir, `seg-${n}.ts`);
-    const fd = openSync(spoolFile, 'w');
-    for (let done = 0; done < mib * MiB; done += block.length)
-      writeSync(fd, block, 0, Math.min(block.length, mib * MiB - done));
-    closeSync(fd);
-    const start = new Date(Date.UTC(2026, 10, 22, 10, 0, 10 * n));
-    await device.sealFile(
-      spoolFile,
-      sealMeta({
-        event: `EV-${id}`,
-        segment: n,
-        start,
-        end: new Date(start.getTime() + 10_000),
-        runningStartMs: 10_000 * n,
-        runningEndMs: 10_000 * (n + 1),
-      }),
-    );
-  }
-  return device;
-}
-
-/** Bytes of the sealed items a device holds. */
-function heldBytes(device: SealedDevice): number {
-  return device.items.reduce((n, item) => n + item.bytes, 0);
-}
-
-interface UploadSettings {
-  url: string;
-  unit: string;
-  receiptPub: string;
-  chunkBytes: number;
-  window: number;
-  /** chunks written directly on the connection (DirectMqttClient) or through mqtt.js publish */
-  direct: boolean;
-  /** the Uploader's itemsInFlight (its default when not given) */
-  itemsInFlight?: number;
-}
-
-/** One upload round of everything the device holds, on its own connection. */
-async function upload(
-  device: SealedDevice,
-  { url, unit, receiptPub, chunkBytes, window, direct, itemsInFlight }: UploadSettings,
-): Promise<{ seconds: number; tailSeconds: number; suite: string }> {
-  const identity = device.tls;
-  const client: MqttClient = await mqtt.connectAsync(url, {
-    clientId: `${device.id}:upload`,
-    key: readFileSync(identity.key),
-    cert: readFileSync(identity.cert),
-    ca: readFileSync(identity.ca),
-    rejectUnauthorized: true,
-    reconnectPeriod: 0,
-    protocolVersion: 4,
-  });
-  // As the recorder does (device/telemetry.ts): Nagle's algorithm off.
-  (client.stream as TLSSocket).setNoDelay(true);
-  try {
-    const link = new MqttUploadLink({
-      client,
-      ...(direct ? { direct: client } : {}),
-      unit,
-      device: device.id,
-    });
-    await link.start();
-    const uploader = device.uploader({
-      link,
-      gatewayKey: createPublicKey(readFileSync(receiptPub)),
-      chunkBytes,
-      window,
-      ...(itemsInFlight ? { itemsInFlight } : {}),
-      replyTimeoutMs: 120_000,
-      onProgress: (item, sent) => {
-        if (sent === item.bytes) allAcked = process.hrtime.bigint();
-      },
-    });
-    let allAcked = 0n;
-    const items = device.items.length; // the queue: it forgets each item once receipted
-    const t0 = process.hrtime.bigint();
-    const result = await uploader.uploadAll();
-    const t1 = process.hrtime.bigint();
-    const seconds = Number(t1 - t0) / 1e9;
-    if (result.failed.length > 0 || result.receipted.length !== items)
-      throw new Error(`upload of ${device.id} failed: ${JSON.stringify(result.failed)}`);
-    return {
-      seconds,
-      // From the last chunk's PUBACK to the end: done, the gateway's last datasync, the store and
-      // the receipt, then the recorder's journal line and the deletion of its copy.
-      tailSeconds: Number(t1 - allAcked) / 1e9,
-      suite: (client.stream as TLSSocket).getCipher().standardName,
-    };
-  } finally {
-    await client.endAsync();
-    await device.journal.close();
-  }
-}
-
 export async function bench(argv: string[]): Promise<BenchRow[]> {
   const mib = flag(argv, 'mib', 256);
   const dockDevices = flag(argv, 'devices', 8);
@@ -359,7 +250,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     // 1. One device against a raw TCP copy of the same bytes, in pairs, after a warm-up: a station's
     //    gateway and a recorder are long-running processes, and the first upload into a fresh
     //    gateway ran at about 0.7 of the later ones (JIT, first connection).
-    const warm = await benchDevice(pki, dir, 'HN-BENCH-WARM', Math.min(mib, 32));
+    const warm = await benchDevice(pki.caDir, dir, 'HN-BENCH-WARM', Math.min(mib, 32));
     await upload(warm, settings);
     const pageCache = pageCacheCost(dir, mib);
     const pairs: { tcp: Timed; upload: UploadTimed; bytes: number }[] = [];
@@ -367,7 +258,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     const steal0 = cpuTicks();
     const markCompacts0 = markCompacts;
     for (let r = 1; r <= repeat; r++) {
-      const one = await benchDevice(pki, dir, `HN-BENCH-${String(r).padStart(4, '0')}`, mib);
+      const one = await benchDevice(pki.caDir, dir, `HN-BENCH-${String(r).padStart(4, '0')}`, mib);
       const item = one.items[0]!;
       const tcp = await rawTcpCopy(join(one.evidenceDir, item.file), join(dir, 'tcp-copy.bin'));
       rmSync(join(dir, 'tcp-copy.bin'), { force: true });
@@ -438,27 +329,62 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
       },
     ];
 
-    // 2. A dock of recorders at once.
-    const dock = await Promise.all(
-      Array.from({ length: dockDevices }, (_, i) =>
-        benchDevice(pki, dir, `HN-DOCK-${String(i + 1).padStart(4, '0')}`, dockMib, dockItems),
-      ),
+    // 2. A dock of recorders at once, each in a process of its own (bench/upload-dock-child.ts).
+    const children = Array.from({ length: dockDevices }, () =>
+      forkChild(undefined, './upload-dock-child.ts'),
     );
-    const bytes = dock.reduce((sum, d) => sum + heldBytes(d), 0);
-    const t0 = process.hrtime.bigint();
-    await Promise.all(dock.map((d) => upload(d, settings)));
-    const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
-    const aggregate = bytes / seconds;
-    const perDevice = aggregate / dockDevices;
-    rows.push({
-      what:
-        `${dockDevices} recorders uploading at once (a dock), each a round of ${dockItems} ` +
-        `item${dockItems === 1 ? '' : 's'} of ${dockMib} MiB`,
-      figure: `${(aggregate / MiB).toFixed(1)} MiB/s aggregate`,
-      note:
-        `14 GB shifts on all ${dockDevices} at once: ${(SHIFT_BYTES / perDevice / 3600).toFixed(2)} h; ` +
-        `one 14 GB shift alone at the single-device rate: ${(SHIFT_BYTES / (singleRate * MiB) / 3600).toFixed(2)} h`,
-    });
+    try {
+      const sealed = await Promise.all(
+        children.map((child, i) =>
+          request<Extract<DockReply, { type: 'sealed' }>>(
+            child,
+            {
+              type: 'seal',
+              caDir: pki.caDir,
+              dir,
+              id: `HN-DOCK-${String(i + 1).padStart(4, '0')}`,
+              mib: dockMib,
+              items: dockItems,
+            } satisfies DockRequest,
+            'sealed',
+          ),
+        ),
+      );
+      const bytes = sealed.reduce((sum, d) => sum + d.bytes, 0);
+      const gatewayCpu0 = [
+        await processCpuSeconds(gateway.pid!),
+        await processCpuSeconds(gateway.pid!, true),
+      ];
+      const t0 = process.hrtime.bigint();
+      const uploaded = await Promise.all(
+        children.map((child) =>
+          request<Extract<DockReply, { type: 'uploaded' }>>(
+            child,
+            { type: 'upload', settings } satisfies DockRequest,
+            'uploaded',
+          ),
+        ),
+      );
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const gatewayCpu = (await processCpuSeconds(gateway.pid!)) - gatewayCpu0[0]!;
+      const gatewayMainCpu = (await processCpuSeconds(gateway.pid!, true)) - gatewayCpu0[1]!;
+      const recordersCpu = uploaded.reduce((sum, u) => sum + u.cpuSeconds, 0);
+      const aggregate = bytes / seconds;
+      const perDevice = aggregate / dockDevices;
+      rows.push({
+        what:
+          `${dockDevices} recorders uploading at once (a dock), each a round of ${dockItems} ` +
+          `item${dockItems === 1 ? '' : 's'} of ${dockMib} MiB, each in a process of its own`,
+        figure: `${(aggregate / MiB).toFixed(1)} MiB/s aggregate`,
+        note:
+          `14 GB shifts on all ${dockDevices} at once: ${(SHIFT_BYTES / perDevice / 3600).toFixed(2)} h; ` +
+          `one 14 GB shift alone at the single-device rate: ${(SHIFT_BYTES / (singleRate * MiB) / 3600).toFixed(2)} h; ` +
+          `CPU s per GiB: recorders ${perGiB(recordersCpu, bytes).toFixed(2)}, gateway ${perGiB(gatewayCpu, bytes).toFixed(2)} ` +
+          `(event loop ${perGiB(gatewayMainCpu, bytes).toFixed(2)}, busy ${((100 * gatewayMainCpu) / seconds).toFixed(0)} % of the time)`,
+      });
+    } finally {
+      for (const child of children) child.kill('SIGKILL');
+    }
 
     // 3. One recorder's round of many real-sized segments (10 s of 1080p is about 5 MB): the
     //    Uploader's items in flight (default 2) against one item at a time, alternating, in pairs.
@@ -470,7 +396,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
       const ways = r % 2 ? (['one', 'overlapped'] as const) : (['overlapped', 'one'] as const);
       for (const way of ways) {
         const id = `HN-ROUND-${way === 'one' ? 'A' : 'B'}${String(r).padStart(3, '0')}`;
-        const device = await benchDevice(pki, dir, id, roundMib, roundItems);
+        const device = await benchDevice(pki.caDir, dir, id, roundMib, roundItems);
         roundBytes = heldBytes(device);
         const run = await upload(device, { ...settings, ...(way === 'one' ? { itemsInFlight: 1 } : {}) });
         timed[way] = run.seconds;
