@@ -121,7 +121,8 @@ export class Uploader {
       .slice(0, text.lastIndexOf('\n') + 1)
       .split('\n')
       .slice(0, -1);
-    return this.sender.syncJournal(lines, { batchLines: this.options.journalBatchLines ?? 200 });
+    const state = await this.sender.syncJournal(lines, { batchLines: this.options.journalBatchLines ?? 200 });
+    return state?.head ?? null;
   }
 
   /** One pass over everything pending, started in upload order; the result lists them in it too. */

@@ -122,7 +122,8 @@ CREATE TABLE IF NOT EXISTS journal_relay (
   device TEXT PRIMARY KEY,
   seq INTEGER NOT NULL,
   hash TEXT NOT NULL,
-  relayed_at TEXT NOT NULL
+  relayed_at TEXT NOT NULL,
+  receipt TEXT
 );
 `;
 
@@ -155,6 +156,10 @@ export class EvidenceStore {
     );
     for (const [name, type] of LIFECYCLE_COLUMNS)
       if (!have.has(name)) this.db.exec(`ALTER TABLE items ADD COLUMN ${name} ${type}`);
+    // The center's journal receipt, kept since 2026-12-04; rows relayed before have none.
+    const relayColumns = this.db.prepare('PRAGMA table_info(journal_relay)').all() as { name: string }[];
+    if (!relayColumns.some((c) => c.name === 'receipt'))
+      this.db.exec('ALTER TABLE journal_relay ADD COLUMN receipt TEXT');
     this.db.exec('CREATE INDEX IF NOT EXISTS items_relay ON items (relayed_at, stored_at)');
   }
 
@@ -361,20 +366,29 @@ export class EvidenceStore {
       : null;
   }
 
-  /** Station: the head of a device's journal the center has receipted, or null. */
-  relayedJournalHead(device: string): { seq: number; hash: string } | null {
-    const r = this.db.prepare('SELECT seq, hash FROM journal_relay WHERE device = ?').get(device) as
-      { seq: number; hash: string } | undefined;
+  /**
+   * Station: the head of a device's journal relayed to the center, with the center's journal
+   * receipt for it (JSON; null for a head relayed before journal receipts), or null.
+   */
+  relayedJournalHead(device: string): { seq: number; hash: string; receipt: string | null } | null {
+    const r = this.db.prepare('SELECT seq, hash, receipt FROM journal_relay WHERE device = ?').get(device) as
+      { seq: number; hash: string; receipt: string | null } | undefined;
     return r ?? null;
   }
 
-  setRelayedJournalHead(device: string, head: { seq: number; hash: string }, at: string): void {
+  setRelayedJournalHead(
+    device: string,
+    head: { seq: number; hash: string },
+    receipt: string,
+    at: string,
+  ): void {
     this.db
       .prepare(
-        `INSERT INTO journal_relay (device, seq, hash, relayed_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, relayed_at = excluded.relayed_at`,
+        `INSERT INTO journal_relay (device, seq, hash, relayed_at, receipt) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash,
+           relayed_at = excluded.relayed_at, receipt = excluded.receipt`,
       )
-      .run(device, head.seq, head.hash, at);
+      .run(device, head.seq, head.hash, at, receipt);
   }
 
   /** Journal lines of a device with their stored hashes, in order. */

@@ -8,6 +8,7 @@
  * - every item's sealing entry signed by its device, naming the item, and being the very line the
  *   device's chain holds at that seq;
  * - every receipt the store gave (and every center receipt it holds) signed and naming the item;
+ * - station with an upstream: the center's receipt for each relayed journal, naming a line held here;
  * - center role: every item has a successful plaintext check at ingest.
  *
  * An object purged after relay (the center holds it) is expected to be gone.
@@ -17,7 +18,7 @@ import { statSync } from 'node:fs';
 import { isRecorderError } from '../protocol/errors.ts';
 import { ChainVerifier } from '../protocol/journal-chain.ts';
 import { sha256Hex, verifyEntrySignature, type JournalEntry } from '../protocol/journal-entry.ts';
-import { checkReceipt, parseReceipt } from '../protocol/upload.ts';
+import { checkJournalReceipt, checkReceipt, parseJournalReceipt, parseReceipt } from '../protocol/upload.ts';
 import type { EvidenceStore, StoredItem } from './evidence-store.ts';
 
 export interface StoreProblem {
@@ -78,6 +79,7 @@ export async function verifyStore(store: EvidenceStore, options: VerifyStoreOpti
     const report = verifier.finish();
     for (const p of report.problems)
       add(p.code, device, null, `journal line ${rows[p.line - 1]?.seq ?? p.line}: ${p.message}`);
+    if (options.centerReceiptKey) checkJournalRelay(store, device, lines, options.centerReceiptKey, add);
   }
 
   const items = store.list();
@@ -176,6 +178,42 @@ function checkStoredReceipt(
       item.device,
       item.id,
       `the ${what}: ${isRecorderError(error) ? error.detail : (error as Error).message}`,
+    );
+  }
+}
+
+/** Station: the center's receipt for the journal relayed so far names a line held here, byte for byte. */
+function checkJournalRelay(
+  store: EvidenceStore,
+  device: string,
+  lines: Map<number, string>,
+  key: KeyObject,
+  add: Add,
+): void {
+  const relayed = store.relayedJournalHead(device);
+  if (!relayed) return;
+  const problem = (message: string) => add('STORE_JOURNAL_RECEIPT_INVALID', device, null, message);
+  if (!relayed.receipt) {
+    problem(
+      `the journal relayed up to line ${relayed.seq} has no center receipt (the next relay round asks for one)`,
+    );
+    return;
+  }
+  const line = lines.get(relayed.seq);
+  if (line === undefined || sha256Hex(line) !== relayed.hash) {
+    problem(`the journal relayed up to line ${relayed.seq} does not end in a line held here`);
+    return;
+  }
+  try {
+    const body = checkJournalReceipt(
+      parseJournalReceipt(JSON.parse(relayed.receipt)),
+      { device, ...relayed },
+      key,
+    );
+    if (body.role !== 'center') problem(`the journal receipt is from a ${body.role}, not a center`);
+  } catch (error) {
+    problem(
+      `the center's journal receipt: ${isRecorderError(error) ? error.detail : (error as Error).message}`,
     );
   }
 }

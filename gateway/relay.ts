@@ -5,7 +5,9 @@
  * the device's certificate so the center can check the device's signatures itself.
  *
  * An item is marked relayed only when the center's receipt verifies with the center's receipt key
- * and names exactly this item (id, device, entry, size, ciphertext hash) held by a center. Nothing
+ * and names exactly this item (id, device, entry, size, ciphertext hash) held by a center. A
+ * device's journal counts as relayed up to the line the center's journal receipt names, checked
+ * the same way; the receipt is kept with it. Nothing
  * is deleted before that; after `purgeAfterDays` (0 = never) only the object file of a relayed
  * item is deleted, and the purge is recorded: the index row and both receipts stay.
  *
@@ -18,7 +20,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import { RecorderError, isRecorderError } from '../protocol/errors.ts';
 import { sha256Hex, type JournalEntry } from '../protocol/journal-entry.ts';
 import { UploadSender, type SenderTimers } from '../protocol/upload-sender.ts';
-import { checkReceipt, type Offer, type UploadLink } from '../protocol/upload.ts';
+import { checkJournalReceipt, checkReceipt, type Offer, type UploadLink } from '../protocol/upload.ts';
 import type { EvidenceStore, StoredItem } from './evidence-store.ts';
 
 const DAY_MS = 86_400_000;
@@ -223,16 +225,19 @@ export class Relay extends EventEmitter {
     return result;
   }
 
-  /** Sends the journal lines the center lacks; returns the center's new head seq, or null when it had them. */
+  /**
+   * Sends the journal lines the center lacks and keeps the center's receipt for the chain up to the
+   * station's last line; returns that seq, or null when the center had them and its receipt is held.
+   */
   private async relayJournal(device: string): Promise<number | null> {
     const { store } = this.options;
     const rows = store.journalRows(device);
     if (rows.length === 0) return null;
     const relayed = store.relayedJournalHead(device);
     const last = rows.at(-1)!;
-    if (relayed && relayed.seq === last.seq && relayed.hash === last.hash) return null;
+    if (relayed?.receipt && relayed.seq === last.seq && relayed.hash === last.hash) return null;
     const cert = this.certificate(device);
-    const head = await this.sender(await this.link(device)).syncJournal(
+    const state = await this.sender(await this.link(device)).syncJournal(
       rows.map((r) => r.line),
       {
         startAt: relayed && relayed.seq < last.seq ? relayed.seq + 1 : 0,
@@ -240,6 +245,7 @@ export class Relay extends EventEmitter {
         maxLost: this.options.maxAttempts ?? 3,
       },
     );
+    const head = state?.head ?? null;
     // The center's head must be a line we hold, byte for byte: anything else is a fork.
     if (!head || rows[head.seq]?.hash !== head.hash) {
       throw new RecorderError(
@@ -247,7 +253,20 @@ export class Relay extends EventEmitter {
         `the center's journal head for ${device} (${head ? head.seq : 'none'}) is not the station's line`,
       );
     }
-    store.setRelayedJournalHead(device, head, this.now().toISOString());
+    if (!state?.receipt) {
+      throw new RecorderError(
+        'RECEIPT_MISSING',
+        `the center gave no receipt for the journal of ${device} up to line ${head.seq}`,
+      );
+    }
+    const body = checkJournalReceipt(state.receipt, { device, ...head }, this.options.centerReceiptKey);
+    if (body.role !== 'center') {
+      throw new RecorderError(
+        'RECEIPT_MISMATCH',
+        `the journal receipt for ${device} is from a ${body.role}, not a center`,
+      );
+    }
+    store.setRelayedJournalHead(device, head, JSON.stringify(state.receipt), this.now().toISOString());
     return head.seq;
   }
 

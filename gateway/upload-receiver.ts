@@ -219,7 +219,7 @@ export class UploadReceiver extends EventEmitter {
       }
       const head = this.options.store.journalHead(device);
       const nextSeq = head ? head.seq + 1 : 0;
-      if (batch.from !== nextSeq) return { status: 'ok', head }; // the device resends from head + 1
+      if (batch.from !== nextSeq) return this.journalHeld(device, head); // the device resends from head + 1
       let publicKey: KeyObject;
       try {
         publicKey = this.deviceIdentity(device, batch.deviceCert).key;
@@ -246,8 +246,27 @@ export class UploadReceiver extends EventEmitter {
         return { status: 'refused', head, code: first.code, reason: message };
       }
       this.options.store.appendJournal(device, rows);
-      return { status: 'ok', head: { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash } };
+      return this.journalHeld(device, { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash });
     });
+  }
+
+  /** The answer to a journal batch taken or already held: the head, and a receipt for the chain up to it. */
+  private journalHeld(device: string, head: JournalState['head']): JournalState {
+    if (!head) return { status: 'ok', head };
+    const receipt = signReceipt(
+      {
+        v: 1,
+        kind: 'journal',
+        device,
+        seq: head.seq,
+        hash: head.hash,
+        holder: this.options.holder,
+        role: this.options.role,
+        at: this.now().toISOString(),
+      },
+      this.options.receiptKey,
+    );
+    return { status: 'ok', head, receipt };
   }
 
   private async handleOffer(device: string, payload: unknown): Promise<ReceiverReply> {

@@ -34,6 +34,7 @@ export const ErrorCodes = {
   UPLOAD_BAD_MESSAGE: 'an upload message does not match its schema',
   RECEIPT_INVALID: 'an upload receipt is not signed by the trusted gateway',
   RECEIPT_MISMATCH: 'an upload receipt names another item',
+  RECEIPT_MISSING: 'the center answered a relayed journal without a receipt for it',
   UPLOAD_FORGED: 'an upload offer is not signed by the device that sends it',
   UPLOAD_TOO_LARGE: 'an upload is larger than the gateway accepts',
   UPLOAD_TIMEOUT: 'the gateway did not answer an upload message in time',
@@ -108,6 +109,8 @@ export const ErrorCodes = {
     "an item's sealing entry is not the line the device's stored journal holds at that seq",
   STORE_JOURNAL_HASH: 'a stored journal line does not hash to its recorded hash',
   STORE_RECEIPT_INVALID: 'a stored receipt does not verify or names another item',
+  STORE_JOURNAL_RECEIPT_INVALID:
+    'a relayed journal has no center receipt, or one that does not verify or names another line',
   STORE_INGEST_UNCHECKED: 'a center item has no successful plaintext check recorded',
   DEVICE_CERT_INVALID:
     'a relayed device certificate does not chain to a trusted unit CA or does not name the device',

@@ -90,8 +90,9 @@ export class UploadSender {
    * Sends journal lines (index = seq, from 0) the receiver does not hold yet, in batches of
    * `batchLines`, until its head is our last line. Starts at `startAt` (default 0: the receiver
    * answers with its head and we go on from there; at least one line goes out each time, so a
-   * receiver that holds everything still says so). Throws UPLOAD_REFUSED for a gap, fork or
-   * forgery, UPLOAD_TIMEOUT when it does not answer.
+   * receiver that holds everything still says so). Returns the receiver's last answer (its head and
+   * its receipt for the chain up to it), or null when there are no lines. Throws UPLOAD_REFUSED for
+   * a gap, fork or forgery, UPLOAD_TIMEOUT when it does not answer.
    */
   async syncJournal(
     lines: readonly string[],
@@ -102,7 +103,7 @@ export class UploadSender {
       /** batches that may go unanswered before UPLOAD_TIMEOUT. Default 20. */
       maxLost?: number;
     } = {},
-  ): Promise<JournalState['head']> {
+  ): Promise<JournalState | null> {
     if (lines.length === 0) return null;
     const batchLines = options.batchLines ?? 200;
     const states: JournalState[] = [];
@@ -135,7 +136,7 @@ export class UploadSender {
           );
         }
         const held = state.head ? state.head.seq + 1 : 0;
-        if (held >= lines.length) return state.head;
+        if (held >= lines.length) return state;
         from = held;
       }
       throw new RecorderError('UPLOAD_TIMEOUT', 'the journal did not reach the gateway');

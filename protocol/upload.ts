@@ -128,8 +128,17 @@ export function entryHash(entry: JournalEntry): string {
   return sha256Hex(entryLine(entry));
 }
 
-export function signReceipt(body: ReceiptBody, privateKey: KeyObject): Receipt {
+/** Signs a receipt body (an item's or a journal's) with the gateway's Ed25519 key, over its canonical JSON. */
+export function signReceipt<B extends ReceiptBody | JournalReceiptBody>(
+  body: B,
+  privateKey: KeyObject,
+): { receipt: B; sig: string } {
   return { receipt: body, sig: sign(null, Buffer.from(canonicalize(body)), privateKey).toString('base64') };
+}
+
+function signedBy(receipt: { receipt: object; sig: string }, key: KeyObject): boolean {
+  const sig = Buffer.from(receipt.sig, 'base64');
+  return sig.length === 64 && verify(null, Buffer.from(canonicalize(receipt.receipt)), key, sig);
 }
 
 /**
@@ -142,8 +151,7 @@ export function checkReceipt(
   gatewayKey: KeyObject,
 ): ReceiptBody {
   const body = receipt.receipt;
-  const sig = Buffer.from(receipt.sig, 'base64');
-  if (sig.length !== 64 || !verify(null, Buffer.from(canonicalize(body)), gatewayKey, sig)) {
+  if (!signedBy(receipt, gatewayKey)) {
     throw new RecorderError(
       'RECEIPT_INVALID',
       `the receipt for ${body.id} is not signed by the trusted gateway key`,
@@ -195,6 +203,29 @@ export const JournalBatchSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * A gateway's signed word that it holds a device's journal from seq 0 up to and including the line
+ * `seq`, whose SHA-256 is `hash` (it accepts only lines that continue the chain it holds).
+ */
+export const JournalReceiptBodySchema = Type.Object(
+  {
+    v: Type.Literal(1),
+    kind: Type.Literal('journal'),
+    device: Type.String({ minLength: 1 }),
+    seq: Type.Integer({ minimum: 0 }),
+    hash: Hex64,
+    holder: Type.String({ minLength: 1 }),
+    role: Type.Union([Type.Literal('station'), Type.Literal('center')]),
+    at: Type.String(),
+  },
+  { additionalProperties: false },
+);
+
+export const JournalReceiptSchema = Type.Object(
+  { receipt: JournalReceiptBodySchema, sig: Type.String() },
+  { additionalProperties: false },
+);
+
 export const JournalStateSchema = Type.Object(
   {
     status: Type.Union([Type.Literal('ok'), Type.Literal('refused')]),
@@ -203,6 +234,8 @@ export const JournalStateSchema = Type.Object(
       Type.Null(),
       Type.Object({ seq: Type.Integer({ minimum: 0 }), hash: Hex64 }, { additionalProperties: false }),
     ]),
+    /** with status ok and a head: the gateway's receipt for the chain up to it */
+    receipt: Type.Optional(JournalReceiptSchema),
     code: Type.Optional(Type.String()),
     reason: Type.Optional(Type.String()),
   },
@@ -211,6 +244,42 @@ export const JournalStateSchema = Type.Object(
 
 export type JournalBatch = Static<typeof JournalBatchSchema>;
 export type JournalState = Static<typeof JournalStateSchema>;
+export type JournalReceiptBody = Static<typeof JournalReceiptBodySchema>;
+export type JournalReceipt = Static<typeof JournalReceiptSchema>;
+
+export function parseJournalReceipt(value: unknown): JournalReceipt {
+  return parseWithSchema(JournalReceiptSchema, value, 'UPLOAD_BAD_MESSAGE', 'journal receipt');
+}
+
+/**
+ * Checks a journal receipt against the line the holder should have as its head: signed by `key`,
+ * for this device, this seq and this line hash. Throws RECEIPT_INVALID or RECEIPT_MISMATCH.
+ */
+export function checkJournalReceipt(
+  receipt: JournalReceipt,
+  expected: { device: string; seq: number; hash: string },
+  key: KeyObject,
+): JournalReceiptBody {
+  const body = receipt.receipt;
+  if (!signedBy(receipt, key)) {
+    throw new RecorderError(
+      'RECEIPT_INVALID',
+      `the journal receipt for ${body.device} is not signed by the trusted gateway key`,
+    );
+  }
+  const mismatches: string[] = [];
+  if (body.device !== expected.device) mismatches.push(`device ${body.device} ≠ ${expected.device}`);
+  if (body.seq !== expected.seq) mismatches.push(`seq ${body.seq} ≠ ${expected.seq}`);
+  if (body.hash !== expected.hash) mismatches.push('line hash differs');
+  if (mismatches.length) {
+    throw new RecorderError(
+      'RECEIPT_MISMATCH',
+      `the journal receipt does not match ${expected.device} line ${expected.seq}: ${mismatches.join('; ')}`,
+      { mismatches },
+    );
+  }
+  return body;
+}
 
 export function parseJournalBatch(value: unknown): JournalBatch {
   return parseWithSchema(JournalBatchSchema, value, 'UPLOAD_BAD_MESSAGE', 'journal batch');

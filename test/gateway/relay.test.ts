@@ -4,11 +4,18 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Relay, type RelayOptions } from '../../gateway/relay.ts';
+import { Relay, type RelayFailure, type RelayOptions } from '../../gateway/relay.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import type { JournalEntry, JsonObject } from '../../protocol/journal-entry.ts';
 import { UploadSender } from '../../protocol/upload-sender.ts';
-import { signReceipt, type Receipt } from '../../protocol/upload.ts';
+import {
+  checkJournalReceipt,
+  parseJournalReceipt,
+  signReceipt,
+  type JournalReceipt,
+  type JournalState,
+  type Receipt,
+} from '../../protocol/upload.ts';
 import { issueCertificate } from '../../gateway/ca.ts';
 import { testPki } from '../helpers/pki.ts';
 import { runRecorder } from '../helpers/cli.ts';
@@ -320,6 +327,90 @@ test('a center receipt for another item is refused: nothing is marked relayed', 
   }
   // The genuine center still takes it.
   t.deepEqual((await w.relay().runOnce()).relayed, [{ device: second!.device, id: second!.id }]);
+});
+
+test('the center receipts the journal it holds; a missing, forged or mismatched journal receipt leaves it unrelayed and alerted', async (t) => {
+  const w = await world(t);
+  const device = w.device.id;
+  const last = w.station.store.journalHead(device)!;
+  const centerKey = w.center.receiptKeys.privateKey;
+  const answers: [string, (state: JournalState) => JournalState][] = [
+    ['RECEIPT_MISSING', ({ receipt: _receipt, ...state }) => state],
+    [
+      'RECEIPT_INVALID',
+      (s) => ({ ...s, receipt: signReceipt(s.receipt!.receipt, w.station.receiptKeys.privateKey) }),
+    ],
+    // Signed by the center, but for the line before: the center would not hold the station's last line.
+    [
+      'RECEIPT_MISMATCH',
+      (s) => ({ ...s, receipt: signReceipt({ ...s.receipt!.receipt, seq: last.seq - 1 }, centerKey) }),
+    ],
+    [
+      'RECEIPT_MISMATCH',
+      (s) => ({ ...s, receipt: signReceipt({ ...s.receipt!.receipt, role: 'station' }, centerKey) }),
+    ],
+  ];
+  for (const [code, tamper] of answers) {
+    const relay = w.relay({
+      linkFor: (d) => {
+        const wire = new TestWire(w.center.receiver, d);
+        wire.sendJournal = async (batch) => {
+          const state = await w.center.receiver.journal(d, JSON.parse(JSON.stringify(batch)));
+          setImmediate(() => wire.emit('journal-state', tamper(state)));
+        };
+        return wire;
+      },
+    });
+    const alerts: RelayFailure[] = [];
+    relay.on('alert', (a: RelayFailure) => alerts.push(a));
+    const result = await relay.runOnce();
+    t.deepEqual(result.journals, [], code);
+    t.deepEqual(
+      alerts.map((a) => [a.device, a.id, a.code]),
+      [[device, null, code]],
+    );
+    t.is(w.station.store.relayedJournalHead(device), null, code);
+  }
+
+  // The genuine center: its receipt is kept, and names the station's last line.
+  t.deepEqual((await w.relay().runOnce()).journals, [{ device, seq: last.seq }]);
+  const relayed = w.station.store.relayedJournalHead(device)!;
+  const body = checkJournalReceipt(
+    parseJournalReceipt(JSON.parse(relayed.receipt!)),
+    { device, ...last },
+    w.center.receiptKeys.publicKey,
+  );
+  t.like(body, { kind: 'journal', role: 'center', holder: 'center', seq: last.seq, hash: last.hash });
+  const ok = await verifyCli(w.station);
+  t.is(ok.code, 0, JSON.stringify(ok.report.problems));
+
+  // A receipt edited in the index (its seq moved back) no longer verifies, and verify says so.
+  const db = new Database(join(w.station.dir, 'evidence', 'index.sqlite'));
+  const edited = JSON.parse(relayed.receipt!) as JournalReceipt;
+  edited.receipt.seq = last.seq - 1;
+  db.prepare('UPDATE journal_relay SET seq = ?, hash = ?, receipt = ?').run(
+    last.seq - 1,
+    w.station.store.journalRows(device)[last.seq - 1]!.hash,
+    JSON.stringify(edited),
+  );
+  const bad = await verifyCli(w.station);
+  t.is(bad.code, 1);
+  t.true(
+    (bad.report.problems as { code: string }[]).some((p) => p.code === 'STORE_JOURNAL_RECEIPT_INVALID'),
+    JSON.stringify(bad.report.problems),
+  );
+  // A head relayed before journal receipts (no receipt): verify names it, and the next round asks
+  // the center for one.
+  db.prepare('UPDATE journal_relay SET seq = ?, hash = ?, receipt = NULL').run(last.seq, last.hash);
+  db.close();
+  t.true(
+    ((await verifyCli(w.station)).report.problems as { code: string }[]).some(
+      (p) => p.code === 'STORE_JOURNAL_RECEIPT_INVALID',
+    ),
+  );
+  t.deepEqual((await w.relay().runOnce()).journals, [{ device, seq: last.seq }]);
+  t.truthy(w.station.store.relayedJournalHead(device)!.receipt);
+  t.is((await verifyCli(w.station)).code, 0);
 });
 
 test('purge: after purgeAfterDays only the object of a relayed item goes; 0 keeps it for ever', async (t) => {

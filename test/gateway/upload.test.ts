@@ -18,7 +18,7 @@ import { EvidenceStore } from '../../gateway/evidence-store.ts';
 import { UploadReceiver, type UploadAlert } from '../../gateway/upload-receiver.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import type { JournalEntry } from '../../protocol/journal-entry.ts';
-import { signReceipt } from '../../protocol/upload.ts';
+import { checkJournalReceipt, signReceipt } from '../../protocol/upload.ts';
 import { TestWire, type WireFaults } from '../helpers/upload-wire.ts';
 import { fakeSegments, queueOptions } from '../helpers/sealed-device.ts';
 import { tempDir } from '../helpers/temp.ts';
@@ -375,6 +375,14 @@ test('the journal reaches the station whole, in batches, resuming after losses; 
   t.deepEqual(r.store.journalLines(DEVICE), local);
   // Already held: one round trip says so.
   t.deepEqual(await uploader.syncJournal(), head);
+  // An answer with a head carries the station's signed receipt for the chain up to it.
+  const state = await r.receiver.journal(DEVICE, { from: 0, lines: [local[0]] });
+  const body = checkJournalReceipt(
+    state.receipt!,
+    { device: DEVICE, ...head! },
+    r.uploaderOptions.gatewayKey,
+  );
+  t.like(body, { kind: 'journal', role: 'station', device: DEVICE, seq: head!.seq });
 
   // A line that does not continue the chain is refused and alerted, and nothing of it is kept.
   await r.journal.append('event', { i: 99 });
