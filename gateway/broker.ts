@@ -31,7 +31,7 @@ import {
   type TopicName,
 } from '../protocol/topics.ts';
 import type { SchemaProblem } from '../protocol/schemas/validate.ts';
-import { evidenceKeyFromCertificate, identityFromSubject, revokedSerials } from './ca.ts';
+import { crlRevocations, evidenceKeyFromCertificate, identityFromSubject, issuerNameDer } from './ca.ts';
 import { FrameGuard } from './frame-guard.ts';
 import type { Logger } from './log.ts';
 import type { ProfileService } from './profile-service.ts';
@@ -47,6 +47,11 @@ export const PREFERRED_CIPHERS = `TLS_AES_128_GCM_SHA256:${DEFAULT_CIPHERS}`;
 
 export interface BrokerOptions {
   unit: string;
+  /**
+   * A provincial center: the other units whose clients it admits (their certificates' O), each
+   * with its CA certificate and CRL and under the ACL of its own unit. `tls` is `unit`'s.
+   */
+  units?: readonly { unit: string; ca: string; crl: string }[];
   host: string;
   port: number;
   tls: { cert: string; key: string; ca: string; crl: string };
@@ -124,14 +129,31 @@ export class GatewayBroker extends EventEmitter {
     this.emit('reject', event);
   }
 
+  /** The CA certificate and CRL files of every unit it admits, its own first. */
+  private trustFiles(): { ca: string[]; crl: string[] } {
+    const { tls, units = [] } = this.options;
+    return { ca: [tls.ca, ...units.map((u) => u.ca)], crl: [tls.crl, ...units.map((u) => u.crl)] };
+  }
+
+  /** Every admitted unit's CRLs, as one PEM text. */
+  private readCrls(): string {
+    return this.trustFiles()
+      .crl.map((path) => readFileSync(path, 'utf8'))
+      .join('\n');
+  }
+
   private secureContextOptions() {
     const { tls } = this.options;
+    const trust = this.trustFiles();
+    const crls = this.readCrls();
     return {
       cert: readFileSync(tls.cert),
       key: readFileSync(tls.key),
-      ca: readFileSync(tls.ca),
-      // With a CRL OpenSSL checks every client leaf against it (X509_V_FLAG_CRL_CHECK).
-      crl: readFileSync(tls.crl),
+      ca: trust.ca.map((path) => readFileSync(path)),
+      // With a CRL OpenSSL checks every client leaf against it (X509_V_FLAG_CRL_CHECK). One PEM
+      // string is read as one CRL, so a file of several (a center's, one per unit CA) goes as a list.
+      // A file without one goes as it is, and OpenSSL refuses it as before.
+      crl: crls.match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g) ?? crls,
     };
   }
 
@@ -172,22 +194,25 @@ export class GatewayBroker extends EventEmitter {
         detail: `TLS handshake refused from ${socket.remoteAddress}: ${error.code ?? error.message}`,
       });
     });
-    let lastCrl = readFileSync(o.tls.crl, 'utf8');
+    let lastCrls = this.readCrls();
     // Revocation takes effect for new connections as soon as `recorder ca revoke` rewrites crl.pem.
-    watchFile(o.tls.crl, { interval: o.crlPollMs ?? 1000 }, () => {
-      try {
-        const crl = readFileSync(o.tls.crl, 'utf8');
-        if (crl === lastCrl) return;
-        this.server.setSecureContext(this.secureContextOptions());
-        lastCrl = crl;
-        o.log('info', 'loaded a new CRL', { path: o.tls.crl });
-        this.dropRevoked(crl);
-      } catch (error) {
-        o.log('error', 'cannot load the new CRL; keeping the previous one', {
-          error: (error as Error).message,
-        });
-      }
-    });
+    for (const path of this.trustFiles().crl) {
+      watchFile(path, { interval: o.crlPollMs ?? 1000 }, () => {
+        try {
+          const crls = this.readCrls();
+          if (crls === lastCrls) return;
+          this.server.setSecureContext(this.secureContextOptions());
+          lastCrls = crls;
+          o.log('info', 'loaded a new CRL', { path });
+          this.dropRevoked(crls);
+        } catch (error) {
+          o.log('error', 'cannot load the new CRL; keeping the previous one', {
+            path,
+            error: (error as Error).message,
+          });
+        }
+      });
+    }
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(o.port, o.host, () => {
@@ -199,10 +224,14 @@ export class GatewayBroker extends EventEmitter {
 
   /** A certificate revoked while its holder is connected: close that connection now. */
   private dropRevoked(crlPem: string): void {
-    const revoked = revokedSerials(crlPem);
+    // Serials count per issuer: each unit CA numbers its certificates from 1 (a center trusts several).
+    const crls = crlRevocations(crlPem);
     for (const socket of this.sockets) {
-      const serial = (socket as TLSSocket).getPeerCertificate().serialNumber;
-      if (!serial || !revoked.has(BigInt(`0x${serial}`).toString(16).toUpperCase())) continue;
+      const peer = (socket as TLSSocket).getPeerCertificate();
+      const serial = peer.serialNumber ? BigInt(`0x${peer.serialNumber}`).toString(16).toUpperCase() : null;
+      if (!serial) continue;
+      const issuer = issuerNameDer(peer.raw);
+      if (!crls.some((crl) => crl.issuer === issuer && crl.serials.has(serial))) continue;
       const who = this.identities.get(socket);
       this.reject({
         reason: 'tls',
@@ -215,10 +244,11 @@ export class GatewayBroker extends EventEmitter {
 
   private onSecureConnection(socket: TLSSocket): void {
     const peer = identityFromSubject(socket.getPeerCertificate().subject ?? {});
-    if (!peer || !ROLES.includes(peer.role as Role) || peer.unit !== this.options.unit) {
+    const units = [this.options.unit, ...(this.options.units ?? []).map((u) => u.unit)];
+    if (!peer || !ROLES.includes(peer.role as Role) || !units.includes(peer.unit)) {
       this.reject({
         reason: 'identity',
-        detail: `certificate names no role of unit ${this.options.unit}`,
+        detail: `certificate names no role of unit ${units.join(' or ')}`,
         ...(peer ? { role: peer.role, id: peer.id } : {}),
       });
       socket.destroy();
@@ -491,7 +521,7 @@ export class GatewayBroker extends EventEmitter {
   }
 
   async close(): Promise<void> {
-    unwatchFile(this.options.tls.crl);
+    for (const path of this.trustFiles().crl) unwatchFile(path);
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sockets) s.destroy();
     await closed;

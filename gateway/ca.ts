@@ -432,29 +432,50 @@ export function writeCrl(caDir: string, now = new Date()): string {
 }
 
 /**
- * Serial numbers (upper-case hex, no leading zeros) listed in a PEM CRL. Used by the gateway to
- * close connections of certificates revoked while connected; the CRL's signature is checked by
- * OpenSSL when it is loaded into the TLS context, not here.
+ * Each CRL in `pem` (a CA's crl.pem, or several concatenated: a center trusts several unit CAs):
+ * the DER of its issuer's name (binary string), and the serials it revokes (upper-case hex, no
+ * leading zeros). Used by the gateway to close connections of certificates revoked while connected;
+ * the CRLs' signatures are checked by OpenSSL when they are loaded into the TLS context, not here.
  */
-export function revokedSerials(crlPem: string): Set<string> {
+export function crlRevocations(pem: string): { issuer: string; serials: Set<string> }[] {
   const { asn1 } = forge;
-  const der = Buffer.from(crlPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
-  const list = asn1.fromDer(der.toString('binary'));
-  const tbs = (list.value as forge.asn1.Asn1[])[0]!.value as forge.asn1.Asn1[];
-  const serials = new Set<string>();
-  // RFC 5280 §5.1: revokedCertificates is the first SEQUENCE after thisUpdate/nextUpdate.
-  const revoked = tbs.find(
-    (item, i) => i >= 3 && item.type === asn1.Type.SEQUENCE && item.tagClass === asn1.Class.UNIVERSAL,
-  );
-  for (const entry of (revoked?.value as forge.asn1.Asn1[] | undefined) ?? []) {
-    const serial = (entry.value as forge.asn1.Asn1[])[0]!.value as string;
-    serials.add(
-      BigInt(`0x${forge.util.bytesToHex(serial) || '0'}`)
-        .toString(16)
-        .toUpperCase(),
+  const blocks = pem.match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g) ?? [];
+  return blocks.map((block) => {
+    const der = Buffer.from(block.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    const list = asn1.fromDer(der.toString('binary'));
+    const tbs = (list.value as forge.asn1.Asn1[])[0]!.value as forge.asn1.Asn1[];
+    // RFC 5280 §5.1: [version], signature, issuer, thisUpdate, [nextUpdate], [revokedCertificates], …
+    const issuer = tbs[tbs[0]!.type === asn1.Type.INTEGER ? 2 : 1]!;
+    const serials = new Set<string>();
+    // revokedCertificates is the first SEQUENCE after thisUpdate/nextUpdate.
+    const revoked = tbs.find(
+      (item, i) => i >= 3 && item.type === asn1.Type.SEQUENCE && item.tagClass === asn1.Class.UNIVERSAL,
     );
-  }
-  return serials;
+    for (const entry of (revoked?.value as forge.asn1.Asn1[] | undefined) ?? []) {
+      const serial = (entry.value as forge.asn1.Asn1[])[0]!.value as string;
+      serials.add(
+        BigInt(`0x${forge.util.bytesToHex(serial) || '0'}`)
+          .toString(16)
+          .toUpperCase(),
+      );
+    }
+    return { issuer: asn1.toDer(issuer).getBytes(), serials };
+  });
+}
+
+/** The serials revoked by the CRLs in `crlPem` (upper-case hex). */
+export function revokedSerials(crlPem: string): Set<string> {
+  return new Set(crlRevocations(crlPem).flatMap((crl) => [...crl.serials]));
+}
+
+/** The DER of a certificate's issuer name (binary string), as crlRevocations gives it for a CRL. */
+export function issuerNameDer(certDer: Buffer): string {
+  const { asn1 } = forge;
+  const tbs = (asn1.fromDer(certDer.toString('binary')).value as forge.asn1.Asn1[])[0]!
+    .value as forge.asn1.Asn1[];
+  // [0] version (context-specific), serialNumber, signature, issuer, …
+  const issuer = tbs[tbs[0]!.tagClass === asn1.Class.CONTEXT_SPECIFIC ? 3 : 2]!;
+  return asn1.toDer(issuer).getBytes();
 }
 
 /** The Ed25519 evidence-signing public key (SPKI PEM) bound into a device certificate, if any. */

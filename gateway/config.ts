@@ -25,10 +25,12 @@ export const FleetThresholdsSchema = Type.Object(
 );
 export type FleetThresholds = Static<typeof FleetThresholdsSchema>;
 
+const UnitName = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' });
+
 export const GatewayConfigSchema = Type.Object(
   {
     format: Type.Literal('recorder-gateway/1'),
-    unit: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$' }),
+    unit: UnitName,
     listen: Type.Object(
       {
         host: Type.String({
@@ -113,6 +115,25 @@ export const GatewayConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    // Issue 6 item 4: a provincial center takes the relays of several units' stations.
+    units: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            unit: UnitName,
+            ca: Type.String({ description: "that unit's CA certificate (PEM file)" }),
+            crl: Type.String({ description: "that unit CA's crl.pem; re-read when it changes" }),
+          },
+          { additionalProperties: false },
+        ),
+        {
+          minItems: 1,
+          description:
+            'center role: the other units whose stations it admits, each under the ACL of its own unit ' +
+            '(tls.ca and tls.crl are those of the unit named by `unit`)',
+        },
+      ),
+    ),
     // Issue 7 item 4.
     profilesDir: Type.Optional(
       Type.String({
@@ -126,7 +147,22 @@ export const GatewayConfigSchema = Type.Object(
 export type GatewayConfig = Static<typeof GatewayConfigSchema>;
 
 export function parseGatewayConfig(value: unknown): GatewayConfig {
-  return parseWithSchema(GatewayConfigSchema, value, 'GATEWAY_CONFIG_INVALID', 'the gateway configuration');
+  const config = parseWithSchema(
+    GatewayConfigSchema,
+    value,
+    'GATEWAY_CONFIG_INVALID',
+    'the gateway configuration',
+  );
+  if (config.units && config.evidence.role !== 'center') {
+    throw new RecorderError(
+      'GATEWAY_CONFIG_INVALID',
+      'units: only a gateway in the center role admits stations of other units (evidence.role "center")',
+    );
+  }
+  const names = [config.unit, ...(config.units ?? []).map((u) => u.unit)];
+  const twice = names.find((name, i) => names.indexOf(name) !== i);
+  if (twice) throw new RecorderError('GATEWAY_CONFIG_INVALID', `units: unit ${twice} is named twice`);
+  return config;
 }
 
 /** Reads a config file; relative TLS paths are taken relative to the file. */
@@ -152,6 +188,7 @@ export function loadGatewayConfig(path: string): GatewayConfig {
   if (config.upstream)
     for (const k of ['cert', 'key', 'ca', 'receiptKey'] as const)
       config.upstream[k] = resolve(base, config.upstream[k]);
+  for (const u of config.units ?? []) for (const k of ['ca', 'crl'] as const) u[k] = resolve(base, u[k]);
   config.profilesDir = resolve(base, config.profilesDir ?? 'profiles');
   return config;
 }

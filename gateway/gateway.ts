@@ -71,8 +71,10 @@ export async function startGateway(
     publish: (topic, text): Promise<void> => broker.publishReply(topic, text),
     deviceKey: (device) => broker.evidenceKeyOf(device),
     deviceCertificate: (device) => broker.certificateOf(device),
-    // Center role: relayed device certificates must chain to a unit CA of its tls.ca file.
-    ...(config.evidence.role === 'center' ? { trustedCas: trustedCas(config.tls.ca) } : {}),
+    // Center role: relayed device certificates must chain to the CA of a unit it admits.
+    ...(config.evidence.role === 'center'
+      ? { trustedCas: [config.tls.ca, ...(config.units ?? []).map((u) => u.ca)].flatMap(trustedCas) }
+      : {}),
     onAlert: (device, alert) => {
       monitor.onUploadAlert(device, alert, Date.now());
       publishFleetSoon();
@@ -97,6 +99,7 @@ export async function startGateway(
   });
   const broker: GatewayBroker = await GatewayBroker.start({
     unit: config.unit,
+    ...(config.units ? { units: config.units } : {}),
     host: config.listen.host,
     port: config.listen.port,
     tls: config.tls,

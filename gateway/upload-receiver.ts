@@ -145,15 +145,24 @@ export class UploadReceiver extends EventEmitter {
    * certificate that chains to a trusted unit CA (center), else as first seen. Remembered in the
    * store; another key than the one first seen is refused.
    */
-  private deviceIdentity(device: string, certPem: string | undefined): { key: KeyObject; unit: string } {
+  private deviceIdentity(
+    device: string,
+    certPem: string | undefined,
+    unit: string,
+  ): { key: KeyObject; unit: string } {
     let key = this.options.deviceKey(device);
     let cert = key ? (this.options.deviceCertificate?.(device) ?? null) : null;
-    let unit = this.options.unit;
     if (!key && certPem && this.options.trustedCas) {
       const checked = checkDeviceCertificate(certPem, device, this.options.trustedCas);
+      // A center admits several units' stations; each relays the devices of its own unit only.
+      if (checked.unit !== unit) {
+        throw new RecorderError(
+          'UPLOAD_FORGED',
+          `the certificate of ${device} is of unit ${checked.unit ?? 'none'}, relayed by a station of unit ${unit}`,
+        );
+      }
       key = checked.key;
       cert = certPem;
-      unit = checked.unit ?? unit;
     }
     const known = this.options.store.knownDevice(device);
     if (!key) {
@@ -182,9 +191,14 @@ export class UploadReceiver extends EventEmitter {
     return run;
   }
 
-  /** An offer from `device` (as authenticated by its certificate). */
-  offer(device: string, payload: unknown): Promise<ReceiverReply> {
-    return this.serial(device, (payload as { id?: unknown })?.id, () => this.handleOffer(device, payload));
+  /**
+   * An offer from `device` (as authenticated by its certificate), on the topics of `unit` (a
+   * center's relaying station's unit; default this gateway's).
+   */
+  offer(device: string, payload: unknown, unit = this.options.unit): Promise<ReceiverReply> {
+    return this.serial(device, (payload as { id?: unknown })?.id, () =>
+      this.handleOffer(device, payload, unit),
+    );
   }
 
   /**
@@ -203,9 +217,9 @@ export class UploadReceiver extends EventEmitter {
   /**
    * A batch of the device's journal lines. They must continue the chain the station holds for that
    * device, signed by its key; a gap, fork or forgery is refused and alerted, and nothing of the
-   * batch is kept.
+   * batch is kept. `unit` as for offer().
    */
-  journal(device: string, payload: unknown): Promise<JournalState> {
+  journal(device: string, payload: unknown, unit = this.options.unit): Promise<JournalState> {
     return this.serial(device, '\u0000journal', async () => {
       let batch;
       try {
@@ -222,7 +236,7 @@ export class UploadReceiver extends EventEmitter {
       if (batch.from !== nextSeq) return this.journalHeld(device, head); // the device resends from head + 1
       let publicKey: KeyObject;
       try {
-        publicKey = this.deviceIdentity(device, batch.deviceCert).key;
+        publicKey = this.deviceIdentity(device, batch.deviceCert, unit).key;
       } catch (error) {
         const e = error as RecorderError;
         this.alert({ code: e.code, device, id: null, message: e.message });
@@ -269,14 +283,14 @@ export class UploadReceiver extends EventEmitter {
     return { status: 'ok', head, receipt };
   }
 
-  private async handleOffer(device: string, payload: unknown): Promise<ReceiverReply> {
+  private async handleOffer(device: string, payload: unknown, unit: string): Promise<ReceiverReply> {
     let offer: Offer;
     try {
       offer = parseOffer(payload);
     } catch (error) {
       return this.refuse(device, null, error as RecorderError);
     }
-    const problem = this.offerProblem(device, offer);
+    const problem = this.offerProblem(device, offer, unit);
     if (problem) {
       this.alert({ code: problem.code, device, id: offer.id, message: problem.detail });
       return this.refuse(device, offer.id, problem);
@@ -586,7 +600,7 @@ export class UploadReceiver extends EventEmitter {
     }
   }
 
-  private offerProblem(device: string, offer: Offer): RecorderError | null {
+  private offerProblem(device: string, offer: Offer, unit: string): RecorderError | null {
     const entry = offer.entry as JournalEntry;
     if (entry.device !== device) {
       return new RecorderError(
@@ -596,7 +610,7 @@ export class UploadReceiver extends EventEmitter {
     }
     let publicKey: KeyObject;
     try {
-      const identity = this.deviceIdentity(device, offer.deviceCert);
+      const identity = this.deviceIdentity(device, offer.deviceCert, unit);
       publicKey = identity.key;
       this.unitOf.set(device, identity.unit);
     } catch (error) {

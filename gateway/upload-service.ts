@@ -153,29 +153,31 @@ export class UploadService extends EventEmitter {
       const state = await receiver.chunk(device, topic.id!, topic.offset!, data);
       if (state) {
         if (state.status === 'refused') this.counters.refused++;
-        await this.reply('uploadState', device, state);
+        await this.reply('uploadState', topic.unit, device, state);
       } else this.counters.bytes += data.length;
       return;
     }
     if (topic.name === 'uploadOffer' || topic.name === 'uploadDone') {
       if (topic.name === 'uploadOffer') this.counters.offers++;
       const reply: ReceiverReply = receiver
-        ? await receiver[topic.name === 'uploadOffer' ? 'offer' : 'done'](device, value)
+        ? topic.name === 'uploadOffer'
+          ? await receiver.offer(device, value, topic.unit)
+          : await receiver.done(device, value)
         : { state: this.notConfigured((value as { id: string }).id) };
-      if (reply.state) await this.reply('uploadState', device, reply.state);
-      if (reply.receipt) await this.reply('uploadReceipt', device, reply.receipt);
+      if (reply.state) await this.reply('uploadState', topic.unit, device, reply.state);
+      if (reply.receipt) await this.reply('uploadReceipt', topic.unit, device, reply.receipt);
       return;
     }
     if (topic.name === 'uploadJournal') {
       const state: JournalState = receiver
-        ? await receiver.journal(device, value)
+        ? await receiver.journal(device, value, topic.unit)
         : {
             status: 'refused',
             head: null,
             code: 'UPLOAD_NOT_CONFIGURED',
             reason: 'the station has no receipt key',
           };
-      await this.reply('uploadJournalState', device, state);
+      await this.reply('uploadJournalState', topic.unit, device, state);
     }
   }
 
@@ -192,6 +194,7 @@ export class UploadService extends EventEmitter {
 
   private async reply(
     name: 'uploadState' | 'uploadReceipt' | 'uploadJournalState',
+    unit: string,
     device: string,
     value: unknown,
   ): Promise<void> {
@@ -202,7 +205,7 @@ export class UploadService extends EventEmitter {
         problems: encoded.problems,
       });
     }
-    await this.options.publish(deviceTopic(name, this.options.unit, device), encoded.text);
+    await this.options.publish(deviceTopic(name, unit, device), encoded.text);
   }
 
   /** Finishes the chunk writes already acknowledged, then closes the store. */

@@ -1,8 +1,9 @@
 import type { Command } from 'commander';
-import { writeFileSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { caPaths, issueCertificate, loadCa, writeIssued } from '../../gateway/ca.ts';
+import { caPaths, crlRevocations, issueCertificate, loadCa, writeIssued } from '../../gateway/ca.ts';
 import { loadGatewayConfig, parseGatewayConfig } from '../../gateway/config.ts';
 import { loadOrCreateSigningKey } from '../../device/keys.ts';
 import { startGateway } from '../../gateway/gateway.ts';
@@ -31,6 +32,37 @@ interface GatewayInitOptions {
   upstreamCa?: string;
   upstreamReceiptKey?: string;
   purgeAfterDays: string;
+  admitCa: string[];
+}
+
+/**
+ * `--admit-ca DIR` of a center: another unit whose stations relay here. DIR holds that unit's
+ * ca.cert.pem and crl.pem, as `recorder ca init` and `recorder ca revoke` write them (its private key
+ * is not needed); the unit is the CA certificate's O.
+ */
+function admittedUnit(dir: string): { unit: string; ca: string; crl: string } {
+  const paths = caPaths(resolve(dir));
+  let unit: string | undefined;
+  try {
+    unit = /^O=(.+)$/m.exec(new X509Certificate(readFileSync(paths.cert)).subject)?.[1];
+  } catch (error) {
+    throw new RecorderError(
+      'CA_MISSING',
+      `--admit-ca ${dir}: cannot read ${paths.cert}: ${(error as Error).message}`,
+    );
+  }
+  if (!unit) throw new RecorderError('CA_MISSING', `--admit-ca ${dir}: ${paths.cert} names no unit (O)`);
+  let crls: number;
+  try {
+    crls = crlRevocations(readFileSync(paths.crl, 'utf8')).length;
+  } catch (error) {
+    throw new RecorderError(
+      'CA_MISSING',
+      `--admit-ca ${dir}: cannot read ${paths.crl}: ${(error as Error).message}`,
+    );
+  }
+  if (crls === 0) throw new RecorderError('CA_MISSING', `--admit-ca ${dir}: ${paths.crl} holds no CRL`);
+  return { unit, ca: paths.cert, crl: paths.crl };
 }
 
 /** The evidence and upstream sections `gateway init` writes for its role (issue 6 item 4). */
@@ -49,6 +81,8 @@ function gatewayRoleSections(opts: GatewayInitOptions): {
   }
   if (opts.centerKey)
     throw usage('--center-key is for the center role only: a station never decrypts evidence');
+  if (opts.admitCa.length)
+    throw usage("--admit-ca is for the center role only: a station admits its own unit's clients");
   if (!opts.upstream) {
     if (opts.upstreamCa || opts.upstreamReceiptKey)
       throw usage('--upstream-ca and --upstream-receipt-key need --upstream');
@@ -101,12 +135,19 @@ export function registerGateway(program: Command, run: Run): void {
       'days a relayed item stays at the station after the center receipted it; 0 keeps it for ever',
       '30',
     )
+    .option(
+      '--admit-ca <dir>',
+      "center role: another unit whose stations relay here: a directory with that unit's ca.cert.pem and crl.pem (repeatable)",
+      (dir: string, dirs: string[]) => [...dirs, dir],
+      [] as string[],
+    )
     .action((opts: GatewayInitOptions) =>
       run(async () => {
         const listen = parseListen(opts.listen);
         const roles = gatewayRoleSections(opts);
         const caDir = resolve(opts.ca);
         const { unit } = loadCa(caDir);
+        const units = opts.admitCa.map(admittedUnit);
         const any = listen.host === '0.0.0.0' || listen.host === '::';
         const ips = ['127.0.0.1', '::1', ...(isIP(listen.host) && !any ? [listen.host] : [])];
         const dns = ['localhost', ...(!isIP(listen.host) ? [listen.host] : [])];
@@ -124,6 +165,7 @@ export function registerGateway(program: Command, run: Run): void {
           listen,
           tls: { cert: paths.cert, key: paths.key, ca: caPaths(caDir).cert, crl: caPaths(caDir).crl },
           evidence: roles.evidence,
+          ...(units.length ? { units } : {}),
           ...(roles.upstream
             ? {
                 upstream: {
@@ -146,6 +188,9 @@ export function registerGateway(program: Command, run: Run): void {
             `  (fingerprint ${receipt.fingerprint})\n` +
             (roles.evidence.role === 'center'
               ? `stations relay here with: recorder gateway init ... --upstream mqtts://${opts.listen} --upstream-receipt-key ${receiptPub}\n`
+              : '') +
+            (units.length
+              ? `admits the stations of units ${[unit, ...units.map((u) => u.unit)].join(', ')}\n`
               : '') +
             (roles.upstream ? `relays receipted evidence to ${roles.upstream.url}\n` : '') +
             `run it: recorder gateway run --config ${out}\n`,

@@ -286,12 +286,14 @@ test('gateway init writes a center and a station that relays to it; wrong role o
   t.is((await runRecorder(['ca', 'init', '--dir', ca, '--unit', 'HN-CS'])).code, 0);
   t.is((await runRecorder(['keys', 'center', '--out', join(dir, 'keys')])).code, 0);
   const centerKey = join(dir, 'keys', 'center.key.pem');
+  // A second unit, whose station relays to the same center.
+  const zz = join(dir, 'ca-zz');
+  t.is((await runRecorder(['ca', 'init', '--dir', zz, '--unit', 'HN-ZZ'])).code, 0);
   const init = (id: string, port: number, ...extra: string[]) =>
     runRecorder([
       'gateway',
       'init',
-      '--ca',
-      ca,
+      ...(extra.includes('--ca') ? [] : ['--ca', ca]),
       '--id',
       id,
       '--listen',
@@ -311,16 +313,21 @@ test('gateway init writes a center and a station that relays to it; wrong role o
       ['--role', 'center', '--center-key', centerKey, '--upstream', 'mqtts://127.0.0.1:1'],
       /is for a station/,
     ],
+    [['--admit-ca', zz], /--admit-ca is for the center role only/],
   ] as const) {
     const r = await init('refused', 1, ...args);
     t.is(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     t.regex(r.stderr, why);
   }
+  const noCa = await init('refused', 1, '--role', 'center', '--center-key', centerKey, '--admit-ca', dir);
+  t.not(noCa.code, 0);
+  t.regex(noCa.stderr, /--admit-ca .*ca\.cert\.pem.*\(CA_MISSING\)/s);
   t.throws(() => statSync(join(dir, 'refused', 'gateway.json')));
 
   const centerPort = await freePort();
-  let r = await init('center', centerPort, '--role', 'center', '--center-key', centerKey);
+  let r = await init('center', centerPort, '--role', 'center', '--center-key', centerKey, '--admit-ca', zz);
   t.is(r.code, 0, r.stderr);
+  t.regex(r.stdout, /admits the stations of units HN-CS, HN-ZZ/);
   const centerReceipt = join(dir, 'center', 'receipt.pub.pem');
   t.true(r.stdout.includes(`--upstream-receipt-key ${centerReceipt}`), r.stdout);
   r = await init(
@@ -339,6 +346,7 @@ test('gateway init writes a center and a station that relays to it; wrong role o
   t.is(centerConfig.evidence.role, 'center');
   t.is(centerConfig.evidence.centerKey, centerKey);
   t.is(centerConfig.upstream, undefined);
+  t.deepEqual(centerConfig.units, [{ unit: 'HN-ZZ', ca: join(zz, 'ca.cert.pem'), crl: join(zz, 'crl.pem') }]);
   t.is(stationConfig.evidence.role, 'station');
   t.like(stationConfig.upstream, {
     url: `mqtts://127.0.0.1:${centerPort}`,
@@ -349,16 +357,35 @@ test('gateway init writes a center and a station that relays to it; wrong role o
     purgeAfterDays: 0,
   });
 
-  // Both start as written, and the station's relay gets through the center's mutual TLS.
+  // HN-ZZ's station: its own unit CA, the center's CA to check the center by.
+  r = await init(
+    'station-zz',
+    await freePort(),
+    '--ca',
+    zz,
+    '--upstream',
+    `mqtts://127.0.0.1:${centerPort}`,
+    '--upstream-ca',
+    join(ca, 'ca.cert.pem'),
+    '--upstream-receipt-key',
+    centerReceipt,
+  );
+  t.is(r.code, 0, r.stderr);
+  const zzConfig = loadGatewayConfig(join(dir, 'station-zz', 'gateway.json'));
+  t.is(zzConfig.unit, 'HN-ZZ');
+
+  // All three start as written, and both stations' relays get through the center's mutual TLS.
   const logs: string[] = [];
   const logSink = (record: { msg: string }) => void logs.push(record.msg);
   const center = await startGateway(centerConfig, { logSink });
   t.teardown(() => center.close());
-  const station = await startGateway(stationConfig, { logSink });
-  t.teardown(() => station.close());
+  for (const config of [stationConfig, zzConfig]) {
+    const station = await startGateway(config, { logSink });
+    t.teardown(() => station.close());
+  }
   await waitFor(
-    () => logs.some((l) => l.includes('relay connected to the center')),
+    () => logs.filter((l) => l.includes('relay connected to the center')).length === 2,
     20_000,
-    "the station's relay to connect to the center",
+    "both stations' relays to connect to the center",
   );
 });

@@ -1,7 +1,8 @@
 import test from 'ava';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { parseGatewayConfig } from '../../gateway/config.ts';
 import { UploadReceiver } from '../../gateway/upload-receiver.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import { evidenceWorld } from '../helpers/evidence-rig.ts';
@@ -64,4 +65,46 @@ test('a center without its private key does not start', (t) => {
       }),
   );
   t.true(isRecorderError(error, 'GATEWAY_CONFIG_INVALID'));
+});
+
+test("a center takes a unit's devices only on that unit's topics: another unit's station cannot relay them", async (t) => {
+  const world = evidenceWorld(t);
+  const center = world.gateway('center', 'center');
+  const device = await world.device('HN-CS-0001');
+  const item = await device.seal(4_000);
+  const entry = device.entries.get(item.file)!;
+  const offer = { id: item.file, entry, bytes: item.bytes, sha256: item.sha256, deviceCert: device.certPem };
+  // The device's certificate names unit HN-CS; a station of HN-ZZ offers it on HN-ZZ's topics.
+  const refused = await center.receiver.offer(device.id, offer, 'HN-ZZ');
+  t.like(refused.state, { status: 'refused', code: 'UPLOAD_FORGED' });
+  t.regex(refused.state!.reason ?? '', /unit HN-CS, relayed by a station of unit HN-ZZ/);
+  const line = readFileSync(device.journalPath, 'utf8').split('\n')[0]!;
+  const journal = await center.receiver.journal(
+    device.id,
+    { from: 0, lines: [line], deviceCert: device.certPem },
+    'HN-ZZ',
+  );
+  t.like(journal, { status: 'refused', code: 'UPLOAD_FORGED' });
+  t.is(center.store.journalHead(device.id), null);
+  t.is(center.store.knownDevice(device.id), null, 'nothing of the device is remembered');
+  // On its own unit's topics the same offer is taken.
+  t.is((await center.receiver.offer(device.id, offer, 'HN-CS')).state?.status, 'send');
+});
+
+test('units: a center only, each unit named once', (t) => {
+  const world = evidenceWorld(t);
+  const base = world.pki.config();
+  const other = { unit: 'HN-ZZ', ca: 'zz/ca.cert.pem', crl: 'zz/crl.pem' };
+  const parse = (evidence: object, units: object[]) =>
+    parseGatewayConfig({ ...base, evidence: { ...base.evidence, ...evidence }, units });
+  t.deepEqual(parse({ role: 'center', centerKey: 'c.pem' }, [other]).units, [other]);
+  for (const [evidence, units, why] of [
+    [{ role: 'station' }, [other], /only a gateway in the center role/],
+    [{ role: 'center', centerKey: 'c.pem' }, [other, other], /unit HN-ZZ is named twice/],
+    [{ role: 'center', centerKey: 'c.pem' }, [{ ...other, unit: 'HN-CS' }], /unit HN-CS is named twice/],
+  ] as const) {
+    const error = t.throws(() => parse(evidence, [...units]));
+    t.true(isRecorderError(error, 'GATEWAY_CONFIG_INVALID'));
+    t.regex((error as Error).message, why);
+  }
 });

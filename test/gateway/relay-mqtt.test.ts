@@ -5,7 +5,11 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import mqtt from 'mqtt';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { caPaths, revokeCertificate } from '../../gateway/ca.ts';
 import { loadGatewayConfig } from '../../gateway/config.ts';
+import type { RejectEvent } from '../../gateway/broker.ts';
 import type { LogRecord } from '../../gateway/log.ts';
 import { startGateway, type GatewayHandle } from '../../gateway/gateway.ts';
 import { MqttUploadLink } from '../../protocol/upload-mqtt.ts';
@@ -21,11 +25,18 @@ import { tlsOptions, waitFor } from '../helpers/mqtt.ts';
 const logs: LogRecord[] = [];
 const quiet = (r: LogRecord) => void logs.push(r);
 
-async function startCenter(t: ExecutionContext, world: EvidenceWorld, center: GatewayRig, port = 0) {
+async function startCenter(
+  t: ExecutionContext,
+  world: EvidenceWorld,
+  center: GatewayRig,
+  port = 0,
+  extra: Record<string, unknown> = {},
+) {
   const id = world.pki.issue('gateway', 'center');
   center.writeConfig({
     listen: { host: '127.0.0.1', port },
     tls: { ...world.pki.config().tls, cert: id.cert, key: id.key },
+    ...extra,
   });
   const handle = await startGateway(loadGatewayConfig(center.configPath), { logSink: quiet });
   t.teardown(() => handle.close().catch(() => undefined));
@@ -38,10 +49,18 @@ async function startStation(
   station: GatewayRig,
   center: GatewayRig,
   centerUrl: string,
+  /** the CA of the center's certificate: default the station's own unit CA */
+  centerCa?: string,
 ) {
   const tls = world.pki.config().tls; // the station's own gateway certificate
   station.writeConfig({
-    upstream: { url: centerUrl, cert: tls.cert, key: tls.key, ca: tls.ca, receiptKey: center.receiptPubPath },
+    upstream: {
+      url: centerUrl,
+      cert: tls.cert,
+      key: tls.key,
+      ca: centerCa ?? tls.ca,
+      receiptKey: center.receiptPubPath,
+    },
   });
   const handle = await startGateway(loadGatewayConfig(station.configPath), {
     logSink: quiet,
@@ -141,4 +160,62 @@ test('over MQTT: the center down, then up on the same port: the station relays w
 
 test.afterEach.always((t) => {
   if (!t.passed) for (const r of logs.filter((l) => l.level !== 'debug')) t.log(JSON.stringify(r));
+});
+
+test('a center admits the stations of several units: each relays its own devices; a revocation in one unit cuts off only its station', async (t) => {
+  const a = evidenceWorld(t); // the center's own unit, HN-CS
+  const b = evidenceWorld(t, 'HN-ZZ');
+  const center = a.gateway('center', 'center');
+  const bCa = caPaths(b.pki.caDir);
+  const centerHandle = await startCenter(t, a, center, 0, {
+    units: [{ unit: 'HN-ZZ', ca: bCa.cert, crl: bCa.crl }],
+  });
+  const rejects: RejectEvent[] = [];
+  centerHandle.events.on('reject', (r: RejectEvent) => rejects.push(r));
+  const stations = [
+    { world: a, rig: a.gateway('station', 'station'), device: await a.device('HN-CS-0001') },
+    { world: b, rig: b.gateway('station', 'station'), device: await b.device('HN-ZZ-0001') },
+  ];
+  const aCa = caPaths(a.pki.caDir).cert;
+  const handles: GatewayHandle[] = [];
+  for (const s of stations) {
+    await s.device.seal(40_000);
+    await s.device.seal(10_000);
+    const handle = await startStation(t, s.world, s.rig, center, centerHandle.url, aCa);
+    handles.push(handle);
+    await uploadOverMqtt(t, handle, s.rig, s.device, s.world.pki.unit);
+  }
+  const relayed = (s: (typeof stations)[number]) =>
+    s.rig.store.list().length > 0 &&
+    s.rig.store.unrelayed().length === 0 &&
+    s.rig.store.relayedJournalHead(s.device.id)?.seq === s.rig.store.journalHead(s.device.id)?.seq;
+  await waitFor(() => stations.every(relayed), 30_000, 'both stations relaying to the center');
+  // Each item is indexed under its own unit, and verify passes everywhere.
+  t.deepEqual(
+    center.store
+      .list()
+      .map((i) => `${i.unit}/${i.device}`)
+      .sort(),
+    ['HN-CS/HN-CS-0001', 'HN-CS/HN-CS-0001', 'HN-ZZ/HN-ZZ-0001', 'HN-ZZ/HN-ZZ-0001'],
+  );
+  await verifyBoth(t, stations[0]!.rig, center);
+  await verifyBoth(t, stations[1]!.rig, center);
+
+  // Both units number their certificates alike, so the two stations hold the same serial; revoking
+  // it in HN-ZZ cuts off HN-ZZ's station only, and HN-CS's goes on relaying.
+  const serialOf = (w: EvidenceWorld) =>
+    new X509Certificate(readFileSync(w.pki.config().tls.cert)).serialNumber;
+  t.is(serialOf(a), serialOf(b));
+  revokeCertificate(b.pki.caDir, serialOf(b));
+  await waitFor(
+    () => rejects.some((r) => r.reason === 'tls' && r.detail.includes('revoked while connected')),
+    10_000,
+    'the revoked station cut off',
+  );
+  await new Promise((r) => setTimeout(r, 500));
+  t.is(rejects.filter((r) => r.detail.includes('revoked while connected')).length, 1);
+  await stations[0]!.device.seal(5_000);
+  await uploadOverMqtt(t, handles[0]!, stations[0]!.rig, stations[0]!.device, a.pki.unit);
+  await waitFor(() => relayed(stations[0]!), 30_000, "HN-CS's station relaying after HN-ZZ's revocation");
+  t.is(center.store.list({ device: 'HN-CS-0001' }).length, 3);
 });

@@ -44,9 +44,10 @@ export interface EvidenceWorld {
   upload(device: DeviceRig, station: GatewayRig): Promise<void>;
 }
 
-export function evidenceWorld(t: ExecutionContext): EvidenceWorld {
+/** `unit`: the test unit CA's unit; worlds of several units share the (cached) center key. */
+export function evidenceWorld(t: ExecutionContext, unit?: string): EvidenceWorld {
   const dir = tempDir(t, 'recorder-evidence-');
-  const pki = testPki(join(dir, 'pki'));
+  const pki = testPki(join(dir, 'pki'), unit);
   const devices = new Map<string, DeviceRig>();
   const center = testCenterKeys();
   const centerKeyPath = join(dir, 'center.key.pem');
