@@ -173,7 +173,9 @@ export async function startGateway(
     await uploads.close();
     throw error;
   }
-  uploads.on('stored', () => upstream?.relay.wake());
+  // New evidence or new journal lines go to the center at once, not at the next idle round.
+  uploads.on('stored', () => upstream?.relay.wake('news'));
+  uploads.on('journal', () => upstream?.relay.wake('news'));
   const address = broker.address;
   let closing: Promise<void> | undefined;
   log('info', 'gateway listening', { unit: config.unit, ...address, maxFrameBytes: config.maxFrameBytes });

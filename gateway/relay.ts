@@ -80,6 +80,8 @@ export class Relay extends EventEmitter {
   private running: Promise<RelayRoundResult> | null = null;
   private loop: { stopped: boolean; timer: unknown; wake: (() => void) | null } | null = null;
   private failures = 0;
+  /** a wake() that came while a round ran, and why */
+  private wokenDuringRound: 'news' | 'center-back' | null = null;
 
   constructor(private readonly options: RelayOptions) {
     super();
@@ -120,21 +122,34 @@ export class Relay extends EventEmitter {
           } satisfies RelayFailure);
         }
         if (loop.stopped) break;
+        const delay = this.delayAfter(result);
+        // Woken while the round ran: what arrived meanwhile goes in the next round, at once.
+        const woken = this.wokenDuringRound;
+        this.wokenDuringRound = null;
+        if (woken === 'center-back' || (woken === 'news' && this.failures === 0)) continue;
         await new Promise<void>((resolve) => {
           loop.wake = () => {
             this.timers.clearTimeout(loop.timer);
             loop.wake = null;
             resolve();
           };
-          loop.timer = this.timers.setTimeout(() => loop.wake?.(), this.delayAfter(result));
+          loop.timer = this.timers.setTimeout(() => loop.wake?.(), delay);
         });
       }
     })();
   }
 
-  /** A new item was stored, or the center is back: relay now instead of after the wait. */
-  wake(): void {
-    this.loop?.wake?.();
+  /**
+   * Relay now instead of after the wait. `news` (an item stored, journal lines kept) cuts short
+   * only the idle wait: during a backoff the center is failing, and a busy station would otherwise
+   * retry it on every journal batch. Without it (the connection to the center is back) any wait.
+   */
+  wake(reason: 'news' | 'center-back' = 'center-back'): void {
+    if (!this.loop) return;
+    if (this.loop.wake) {
+      if (reason === 'news' && this.failures > 0) return;
+      this.loop.wake();
+    } else if (this.wokenDuringRound !== 'center-back') this.wokenDuringRound = reason;
   }
 
   async stop(): Promise<void> {

@@ -119,6 +119,10 @@ const QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
 
 const EVIDENCE_KINDS = new Set(['segment', 'photo']);
 
+/**
+ * Events: 'stored' (StoredItem), 'journal' {device, seq} (lines appended up to seq), 'alert'
+ * (UploadAlert), 'rejected' {device, id, code, message}.
+ */
 export class UploadReceiver extends EventEmitter {
   private readonly sessions = new Map<string, Session>();
   /** per device and item, messages are handled one at a time, in arrival order */
@@ -260,6 +264,7 @@ export class UploadReceiver extends EventEmitter {
         return { status: 'refused', head, code: first.code, reason: message };
       }
       this.options.store.appendJournal(device, rows);
+      this.emit('journal', { device, seq: rows.at(-1)!.seq });
       return this.journalHeld(device, { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash });
     });
   }

@@ -57,7 +57,7 @@ export interface UploadServiceOptions {
 const STORAGE_CODES = new Set(['STORAGE_FULL', 'UPLOAD_WRITE_FAILED', 'STORE_FAILED']);
 
 /**
- * Events: 'upload-alert' (UploadAlert), 'stored' (StoredItem).
+ * Events: 'upload-alert' (UploadAlert), 'stored' (StoredItem), 'journal' {device, seq} (lines kept).
  */
 export class UploadService extends EventEmitter {
   readonly counters: UploadCounters = { offers: 0, chunks: 0, bytes: 0, stored: 0, refused: 0, alerts: 0 };
@@ -124,6 +124,7 @@ export class UploadService extends EventEmitter {
         log('info', `upload refused: ${r.message}`, { ...r });
       },
     );
+    this.receiver?.on('journal', (head: { device: string; seq: number }) => this.emit('journal', head));
     this.receiver?.on('stored', (item: StoredItem) => {
       this.counters.stored++;
       log('info', 'upload stored', { device: item.device, id: item.id, bytes: item.bytes });

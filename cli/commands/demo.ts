@@ -213,6 +213,19 @@ async function waitForUploads(recorder: Recorder, station: DemoStation, say: (li
   say(
     `  relayed to the center: ${station.center.uploads.store.list({}).length} item(s), plaintext checked at ingest`,
   );
+  // The device's journal goes on too, and counts as relayed once the center has receipted it.
+  const device = recorder.status().device;
+  const journalRelayed = () => {
+    const head = store.journalHead(device);
+    const relayed = store.relayedJournalHead(device);
+    return head !== null && relayed?.receipt != null && relayed.seq === head.seq ? relayed : null;
+  };
+  while (!journalRelayed()) {
+    if (Date.now() > deadline)
+      throw new RecorderError('RELAY_FAILED', `the journal of ${device} is not receipted by the center`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  say(`  the recorder's journal, lines 0–${journalRelayed()!.seq}: held at the center, receipted by it`);
 }
 
 /** `recorder evidence verify` at the station and at the center, on the stores the demo wrote. */

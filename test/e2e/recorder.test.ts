@@ -176,6 +176,7 @@ test('npm start (recorder demo) docks: the recording travels to the station and 
   t.truthy(held && relayed, result.stdout);
   t.true(Number(held![1]) > 0);
   t.is(relayed![1], held![1]);
+  t.regex(result.stdout, /the recorder's journal, lines 0–\d+: held at the center, receipted by it/);
   const sealed = /(\d+) sealed items: (\d+) receipted by the station and gone from the device/.exec(
     result.stdout,
   );

@@ -65,7 +65,8 @@ async function startStation(
   const handle = await startGateway(loadGatewayConfig(station.configPath), {
     logSink: quiet,
     relay: {
-      relay: { replyTimeoutMs: 3000, backoffMinMs: 200, backoffMaxMs: 1000, idleMs: 300 },
+      // A minute idle: what goes to the center promptly goes because the gateway wakes the relay.
+      relay: { replyTimeoutMs: 3000, backoffMinMs: 200, backoffMaxMs: 1000, idleMs: 60_000 },
       reconnectPeriodMs: 200,
     },
   });
@@ -136,6 +137,20 @@ test('a recording travels from the recorder to the center over MQTT, every hash 
   const reports = await verifyBoth(t, station, center);
   t.is(reports.station.items, 2);
   t.is(reports.center.items, 2);
+  // New journal lines alone (no evidence) reach the center too, long before the relay's idle minute.
+  await device.journal.append('event', { what: 'button', button: 'mark' });
+  await uploadOverMqtt(t, stationHandle, station, device, world.pki.unit);
+  const head = station.store.journalHead(device.id)!;
+  await waitFor(
+    () => center.store.journalHead(device.id)?.seq === head.seq,
+    10_000,
+    'the new journal lines at the center',
+  );
+  await waitFor(
+    () => station.store.relayedJournalHead(device.id)?.seq === head.seq,
+    5_000,
+    'the journal receipt',
+  );
 });
 
 test('over MQTT: the center down, then up on the same port: the station relays when it is back', async (t) => {

@@ -4,7 +4,7 @@ import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Relay, type RelayFailure, type RelayOptions } from '../../gateway/relay.ts';
+import { Relay, type RelayFailure, type RelayOptions, type RelayRoundResult } from '../../gateway/relay.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import type { JournalEntry, JsonObject } from '../../protocol/journal-entry.ts';
 import { UploadSender } from '../../protocol/upload-sender.ts';
@@ -26,6 +26,7 @@ import {
   type GatewayRig,
 } from '../helpers/evidence-rig.ts';
 import { TestWire } from '../helpers/upload-wire.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const DAY = 86_400_000;
 const timers = {
@@ -411,6 +412,55 @@ test('the center receipts the journal it holds; a missing, forged or mismatched 
   t.deepEqual((await w.relay().runOnce()).journals, [{ device, seq: last.seq }]);
   t.truthy(w.station.store.relayedJournalHead(device)!.receipt);
   t.is((await verifyCli(w.station)).code, 0);
+});
+
+test('news wakes an idle relay at once, not one backing off from a failing center; the center coming back does', async (t) => {
+  const w = await world(t, [3_000]);
+  let centerUp = true;
+  const relay = w.relay({
+    linkFor: (d) => new TestWire(w.center.receiver, d, { onMessage: () => (centerUp ? 'pass' : 'drop') }),
+    idleMs: 60_000,
+    backoffMinMs: 60_000,
+    backoffMaxMs: 60_000,
+    maxAttempts: 1,
+    replyTimeoutMs: 200,
+  });
+  const rounds: RelayRoundResult[] = [];
+  relay.on('round', (r: RelayRoundResult) => rounds.push(r));
+  relay.on('alert', () => undefined);
+  t.teardown(() => relay.stop());
+  const roundsReach = (n: number) => waitFor(() => rounds.length >= n, 5_000, `relay round ${n}`);
+  const newItem = async () => {
+    await w.device.seal(2_000);
+    await w.evidence.upload(w.device, w.station);
+  };
+
+  relay.start();
+  await roundsReach(1);
+  t.is(rounds[0]!.relayed.length, 1);
+  // Idle for a minute: news cuts the wait short.
+  await newItem();
+  relay.wake('news');
+  await roundsReach(2);
+  t.is(rounds[1]!.relayed.length, 1);
+  // The center stops answering: the round fails and the relay backs off.
+  centerUp = false;
+  await newItem();
+  relay.wake('news');
+  await roundsReach(3);
+  t.true(rounds[2]!.failed.length > 0);
+  // Backing off: news does not bring the failing center another round.
+  await newItem();
+  relay.wake('news');
+  await new Promise((r) => setTimeout(r, 1_000));
+  t.is(rounds.length, 3);
+  // The connection to the center is back: relay now, everything held goes.
+  centerUp = true;
+  relay.wake();
+  await roundsReach(4);
+  t.deepEqual(rounds[3]!.failed, []);
+  t.is(w.station.store.unrelayed().length, 0);
+  t.is(w.center.store.list().length, 4);
 });
 
 test('purge: after purgeAfterDays only the object of a relayed item goes; 0 keeps it for ever', async (t) => {
