@@ -334,6 +334,20 @@ export class GatewayBroker extends EventEmitter {
         detail: `client id ${clientId} is not the certificate id ${who.id} (or ${who.id}:…)`,
       });
     }
+    // A center admits several units, whose certificate ids may be alike: a client id held by
+    // another unit's (or role's) client is not taken over, as aedes would do.
+    // (aedes 1.x keeps connected clients on `clients`; its types do not say so.)
+    const connected = (this.aedes as Aedes & { clients: Record<string, Client | undefined> }).clients;
+    const holder = this.identityOf(connected[clientId] ?? null);
+    if (holder && (holder.unit !== who.unit || holder.role !== who.role)) {
+      return refuse({
+        reason: 'identity',
+        clientId,
+        role: who.role,
+        id: who.id,
+        detail: `client id ${clientId} is held by a ${holder.role} of unit ${holder.unit}`,
+      });
+    }
     // aedes keeps the CONNECT will on `_will` until the connection is accepted.
     const will = (client as Client & { _will?: { topic: string; payload: string | Buffer } })._will;
     if (will && parseTopic(will.topic)?.name === 'profile') {

@@ -216,6 +216,24 @@ test('a center admits the stations of several units: each relays its own devices
   await verifyBoth(t, stations[0]!.rig, center);
   await verifyBoth(t, stations[1]!.rig, center);
 
+  // Both stations' certificates say id `station`: a client id held by HN-CS's is not taken over
+  // by HN-ZZ's.
+  const asStation = (w: EvidenceWorld) =>
+    mqtt.connectAsync(centerHandle.url, {
+      protocolVersion: 4,
+      clientId: 'station:probe',
+      reconnectPeriod: 0,
+      cert: readFileSync(w.pki.config().tls.cert),
+      key: readFileSync(w.pki.config().tls.key),
+      ca: readFileSync(aCa),
+    });
+  const holder = await asStation(a);
+  t.teardown(() => holder.endAsync(true));
+  await t.throwsAsync(asStation(b));
+  t.true(rejects.some((r) => r.detail === 'client id station:probe is held by a gateway of unit HN-CS'));
+  t.true(holder.connected);
+  await holder.endAsync();
+
   // Both units number their certificates alike, so the two stations hold the same serial; revoking
   // it in HN-ZZ cuts off HN-ZZ's station only, and HN-CS's goes on relaying.
   const serialOf = (w: EvidenceWorld) =>
