@@ -5,11 +5,11 @@
  * the device's certificate so the center can check the device's signatures itself.
  *
  * An item is marked relayed only when the center's receipt verifies with the center's receipt key
- * and names exactly this item (id, device, entry, size, ciphertext hash) held by a center. A
- * device's journal counts as relayed up to the line the center's journal receipt names, checked
- * the same way; the receipt is kept with it. Nothing
+ * and names exactly this item (id, device, entry, size, ciphertext hash) held by a center. Nothing
  * is deleted before that; after `purgeAfterDays` (0 = never) only the object file of a relayed
- * item is deleted, and the purge is recorded: the index row and both receipts stay.
+ * item is deleted, and the purge is recorded: the index row and both receipts stay. A device's
+ * journal counts as relayed up to the line the center's journal receipt names, checked the same
+ * way; the receipt is kept with it.
  *
  * The center unreachable: every attempt fails with a timeout, the round ends, and the next one
  * waits with exponential backoff and jitter (mqtt.js reconnects at a fixed period: STACK-NOTES).

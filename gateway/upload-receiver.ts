@@ -154,23 +154,29 @@ export class UploadReceiver extends EventEmitter {
     certPem: string | undefined,
     unit: string,
   ): { key: KeyObject; unit: string } {
-    let key = this.options.deviceKey(device);
-    let cert = key ? (this.options.deviceCertificate?.(device) ?? null) : null;
-    if (!key && certPem && this.options.trustedCas) {
-      const checked = checkDeviceCertificate(certPem, device, this.options.trustedCas);
-      // A center admits several units' stations; each relays the devices of its own unit only.
+    const trusted = this.options.trustedCas;
+    // A center admits several units' stations; each relays the devices of its own unit only.
+    const ofUnit = (pem: string) => {
+      const checked = checkDeviceCertificate(pem, device, trusted!);
       if (checked.unit !== unit) {
         throw new RecorderError(
           'UPLOAD_FORGED',
           `the certificate of ${device} is of unit ${checked.unit ?? 'none'}, relayed by a station of unit ${unit}`,
         );
       }
-      key = checked.key;
+      return checked.key;
+    };
+    let key = this.options.deviceKey(device);
+    let cert = key ? (this.options.deviceCertificate?.(device) ?? null) : null;
+    if (!key && certPem && trusted) {
+      key = ofUnit(certPem);
       cert = certPem;
     }
     const known = this.options.store.knownDevice(device);
     if (!key) {
       if (!known) throw new RecorderError('UPLOAD_FORGED', `no evidence key is known for ${device}`);
+      // Sent without a certificate: the one remembered must be of this unit too.
+      if (trusted && known.certPem) ofUnit(known.certPem);
       return { key: createPublicKey(known.publicKeyPem), unit };
     }
     const pem = key.export({ type: 'spki', format: 'pem' }) as string;

@@ -89,6 +89,13 @@ test("a center takes a unit's devices only on that unit's topics: another unit's
   t.is(center.store.knownDevice(device.id), null, 'nothing of the device is remembered');
   // On its own unit's topics the same offer is taken.
   t.is((await center.receiver.offer(device.id, offer, 'HN-CS')).state?.status, 'send');
+  // Now the center knows the device; without a certificate, HN-ZZ still cannot offer for it.
+  const { deviceCert: _cert, ...bare } = offer;
+  t.like((await center.receiver.offer(device.id, bare, 'HN-ZZ')).state, {
+    status: 'refused',
+    code: 'UPLOAD_FORGED',
+  });
+  t.is((await center.receiver.offer(device.id, bare, 'HN-CS')).state?.status, 'send');
 });
 
 test('units: a center only, each unit named once', (t) => {
