@@ -345,6 +345,7 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
               id: `HN-DOCK-${String(i + 1).padStart(4, '0')}`,
               mib: dockMib,
               items: dockItems,
+              settings,
             } satisfies DockRequest,
             'sealed',
           ),
