@@ -178,7 +178,12 @@ export async function startGateway(
   uploads.on('journal', () => upstream?.relay.wake('news'));
   const address = broker.address;
   let closing: Promise<void> | undefined;
-  log('info', 'gateway listening', { unit: config.unit, ...address, maxFrameBytes: config.maxFrameBytes });
+  log('info', 'gateway listening', {
+    unit: config.unit,
+    ...(config.units ? { alsoAdmits: config.units.map((u) => u.unit) } : {}),
+    ...address,
+    maxFrameBytes: config.maxFrameBytes,
+  });
   return {
     address,
     url: `mqtts://${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`,

@@ -185,6 +185,7 @@ test('a center admits the stations of several units: each relays its own devices
   const centerHandle = await startCenter(t, a, center, 0, {
     units: [{ unit: 'HN-ZZ', ca: bCa.cert, crl: bCa.crl }],
   });
+  t.true(logs.some((r) => r.msg === 'gateway listening' && `${r.alsoAdmits as string[]}` === 'HN-ZZ'));
   const rejects: RejectEvent[] = [];
   centerHandle.events.on('reject', (r: RejectEvent) => rejects.push(r));
   const stations = [
