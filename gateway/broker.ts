@@ -243,13 +243,28 @@ export class GatewayBroker extends EventEmitter {
   }
 
   private onSecureConnection(socket: TLSSocket): void {
-    const peer = identityFromSubject(socket.getPeerCertificate().subject ?? {});
+    const cert = socket.getPeerCertificate();
+    const peer = identityFromSubject(cert.subject ?? {});
     const units = [this.options.unit, ...(this.options.units ?? []).map((u) => u.unit)];
     if (!peer || !ROLES.includes(peer.role as Role) || !units.includes(peer.unit)) {
       this.reject({
         reason: 'identity',
         detail: `certificate names no role of unit ${units.join(' or ')}`,
         ...(peer ? { role: peer.role, id: peer.id } : {}),
+      });
+      socket.destroy();
+      return;
+    }
+    // A center trusts several unit CAs; each speaks for its own unit only. OpenSSL has checked that
+    // the CA named as issuer signed the certificate, and the gateway's start that each CA's O is
+    // the unit it is admitted for, so a certificate naming unit A issued by unit B's CA stops here.
+    const issuerUnit = identityFromSubject(cert.issuer ?? {})?.unit;
+    if (issuerUnit !== peer.unit) {
+      this.reject({
+        reason: 'identity',
+        role: peer.role,
+        id: peer.id,
+        detail: `certificate names unit ${peer.unit} but was issued by the CA of unit ${issuerUnit ?? 'none'}`,
       });
       socket.destroy();
       return;

@@ -1,8 +1,9 @@
 /**
  * The center's check of a device certificate relayed by a station (issue 6 item 4): the center
  * has no TLS session with the device, so the certificate must chain to a unit CA the center
- * trusts (its own `tls.ca` file, which may hold several unit CAs) and name the device as a
- * `device`; its evidence key is then the one the journal entries must be signed with.
+ * trusts (its own unit's `tls.ca`, and the `units` it admits), name the device as a `device`, and
+ * name (O) the unit of the CA that issued it; its evidence key is then the one the journal entries
+ * must be signed with.
  *
  * Validity dates are not checked: evidence is relayed, and may be re-relayed, long after it was
  * signed, and the entry's signature time is inside the journal chain, not the certificate. The
@@ -44,7 +45,12 @@ export function checkDeviceCertificate(
   if (!issuer) throw fail('does not chain to a unit CA this center trusts');
   if (subjectField(cert.subject, 'CN') !== device || subjectField(cert.subject, 'OU') !== 'device')
     throw fail(`names ${subjectField(cert.subject, 'OU')}/${subjectField(cert.subject, 'CN')}`);
+  // Each unit CA speaks for its own unit only (a center trusts several).
+  const unit = subjectField(cert.subject, 'O');
+  const issuerUnit = subjectField(issuer.subject, 'O');
+  if (unit !== issuerUnit)
+    throw fail(`names unit ${unit ?? 'none'} but was issued by the CA of unit ${issuerUnit ?? 'none'}`);
   const pem = evidenceKeyFromCertificate(certPem);
   if (!pem) throw fail('binds no Ed25519 evidence key');
-  return { key: createPublicKey(pem), unit: subjectField(cert.subject, 'O') ?? null };
+  return { key: createPublicKey(pem), unit: unit ?? null };
 }

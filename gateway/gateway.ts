@@ -15,6 +15,7 @@ import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { Identity } from '../protocol/acl.ts';
+import { RecorderError } from '../protocol/errors.ts';
 import type { Availability } from '../protocol/schemas/availability.ts';
 import type { Fleet, GatewayStatus, RejectReason } from '../protocol/schemas/fleet.ts';
 import type { Status } from '../protocol/schemas/status.ts';
@@ -58,6 +59,7 @@ export async function startGateway(
   options: StartGatewayOptions = {},
 ): Promise<GatewayHandle> {
   const log = createLogger('rec:gateway:broker', options.logSink);
+  const cas = admittedCas(config);
   const events = new EventEmitter();
   const monitor = new FleetMonitor(config.unit, config.fleet);
   const startedAt = new Date().toISOString();
@@ -72,9 +74,7 @@ export async function startGateway(
     deviceKey: (device) => broker.evidenceKeyOf(device),
     deviceCertificate: (device) => broker.certificateOf(device),
     // Center role: relayed device certificates must chain to the CA of a unit it admits.
-    ...(config.evidence.role === 'center'
-      ? { trustedCas: [config.tls.ca, ...(config.units ?? []).map((u) => u.ca)].flatMap(trustedCas) }
-      : {}),
+    ...(config.evidence.role === 'center' ? { trustedCas: cas } : {}),
     onAlert: (device, alert) => {
       monitor.onUploadAlert(device, alert, Date.now());
       publishFleetSoon();
@@ -206,12 +206,31 @@ export async function startGateway(
   };
 }
 
-function trustedCas(path: string): X509Certificate[] {
-  try {
-    return certificatesFromPem(readFileSync(path, 'utf8'));
-  } catch {
-    return []; // the broker reports an unreadable CA file itself
-  }
+/**
+ * The CA certificates of every unit the gateway admits, its own first. Each must name (O) the unit
+ * it is admitted for: the broker and the center's check of relayed device certificates take a
+ * certificate's unit to be its issuer's. Throws GATEWAY_CONFIG_INVALID otherwise.
+ */
+function admittedCas(config: GatewayConfig): X509Certificate[] {
+  const admitted = [{ unit: config.unit, ca: config.tls.ca }, ...(config.units ?? [])];
+  return admitted.flatMap(({ unit, ca }) => {
+    let certs: X509Certificate[];
+    try {
+      certs = certificatesFromPem(readFileSync(ca, 'utf8'));
+    } catch {
+      return []; // the broker reports an unreadable CA file itself
+    }
+    for (const cert of certs) {
+      const named = /^O=(.+)$/m.exec(cert.subject)?.[1];
+      if (named !== unit) {
+        throw new RecorderError(
+          'GATEWAY_CONFIG_INVALID',
+          `${ca}: a CA certificate of unit ${named ?? 'none'} (${cert.subject.replace(/\n/g, ', ')}) is admitted for unit ${unit}`,
+        );
+      }
+    }
+    return certs;
+  });
 }
 
 /** The CN of the gateway's own certificate: the holder its receipts name. */

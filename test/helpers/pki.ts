@@ -1,7 +1,8 @@
 /** A unit CA with one certificate per role, written to a temp dir, and a gateway config for it. */
 import type { ExecutionContext } from 'ava';
-import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import forge from 'node-forge';
 import { join } from 'node:path';
 import { caPaths, initCa, issueCertificate, writeIssued, type CertificateRole } from '../../gateway/ca.ts';
 import { parseGatewayConfig, type GatewayConfig } from '../../gateway/config.ts';
@@ -76,4 +77,27 @@ export function testPki(where: ExecutionContext | string, unit = 'HN-CS'): TestP
         ...overrides,
       }),
   };
+}
+
+/**
+ * `identity`'s certificate with another unit (O) in its subject, signed again by `pki`'s CA: what a
+ * unit CA that a center trusts for its own unit could forge for another. Written beside it.
+ */
+export function namingUnit(pki: TestPki, identity: TestIdentity, unit: string): TestIdentity {
+  const cert = forge.pki.certificateFromPem(identity.certPem);
+  cert.setSubject(
+    cert.subject.attributes.map((a) => ({
+      shortName: a.shortName!,
+      value: a.shortName === 'O' ? unit : a.value,
+    })),
+  );
+  const caKey = createPrivateKey(readFileSync(caPaths(pki.caDir).key)).export({
+    type: 'pkcs1',
+    format: 'pem',
+  });
+  cert.sign(forge.pki.privateKeyFromPem(caKey as string), forge.md.sha256.create());
+  const certPem = forge.pki.certificateToPem(cert).replace(/\r\n/g, '\n');
+  const path = identity.cert.replace(/\.cert\.pem$/, `.as-${unit}.cert.pem`);
+  writeFileSync(path, certPem);
+  return { ...identity, cert: path, certPem };
 }

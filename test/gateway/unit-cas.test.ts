@@ -1,0 +1,99 @@
+/**
+ * A center trusts the CAs of several units (issue 6 item 4); each CA speaks for its own unit only.
+ * A certificate's unit is its subject's O, and it must be the O of the CA that issued it: at the
+ * broker (TLS clients), in the center's check of relayed device certificates, and in the config
+ * (each admitted CA names the unit it is admitted for).
+ */
+import test from 'ava';
+import mqtt from 'mqtt';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { RejectEvent } from '../../gateway/broker.ts';
+import { caPaths } from '../../gateway/ca.ts';
+import { loadGatewayConfig } from '../../gateway/config.ts';
+import { checkDeviceCertificate } from '../../gateway/device-certificate.ts';
+import { startGateway } from '../../gateway/gateway.ts';
+import { isRecorderError } from '../../protocol/errors.ts';
+import { evidenceWorld, type EvidenceWorld, type GatewayRig } from '../helpers/evidence-rig.ts';
+import { namingUnit, testPki, type TestIdentity } from '../helpers/pki.ts';
+import { tempDir } from '../helpers/temp.ts';
+
+/** A center of `a`'s unit admitting `b`'s unit (or `b`'s CA under the name `as`). */
+function centerConfig(a: EvidenceWorld, b: EvidenceWorld, as = b.pki.unit): GatewayRig {
+  const center = a.gateway('center', 'center');
+  const id = a.pki.issue('gateway', 'center');
+  const bCa = caPaths(b.pki.caDir);
+  center.writeConfig({
+    tls: { ...a.pki.config().tls, cert: id.cert, key: id.key },
+    units: [{ unit: as, ca: bCa.cert, crl: bCa.crl }],
+  });
+  return center;
+}
+
+test("a relayed device certificate naming another unit than its CA's is refused", (t) => {
+  const dir = tempDir(t);
+  const a = testPki(join(dir, 'a')); // HN-CS
+  const b = testPki(join(dir, 'b'), 'HN-ZZ');
+  const trusted = [a, b].map((p) => new X509Certificate(readFileSync(caPaths(p.caDir).cert)));
+  t.is(checkDeviceCertificate(b.issue('device', 'HN-ZZ-0001').certPem, 'HN-ZZ-0001', trusted).unit, 'HN-ZZ');
+  t.is(checkDeviceCertificate(a.issue('device', 'HN-CS-0001').certPem, 'HN-CS-0001', trusted).unit, 'HN-CS');
+  // HN-ZZ's CA signs a certificate for a device of HN-CS: it chains, and names the device rightly.
+  const forged = namingUnit(b, b.issue('device', 'HN-CS-0002'), 'HN-CS');
+  t.true(new X509Certificate(forged.certPem).verify(trusted[1]!.publicKey));
+  t.regex(new X509Certificate(forged.certPem).subject, /^O=HN-CS$/m);
+  const error = t.throws(() => checkDeviceCertificate(forged.certPem, 'HN-CS-0002', trusted));
+  t.true(isRecorderError(error, 'DEVICE_CERT_INVALID'), error?.message);
+  t.regex(error!.message, /names unit HN-CS but was issued by the CA of unit HN-ZZ/);
+});
+
+test("a center refuses a TLS client whose certificate names another unit than its CA's", async (t) => {
+  const a = evidenceWorld(t);
+  const b = evidenceWorld(t, 'HN-ZZ');
+  const center = centerConfig(a, b);
+  const handle = await startGateway(loadGatewayConfig(center.configPath), { logSink: () => {} });
+  t.teardown(() => handle.close());
+  const rejects: RejectEvent[] = [];
+  handle.events.on('reject', (r: RejectEvent) => rejects.push(r));
+  const connect = (who: TestIdentity) =>
+    mqtt.connectAsync(
+      handle.url,
+      {
+        protocolVersion: 4,
+        clientId: 'station',
+        reconnectPeriod: 0,
+        cert: readFileSync(who.cert),
+        key: readFileSync(who.key),
+        ca: readFileSync(caPaths(a.pki.caDir).cert),
+      },
+      false,
+    );
+  // HN-ZZ's own station is admitted ...
+  const genuine = await connect(b.pki.issue('gateway', 'station'));
+  t.true(genuine.connected);
+  await genuine.endAsync();
+  // ... a station certificate of HN-CS forged by HN-ZZ's CA is not, though TLS verifies it.
+  const forged = namingUnit(b.pki, b.pki.issue('gateway', 'station'), 'HN-CS');
+  await t.throwsAsync(connect(forged));
+  t.true(
+    rejects.some(
+      (r) =>
+        r.reason === 'identity' &&
+        r.id === 'station' &&
+        r.detail === 'certificate names unit HN-CS but was issued by the CA of unit HN-ZZ',
+    ),
+    JSON.stringify(rejects),
+  );
+  t.is(handle.counters().identity, 1);
+});
+
+test('a gateway does not start when an admitted CA names another unit than it is admitted for', async (t) => {
+  const a = evidenceWorld(t);
+  const b = evidenceWorld(t, 'HN-ZZ');
+  const center = centerConfig(a, b, 'HN-XX');
+  const error = await t.throwsAsync(
+    startGateway(loadGatewayConfig(center.configPath), { logSink: () => {} }),
+  );
+  t.true(isRecorderError(error, 'GATEWAY_CONFIG_INVALID'), error?.message);
+  t.regex(error!.message, /a CA certificate of unit HN-ZZ \(O=HN-ZZ, OU=ca, .*\) is admitted for unit HN-XX/);
+});
