@@ -231,27 +231,27 @@ export class UploadReceiver extends EventEmitter {
    */
   journal(device: string, payload: unknown, unit = this.options.unit): Promise<JournalState> {
     return this.serial(device, '\u0000journal', async () => {
+      // A refusal before the sender is known to speak for the device tells nothing of its chain,
+      // not even the head: at a center, another unit's station could otherwise probe it.
       let batch;
       try {
         batch = parseJournalBatch(payload);
       } catch (error) {
-        return {
-          status: 'refused',
-          head: this.options.store.journalHead(device),
-          code: (error as RecorderError).code,
-        };
+        return { status: 'refused', head: null, code: (error as RecorderError).code };
       }
       const head = this.options.store.journalHead(device);
       const nextSeq = head ? head.seq + 1 : 0;
-      if (batch.from !== nextSeq) return this.journalHeld(device, head); // the device resends from head + 1
+      // With no head and a batch out of place there is nothing to tell and nothing to check.
+      if (!head && batch.from !== nextSeq) return { status: 'ok', head };
       let publicKey: KeyObject;
       try {
         publicKey = this.deviceIdentity(device, batch.deviceCert, unit).key;
       } catch (error) {
         const e = error as RecorderError;
         this.alert({ code: e.code, device, id: null, message: e.message });
-        return { status: 'refused', head, code: e.code, reason: e.detail };
+        return { status: 'refused', head: null, code: e.code, reason: e.detail };
       }
+      if (batch.from !== nextSeq) return this.journalHeld(device, head); // the device resends from head + 1
       const verifier = new ChainVerifier({
         publicKey,
         device,

@@ -96,6 +96,21 @@ test("a center takes a unit's devices only on that unit's topics: another unit's
     code: 'UPLOAD_FORGED',
   });
   t.is((await center.receiver.offer(device.id, bare, 'HN-CS')).state?.status, 'send');
+  // Once the center holds the device's journal, HN-ZZ learns nothing of it: no head, no receipt,
+  // whether its batch is out of place, in place, or carries the device's certificate.
+  const held = await center.receiver.journal(
+    device.id,
+    { from: 0, lines: [line], deviceCert: device.certPem },
+    'HN-CS',
+  );
+  t.like(held, { status: 'ok', head: { seq: 0 } });
+  t.truthy(held.receipt);
+  for (const probe of [{ from: 0 }, { from: 1 }, { from: 7 }, { from: 7, deviceCert: device.certPem }]) {
+    const answer = await center.receiver.journal(device.id, { ...probe, lines: [line] }, 'HN-ZZ');
+    t.like(answer, { status: 'refused', code: 'UPLOAD_FORGED', head: null }, JSON.stringify(probe));
+    t.is(answer.receipt, undefined);
+  }
+  t.is(center.store.journalHead(device.id)?.seq, 0);
 });
 
 test('units: a center only, each unit named once', (t) => {
