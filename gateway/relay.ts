@@ -255,7 +255,7 @@ export class Relay extends EventEmitter {
     const state = await this.sender(await this.link(device)).syncJournal(
       rows.map((r) => r.line),
       {
-        startAt: relayed && relayed.seq < last.seq ? relayed.seq + 1 : 0,
+        startAt: relayed ? Math.min(relayed.seq + 1, last.seq) : 0,
         deviceCert: cert,
         maxLost: this.options.maxAttempts ?? 3,
       },

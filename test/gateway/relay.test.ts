@@ -409,7 +409,18 @@ test('the center receipts the journal it holds; a missing, forged or mismatched 
       (p) => p.code === 'STORE_JOURNAL_RECEIPT_INVALID',
     ),
   );
+  // It sends the last line only: the center holds the rest, and answers with its head and receipt.
+  const receiver = w.center.receiver;
+  const journal = receiver.journal.bind(receiver);
+  const batches: { from: number; lines: number }[] = [];
+  receiver.journal = (d, payload, unit) => {
+    const batch = payload as { from: number; lines: string[] };
+    batches.push({ from: batch.from, lines: batch.lines.length });
+    return journal(d, payload, unit);
+  };
   t.deepEqual((await w.relay().runOnce()).journals, [{ device, seq: last.seq }]);
+  t.true(last.seq > 0);
+  t.deepEqual(batches, [{ from: last.seq, lines: 1 }]);
   t.truthy(w.station.store.relayedJournalHead(device)!.receipt);
   t.is((await verifyCli(w.station)).code, 0);
 });
