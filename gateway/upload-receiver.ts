@@ -79,6 +79,8 @@ export interface ReceiverReply {
 
 interface Session {
   offer: Offer;
+  /** the unit on whose topics it was offered: chunks and done come on those only (a center) */
+  unit: string;
   path: string;
   /** bytes in the incoming file */
   size: number;
@@ -213,15 +215,24 @@ export class UploadReceiver extends EventEmitter {
 
   /**
    * A chunk at `offset`. Returns null when it was appended (or was a duplicate of bytes held), or
-   * a state telling the device where to resume.
+   * a state telling the device where to resume. `unit` as for offer(): an item offered on one
+   * unit's topics takes chunks and done on those only.
    */
-  chunk(device: string, id: string, offset: number, data: Buffer): Promise<UploadState | null> {
-    return this.serial(device, id, () => this.handleChunk(device, id, offset, data));
+  chunk(
+    device: string,
+    id: string,
+    offset: number,
+    data: Buffer,
+    unit = this.options.unit,
+  ): Promise<UploadState | null> {
+    return this.serial(device, id, () => this.handleChunk(device, id, offset, data, unit));
   }
 
-  /** The device says it sent everything: check, store, receipt. */
-  done(device: string, payload: unknown): Promise<ReceiverReply> {
-    return this.serial(device, (payload as { id?: unknown })?.id, () => this.handleDone(device, payload));
+  /** The device says it sent everything: check, store, receipt. `unit` as for chunk(). */
+  done(device: string, payload: unknown, unit = this.options.unit): Promise<ReceiverReply> {
+    return this.serial(device, (payload as { id?: unknown })?.id, () =>
+      this.handleDone(device, payload, unit),
+    );
   }
 
   /**
@@ -327,6 +338,7 @@ export class UploadReceiver extends EventEmitter {
     if (size === 0) await (await open(path, 'a')).close(); // even an empty item has a file
     this.sessions.set(key(device, offer.id), {
       offer,
+      unit,
       path,
       size,
       // A re-offer after a cut connection goes on with the hash of the bytes this process accepted,
@@ -351,8 +363,9 @@ export class UploadReceiver extends EventEmitter {
     id: string,
     offset: number,
     data: Buffer,
+    unit: string,
   ): Promise<UploadState | null> {
-    const session = this.sessions.get(key(device, id));
+    const session = this.session(device, id, unit);
     if (!session) return { id, status: 'refused', offset: 0, code: 'UPLOAD_NO_OFFER', reason: 'offer first' };
     if (session.failed)
       return {
@@ -458,17 +471,24 @@ export class UploadReceiver extends EventEmitter {
     if (session) await this.settle(session);
   }
 
-  private async handleDone(device: string, payload: unknown): Promise<ReceiverReply> {
+  /** The item's session, if it was offered on `unit`'s topics. */
+  private session(device: string, id: string, unit: string): Session | null {
+    const session = this.sessions.get(key(device, id));
+    return session?.unit === unit ? session : null;
+  }
+
+  private async handleDone(device: string, payload: unknown, unit: string): Promise<ReceiverReply> {
     let done;
     try {
       done = parseDone(payload);
     } catch (error) {
       return this.refuse(device, null, error as RecorderError);
     }
-    const session = this.sessions.get(key(device, done.id));
+    const session = this.session(device, done.id, unit);
     if (!session) {
+      // The original receipt, to the unit the item is indexed under only.
       const stored = this.options.store.get(device, done.id);
-      if (stored)
+      if (stored?.unit === unit)
         return {
           state: { id: done.id, status: 'have', offset: stored.bytes },
           receipt: this.receiptFor(stored),

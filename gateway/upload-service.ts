@@ -151,7 +151,7 @@ export class UploadService extends EventEmitter {
       const data = value as Buffer;
       if (!receiver) return;
       this.counters.chunks++;
-      const state = await receiver.chunk(device, topic.id!, topic.offset!, data);
+      const state = await receiver.chunk(device, topic.id!, topic.offset!, data, topic.unit);
       if (state) {
         if (state.status === 'refused') this.counters.refused++;
         await this.reply('uploadState', topic.unit, device, state);
@@ -163,7 +163,7 @@ export class UploadService extends EventEmitter {
       const reply: ReceiverReply = receiver
         ? topic.name === 'uploadOffer'
           ? await receiver.offer(device, value, topic.unit)
-          : await receiver.done(device, value)
+          : await receiver.done(device, value, topic.unit)
         : { state: this.notConfigured((value as { id: string }).id) };
       if (reply.state) await this.reply('uploadState', topic.unit, device, reply.state);
       if (reply.receipt) await this.reply('uploadReceipt', topic.unit, device, reply.receipt);

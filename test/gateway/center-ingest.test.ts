@@ -130,3 +130,33 @@ test('units: a center only, each unit named once', (t) => {
     t.regex((error as Error).message, why);
   }
 });
+
+test("an item offered on one unit's topics takes chunks and done on those only; its receipt goes to that unit only", async (t) => {
+  const world = evidenceWorld(t);
+  const center = world.gateway('center', 'center');
+  const device = await world.device('HN-CS-0001');
+  const item = await device.seal(4_000);
+  const entry = device.entries.get(item.file)!;
+  const bytes = readFileSync(`${device.evidenceDir}/${item.file}`);
+  const offer = { id: item.file, entry, bytes: item.bytes, sha256: item.sha256, deviceCert: device.certPem };
+  const done = { id: item.file, bytes: item.bytes, sha256: item.sha256 };
+  t.is((await center.receiver.offer(device.id, offer, 'HN-CS')).state?.status, 'send');
+  // HN-ZZ's station, on its own topics, can neither add bytes to HN-CS's upload nor finish it.
+  t.like(await center.receiver.chunk(device.id, item.file, 0, Buffer.alloc(100), 'HN-ZZ'), {
+    status: 'refused',
+    code: 'UPLOAD_NO_OFFER',
+  });
+  t.like((await center.receiver.done(device.id, done, 'HN-ZZ')).state, {
+    status: 'refused',
+    code: 'UPLOAD_NO_OFFER',
+  });
+  t.is(await center.receiver.chunk(device.id, item.file, 0, bytes, 'HN-CS'), null);
+  const stored = await center.receiver.done(device.id, done, 'HN-CS');
+  t.is(stored.state?.status, 'have', JSON.stringify(stored.state));
+  t.truthy(stored.receipt);
+  // Asked again, the original receipt goes to HN-CS, and nothing to HN-ZZ.
+  t.deepEqual((await center.receiver.done(device.id, done, 'HN-CS')).receipt, stored.receipt);
+  const asked = await center.receiver.done(device.id, done, 'HN-ZZ');
+  t.like(asked.state, { status: 'refused', code: 'UPLOAD_NO_OFFER' });
+  t.is(asked.receipt, undefined);
+});
