@@ -19,6 +19,7 @@ import { readFileSync, unwatchFile, watchFile } from 'node:fs';
 import type { AddressInfo, Socket } from 'node:net';
 import { createServer, DEFAULT_CIPHERS, type Server, type TLSSocket } from 'node:tls';
 import { mayPublish, maySubscribe, type Identity } from '../protocol/acl.ts';
+import { RecorderError } from '../protocol/errors.ts';
 import type { RejectReason } from '../protocol/schemas/fleet.ts';
 import { RejectReasons } from '../protocol/schemas/fleet.ts';
 import {
@@ -135,10 +136,28 @@ export class GatewayBroker extends EventEmitter {
     return { ca: [tls.ca, ...units.map((u) => u.ca)], crl: [tls.crl, ...units.map((u) => u.crl)] };
   }
 
-  /** Every admitted unit's CRLs, as one PEM text. */
+  /**
+   * Every admitted unit's CRLs, as one PEM text. A file that cannot be read or holds no CRL is
+   * GATEWAY_CONFIG_INVALID, naming it: loaded without it, that unit's clients would all be refused
+   * at TLS (OpenSSL finds no CRL for their issuer) with nothing saying why.
+   */
   private readCrls(): string {
     return this.trustFiles()
-      .crl.map((path) => readFileSync(path, 'utf8'))
+      .crl.map((path) => {
+        let pem: string;
+        let count: number;
+        try {
+          pem = readFileSync(path, 'utf8');
+          count = crlRevocations(pem).length;
+        } catch (error) {
+          throw new RecorderError(
+            'GATEWAY_CONFIG_INVALID',
+            `cannot read the CRL ${path}: ${(error as Error).message}`,
+          );
+        }
+        if (count === 0) throw new RecorderError('GATEWAY_CONFIG_INVALID', `${path} holds no CRL`);
+        return pem;
+      })
       .join('\n');
   }
 
@@ -146,19 +165,31 @@ export class GatewayBroker extends EventEmitter {
     const { tls } = this.options;
     const trust = this.trustFiles();
     const crls = this.readCrls();
+    const read = (path: string, what: string) => {
+      try {
+        return readFileSync(path);
+      } catch (error) {
+        throw new RecorderError(
+          'GATEWAY_CONFIG_INVALID',
+          `cannot read the ${what} ${path}: ${(error as Error).message}`,
+        );
+      }
+    };
     return {
-      cert: readFileSync(tls.cert),
-      key: readFileSync(tls.key),
-      ca: trust.ca.map((path) => readFileSync(path)),
+      cert: read(tls.cert, 'certificate'),
+      key: read(tls.key, 'private key'),
+      ca: trust.ca.map((path) => read(path, 'CA certificate')),
       // With a CRL OpenSSL checks every client leaf against it (X509_V_FLAG_CRL_CHECK). One PEM
       // string is read as one CRL, so a file of several (a center's, one per unit CA) goes as a list.
-      // A file without one goes as it is, and OpenSSL refuses it as before.
-      crl: crls.match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g) ?? crls,
+      crl: crls.match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g)!,
     };
   }
 
   private async listen(): Promise<void> {
     const o = this.options;
+    // Read first: a trust file that cannot be used stops the start before aedes' timers run.
+    const secureContext = this.secureContextOptions();
+    let lastCrls = this.readCrls();
     this.aedes = await Aedes.createBroker({
       id: `gateway-${o.unit}`,
       maxClientsIdLength: 128,
@@ -180,7 +211,7 @@ export class GatewayBroker extends EventEmitter {
       o.log('debug', 'client error', { clientId: client.id, error: error.message }),
     );
     this.server = createServer({
-      ...this.secureContextOptions(),
+      ...secureContext,
       requestCert: true,
       rejectUnauthorized: true,
       minVersion: 'TLSv1.2',
@@ -194,7 +225,6 @@ export class GatewayBroker extends EventEmitter {
         detail: `TLS handshake refused from ${socket.remoteAddress}: ${error.code ?? error.message}`,
       });
     });
-    let lastCrls = this.readCrls();
     // Revocation takes effect for new connections as soon as `recorder ca revoke` rewrites crl.pem.
     for (const path of this.trustFiles().crl) {
       watchFile(path, { interval: o.crlPollMs ?? 1000 }, () => {

@@ -7,10 +7,11 @@
 import test from 'ava';
 import mqtt from 'mqtt';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RejectEvent } from '../../gateway/broker.ts';
 import { caPaths } from '../../gateway/ca.ts';
+import type { LogRecord } from '../../gateway/log.ts';
 import { loadGatewayConfig } from '../../gateway/config.ts';
 import { checkDeviceCertificate } from '../../gateway/device-certificate.ts';
 import { startGateway } from '../../gateway/gateway.ts';
@@ -18,6 +19,7 @@ import { isRecorderError } from '../../protocol/errors.ts';
 import { evidenceWorld, type EvidenceWorld, type GatewayRig } from '../helpers/evidence-rig.ts';
 import { namingUnit, testPki, type TestIdentity } from '../helpers/pki.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 /** A center of `a`'s unit admitting `b`'s unit (or `b`'s CA under the name `as`). */
 function centerConfig(a: EvidenceWorld, b: EvidenceWorld, as = b.pki.unit): GatewayRig {
@@ -47,6 +49,22 @@ test("a relayed device certificate naming another unit than its CA's is refused"
   t.regex(error!.message, /names unit HN-CS but was issued by the CA of unit HN-ZZ/);
 });
 
+/** Connects to `url` as `who` (client id `station`), trusting `a`'s CA for the server. */
+function connectAs(url: string, a: EvidenceWorld, who: TestIdentity) {
+  return mqtt.connectAsync(
+    url,
+    {
+      protocolVersion: 4,
+      clientId: 'station',
+      reconnectPeriod: 0,
+      cert: readFileSync(who.cert),
+      key: readFileSync(who.key),
+      ca: readFileSync(caPaths(a.pki.caDir).cert),
+    },
+    false,
+  );
+}
+
 test("a center refuses a TLS client whose certificate names another unit than its CA's", async (t) => {
   const a = evidenceWorld(t);
   const b = evidenceWorld(t, 'HN-ZZ');
@@ -55,19 +73,7 @@ test("a center refuses a TLS client whose certificate names another unit than it
   t.teardown(() => handle.close());
   const rejects: RejectEvent[] = [];
   handle.events.on('reject', (r: RejectEvent) => rejects.push(r));
-  const connect = (who: TestIdentity) =>
-    mqtt.connectAsync(
-      handle.url,
-      {
-        protocolVersion: 4,
-        clientId: 'station',
-        reconnectPeriod: 0,
-        cert: readFileSync(who.cert),
-        key: readFileSync(who.key),
-        ca: readFileSync(caPaths(a.pki.caDir).cert),
-      },
-      false,
-    );
+  const connect = (who: TestIdentity) => connectAs(handle.url, a, who);
   // HN-ZZ's own station is admitted ...
   const genuine = await connect(b.pki.issue('gateway', 'station'));
   t.true(genuine.connected);
@@ -96,4 +102,42 @@ test('a gateway does not start when an admitted CA names another unit than it is
   );
   t.true(isRecorderError(error, 'GATEWAY_CONFIG_INVALID'), error?.message);
   t.regex(error!.message, /a CA certificate of unit HN-ZZ \(O=HN-ZZ, OU=ca, .*\) is admitted for unit HN-XX/);
+});
+
+test("an admitted unit's CRL that is missing or holds none stops the start, naming it; a bad new one keeps the previous", async (t) => {
+  const a = evidenceWorld(t);
+  const b = evidenceWorld(t, 'HN-ZZ');
+  const center = centerConfig(a, b);
+  const crl = caPaths(b.pki.caDir).crl;
+  const good = `${crl}.good`;
+  copyFileSync(crl, good);
+  const start = (logSink: (r: LogRecord) => void = () => {}) =>
+    startGateway(loadGatewayConfig(center.configPath), { logSink });
+  writeFileSync(crl, 'not a CRL\n');
+  let error = await t.throwsAsync(start());
+  t.true(isRecorderError(error, 'GATEWAY_CONFIG_INVALID'), error?.message);
+  t.is(error!.message.includes(`${crl} holds no CRL`), true, error!.message);
+  rmSync(crl);
+  error = await t.throwsAsync(start());
+  t.true(isRecorderError(error, 'GATEWAY_CONFIG_INVALID'), error?.message);
+  t.regex(error!.message, /cannot read the CRL .*crl\.pem: ENOENT/);
+
+  copyFileSync(good, crl);
+  const logs: LogRecord[] = [];
+  const handle = await start((r) => void logs.push(r));
+  t.teardown(() => handle.close());
+  const station = b.pki.issue('gateway', 'station');
+  const first = await connectAs(handle.url, a, station);
+  await first.endAsync();
+  // A torn or wrong copy over HN-ZZ's CRL is not loaded: HN-ZZ's station still gets in.
+  writeFileSync(crl, '-----BEGIN X509 CRL-----\ntorn');
+  await waitFor(
+    () => logs.some((r) => r.msg === 'cannot load the new CRL; keeping the previous one' && r.path === crl),
+    10_000,
+    'the bad CRL refused',
+  );
+  t.false(logs.some((r) => r.msg === 'loaded a new CRL'));
+  const again = await connectAs(handle.url, a, station);
+  t.true(again.connected);
+  await again.endAsync();
 });
