@@ -162,6 +162,17 @@ export function parseGatewayConfig(value: unknown): GatewayConfig {
   const names = [config.unit, ...(config.units ?? []).map((u) => u.unit)];
   const twice = names.find((name, i) => names.indexOf(name) !== i);
   if (twice) throw new RecorderError('GATEWAY_CONFIG_INVALID', `units: unit ${twice} is named twice`);
+  // Device ids begin with their unit's name and '-' there (gateway/upload-receiver.ts): with
+  // units HN and HN-CS, HN-CS-0001 could be either's.
+  for (const a of names) {
+    const b = names.find((n) => a.startsWith(`${n}-`));
+    if (b) {
+      throw new RecorderError(
+        'GATEWAY_CONFIG_INVALID',
+        `units: unit ${a} begins with unit ${b} and '-', so a device id such as ${a}-0001 could be of either`,
+      );
+    }
+  }
   return config;
 }
 

@@ -75,6 +75,8 @@ export async function startGateway(
     deviceCertificate: (device) => broker.certificateOf(device),
     // Center role: relayed device certificates must chain to the CA of a unit it admits.
     ...(config.evidence.role === 'center' ? { trustedCas: cas } : {}),
+    // Several units: their device ids must not meet in the store (it keys a device by its id).
+    ...(config.units ? { deviceIdsNameUnit: true } : {}),
     onAlert: (device, alert) => {
       monitor.onUploadAlert(device, alert, Date.now());
       publishFleetSoon();

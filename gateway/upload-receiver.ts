@@ -50,6 +50,12 @@ export interface UploadReceiverOptions {
   deviceKey: (device: string) => KeyObject | null;
   /** station: the device's TLS certificate (PEM), kept with its key so the relay can send it on */
   deviceCertificate?: (device: string) => string | null;
+  /**
+   * center admitting several units: a relayed device's id must begin with its unit's name and '-'
+   * (HN-ZZ-0001), so that ids of different units never meet in the store, which keys a device by
+   * its id (DEVICE_ID_NOT_OF_UNIT otherwise)
+   */
+  deviceIdsNameUnit?: boolean;
   /** center: the unit CAs a relayed device certificate must chain to */
   trustedCas?: readonly X509Certificate[];
   /** center role, required there: the RSA private key that decrypts the content keys */
@@ -164,6 +170,12 @@ export class UploadReceiver extends EventEmitter {
         throw new RecorderError(
           'UPLOAD_FORGED',
           `the certificate of ${device} is of unit ${checked.unit ?? 'none'}, relayed by a station of unit ${unit}`,
+        );
+      }
+      if (this.options.deviceIdsNameUnit && !device.startsWith(`${unit}-`)) {
+        throw new RecorderError(
+          'DEVICE_ID_NOT_OF_UNIT',
+          `device ${device} of unit ${unit}: this center serves several units, and a device id must begin with ${unit}-`,
         );
       }
       return checked.key;

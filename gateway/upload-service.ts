@@ -48,6 +48,8 @@ export interface UploadServiceOptions {
   deviceCertificate?: (device: string) => string | null;
   /** center role: the unit CAs a relayed device certificate must chain to */
   trustedCas?: readonly X509Certificate[];
+  /** center role admitting several units: device ids begin with their unit (UploadReceiver) */
+  deviceIdsNameUnit?: boolean;
   /** a fleet alert for a device */
   onAlert?: (device: string, alert: UploadAlertName) => void;
   /** an item of the device was stored */
@@ -112,6 +114,7 @@ export class UploadService extends EventEmitter {
           deviceKey: options.deviceKey,
           ...(options.deviceCertificate ? { deviceCertificate: options.deviceCertificate } : {}),
           ...(options.trustedCas ? { trustedCas: options.trustedCas } : {}),
+          ...(options.deviceIdsNameUnit ? { deviceIdsNameUnit: true } : {}),
           ...(centerKey ? { centerKey } : {}),
           maxItemBytes: evidence.maxItemBytes,
         })

@@ -1,11 +1,14 @@
 import test from 'ava';
+import { X509Certificate } from 'node:crypto';
 import { copyFileSync, readFileSync } from 'node:fs';
 import v8 from 'node:v8';
 import vm from 'node:vm';
+import { caPaths } from '../../gateway/ca.ts';
 import { parseGatewayConfig } from '../../gateway/config.ts';
 import { UploadReceiver } from '../../gateway/upload-receiver.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import { evidenceWorld } from '../helpers/evidence-rig.ts';
+import { testCenterKeys } from '../helpers/media.ts';
 
 test('the center checks a large segment streaming: memory stays far below its size', async (t) => {
   const world = evidenceWorld(t);
@@ -113,7 +116,7 @@ test("a center takes a unit's devices only on that unit's topics: another unit's
   t.is(center.store.journalHead(device.id)?.seq, 0);
 });
 
-test('units: a center only, each unit named once', (t) => {
+test('units: a center only, each unit named once, none the start of another', (t) => {
   const world = evidenceWorld(t);
   const base = world.pki.config();
   const other = { unit: 'HN-ZZ', ca: 'zz/ca.cert.pem', crl: 'zz/crl.pem' };
@@ -124,6 +127,16 @@ test('units: a center only, each unit named once', (t) => {
     [{ role: 'station' }, [other], /only a gateway in the center role/],
     [{ role: 'center', centerKey: 'c.pem' }, [other, other], /unit HN-ZZ is named twice/],
     [{ role: 'center', centerKey: 'c.pem' }, [{ ...other, unit: 'HN-CS' }], /unit HN-CS is named twice/],
+    [
+      { role: 'center', centerKey: 'c.pem' },
+      [{ ...other, unit: 'HN-CS-X' }],
+      /unit HN-CS-X begins with unit HN-CS/,
+    ],
+    [
+      { role: 'center', centerKey: 'c.pem' },
+      [{ ...other, unit: 'HN' }],
+      /unit HN-CS begins with unit HN and/,
+    ],
   ] as const) {
     const error = t.throws(() => parse(evidence, [...units]));
     t.true(isRecorderError(error, 'GATEWAY_CONFIG_INVALID'));
@@ -159,4 +172,45 @@ test("an item offered on one unit's topics takes chunks and done on those only; 
   const asked = await center.receiver.done(device.id, done, 'HN-ZZ');
   t.like(asked.state, { status: 'refused', code: 'UPLOAD_NO_OFFER' });
   t.is(asked.receipt, undefined);
+});
+
+test('a center of several units takes a device only under an id that begins with its unit', async (t) => {
+  const a = evidenceWorld(t);
+  const b = evidenceWorld(t, 'HN-ZZ');
+  const rig = a.gateway('center', 'center');
+  const receiver = new UploadReceiver({
+    store: rig.store,
+    unit: 'HN-CS',
+    holder: 'center',
+    role: 'center',
+    receiptKey: rig.receiptKeys.privateKey,
+    deviceKey: () => null,
+    centerKey: testCenterKeys().privateKey,
+    trustedCas: [a, b].map((w) => new X509Certificate(readFileSync(caPaths(w.pki.caDir).cert))),
+    deviceIdsNameUnit: true,
+  });
+  t.teardown(() => receiver.close());
+  // 0001: an id another unit may use too; HN-CS-0009: HN-ZZ's CA squatting an id of HN-CS's.
+  for (const [id, code] of [
+    ['HN-ZZ-0001', null],
+    ['0001', 'DEVICE_ID_NOT_OF_UNIT'],
+    ['HN-CS-0009', 'DEVICE_ID_NOT_OF_UNIT'],
+  ] as const) {
+    const device = await b.device(id);
+    const item = await device.seal(2_000);
+    const offer = {
+      id: item.file,
+      entry: device.entries.get(item.file)!,
+      bytes: item.bytes,
+      sha256: item.sha256,
+      deviceCert: device.certPem,
+    };
+    const reply = await receiver.offer(id, offer, 'HN-ZZ');
+    if (code === null) t.is(reply.state?.status, 'send', JSON.stringify(reply.state));
+    else {
+      t.like(reply.state, { status: 'refused', code }, id);
+      t.regex(reply.state!.reason ?? '', /must begin with HN-ZZ-/);
+      t.is(rig.store.knownDevice(id), null, `${id} is not remembered`);
+    }
+  }
 });

@@ -141,3 +141,28 @@ test("an admitted unit's CRL that is missing or holds none stops the start, nami
   t.true(again.connected);
   await again.endAsync();
 });
+
+test('a center started with units takes a relayed device only under an id that begins with its unit', async (t) => {
+  const a = evidenceWorld(t);
+  const b = evidenceWorld(t, 'HN-ZZ');
+  const handle = await startGateway(loadGatewayConfig(centerConfig(a, b).configPath), { logSink: () => {} });
+  t.teardown(() => handle.close());
+  for (const [id, status] of [
+    ['0001', 'refused'],
+    ['HN-ZZ-0001', 'send'],
+  ] as const) {
+    const device = await b.device(id);
+    const item = await device.seal(2_000);
+    const entry = device.entries.get(item.file)!;
+    const offer = {
+      id: item.file,
+      entry,
+      bytes: item.bytes,
+      sha256: item.sha256,
+      deviceCert: device.certPem,
+    };
+    const reply = await handle.uploads.receiver!.offer(id, offer, 'HN-ZZ');
+    t.is(reply.state?.status, status, id);
+    if (status === 'refused') t.is(reply.state?.code, 'DEVICE_ID_NOT_OF_UNIT');
+  }
+});
