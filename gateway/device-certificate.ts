@@ -10,8 +10,10 @@
  * unit CA's revocation list is the station's business at upload time (gateway/broker.ts).
  */
 import { X509Certificate, createPublicKey, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { RecorderError } from '../protocol/errors.ts';
 import { evidenceKeyFromCertificate } from './ca.ts';
+import type { GatewayConfig } from './config.ts';
 
 /** Every certificate in a PEM bundle. */
 export function certificatesFromPem(pem: string): X509Certificate[] {
@@ -53,4 +55,37 @@ export function checkDeviceCertificate(
   const pem = evidenceKeyFromCertificate(certPem);
   if (!pem) throw fail('binds no Ed25519 evidence key');
   return { key: createPublicKey(pem), unit: unit ?? null };
+}
+
+/**
+ * The CA certificates of every unit a gateway admits, its own first. Each must name (O) the unit
+ * it is admitted for: the broker, the center's check of relayed device certificates and
+ * `recorder evidence verify` take a certificate's unit to be its issuer's. Throws
+ * GATEWAY_CONFIG_INVALID for a file that cannot be read or a CA of another unit.
+ */
+export function admittedCas(config: GatewayConfig): X509Certificate[] {
+  const admitted = [{ unit: config.unit, ca: config.tls.ca }, ...(config.units ?? [])];
+  return admitted.flatMap(({ unit, ca }) => {
+    let certs: X509Certificate[];
+    try {
+      certs = certificatesFromPem(readFileSync(ca, 'utf8'));
+    } catch (error) {
+      throw new RecorderError(
+        'GATEWAY_CONFIG_INVALID',
+        `cannot read the CA certificate ${ca}: ${(error as Error).message}`,
+      );
+    }
+    if (certs.length === 0)
+      throw new RecorderError('GATEWAY_CONFIG_INVALID', `${ca} holds no CA certificate`);
+    for (const cert of certs) {
+      const named = subjectField(cert.subject, 'O');
+      if (named !== unit) {
+        throw new RecorderError(
+          'GATEWAY_CONFIG_INVALID',
+          `${ca}: a CA certificate of unit ${named ?? 'none'} (${cert.subject.replace(/\n/g, ', ')}) is admitted for unit ${unit}`,
+        );
+      }
+    }
+    return certs;
+  });
 }

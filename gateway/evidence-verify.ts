@@ -3,6 +3,8 @@
  * R18 "deleting or editing original recordings … must be detectable"):
  *
  * - every object re-hashed against its index row, and read-only (write-once);
+ * - with the unit CAs: every device's key bound by the certificate kept with it, issued by the CA
+ *   of the unit its items are indexed under (so the key rests on the unit CA, not on the index);
  * - every device's stored journal chain checked line by line with the device's evidence key as
  *   first seen (signature, seq, prev, and the hash column of each row);
  * - every item's sealing entry signed by its device, naming the item, and being the very line the
@@ -13,12 +15,13 @@
  *
  * An object purged after relay (the center holds it) is expected to be gone.
  */
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import { createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { isRecorderError } from '../protocol/errors.ts';
 import { ChainVerifier } from '../protocol/journal-chain.ts';
 import { sha256Hex, verifyEntrySignature, type JournalEntry } from '../protocol/journal-entry.ts';
 import { checkJournalReceipt, checkReceipt, parseJournalReceipt, parseReceipt } from '../protocol/upload.ts';
+import { checkDeviceCertificate } from './device-certificate.ts';
 import type { EvidenceStore, StoredItem } from './evidence-store.ts';
 
 export interface StoreProblem {
@@ -42,6 +45,8 @@ export interface VerifyStoreOptions {
   receiptKey?: KeyObject;
   /** station with an upstream: the center's receipt key */
   centerReceiptKey?: KeyObject;
+  /** the CAs of the units the gateway admits (admittedCas): each device's certificate is checked */
+  unitCas?: readonly X509Certificate[];
 }
 
 export async function verifyStore(store: EvidenceStore, options: VerifyStoreOptions): Promise<StoreReport> {
@@ -110,7 +115,49 @@ export async function verifyStore(store: EvidenceStore, options: VerifyStoreOpti
     if (options.role === 'center' && !life.ingest?.ok)
       add('STORE_INGEST_UNCHECKED', item.device, item.id, 'no successful plaintext check is recorded');
   }
+  if (options.unitCas) checkDeviceCertificates(store, items, options.unitCas, add);
   return { ok: problems.length === 0, items: items.length, devices: chains.size, journalLines, problems };
+}
+
+/**
+ * Every device's evidence key as the store holds it is the one its kept certificate binds, and that
+ * certificate was issued by the CA of the unit the device's items are indexed under.
+ */
+function checkDeviceCertificates(
+  store: EvidenceStore,
+  items: readonly StoredItem[],
+  cas: readonly X509Certificate[],
+  add: Add,
+): void {
+  const problem = (device: string, message: string) =>
+    add('STORE_DEVICE_CERT_INVALID', device, null, message);
+  for (const device of store.devices()) {
+    const known = store.knownDevice(device);
+    if (!known) continue; // STORE_DEVICE_KEY_MISSING, above
+    if (!known.certPem) {
+      problem(device, `no certificate is held for ${device}: its evidence key rests on the index alone`);
+      continue;
+    }
+    let checked: { key: KeyObject; unit: string | null };
+    try {
+      checked = checkDeviceCertificate(known.certPem, device, cas);
+    } catch (error) {
+      problem(device, isRecorderError(error) ? error.detail : (error as Error).message);
+      continue;
+    }
+    if (checked.key.export({ type: 'spki', format: 'pem' }) !== known.publicKeyPem)
+      problem(
+        device,
+        `the certificate held for ${device} binds another evidence key than the one the index holds`,
+      );
+    const units = new Set(items.filter((i) => i.device === device).map((i) => i.unit));
+    for (const unit of units)
+      if (unit !== checked.unit)
+        problem(
+          device,
+          `items of ${device} are indexed under unit ${unit}, its certificate is of unit ${checked.unit}`,
+        );
+  }
 }
 
 type Add = (code: string, device: string | null, id: string | null, message: string) => void;

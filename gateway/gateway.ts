@@ -15,7 +15,6 @@ import { X509Certificate } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { Identity } from '../protocol/acl.ts';
-import { RecorderError } from '../protocol/errors.ts';
 import type { Availability } from '../protocol/schemas/availability.ts';
 import type { Fleet, GatewayStatus, RejectReason } from '../protocol/schemas/fleet.ts';
 import type { Status } from '../protocol/schemas/status.ts';
@@ -26,7 +25,7 @@ import { FleetMonitor } from './fleet-monitor.ts';
 import { createLogger, type LogSink } from './log.ts';
 import { UploadService } from './upload-service.ts';
 import { ProfileService } from './profile-service.ts';
-import { certificatesFromPem } from './device-certificate.ts';
+import { admittedCas } from './device-certificate.ts';
 import type { Relay } from './relay.ts';
 import { startUpstreamRelay, type UpstreamRelay, type UpstreamRelayOptions } from './relay-upstream.ts';
 
@@ -206,33 +205,6 @@ export async function startGateway(
         log('info', 'gateway stopped');
       })()),
   };
-}
-
-/**
- * The CA certificates of every unit the gateway admits, its own first. Each must name (O) the unit
- * it is admitted for: the broker and the center's check of relayed device certificates take a
- * certificate's unit to be its issuer's. Throws GATEWAY_CONFIG_INVALID otherwise.
- */
-function admittedCas(config: GatewayConfig): X509Certificate[] {
-  const admitted = [{ unit: config.unit, ca: config.tls.ca }, ...(config.units ?? [])];
-  return admitted.flatMap(({ unit, ca }) => {
-    let certs: X509Certificate[];
-    try {
-      certs = certificatesFromPem(readFileSync(ca, 'utf8'));
-    } catch {
-      return []; // the broker reports an unreadable CA file itself
-    }
-    for (const cert of certs) {
-      const named = /^O=(.+)$/m.exec(cert.subject)?.[1];
-      if (named !== unit) {
-        throw new RecorderError(
-          'GATEWAY_CONFIG_INVALID',
-          `${ca}: a CA certificate of unit ${named ?? 'none'} (${cert.subject.replace(/\n/g, ', ')}) is admitted for unit ${unit}`,
-        );
-      }
-    }
-    return certs;
-  });
 }
 
 /** The CN of the gateway's own certificate: the holder its receipts name. */

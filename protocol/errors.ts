@@ -114,6 +114,8 @@ export const ErrorCodes = {
   STORE_JOURNAL_RECEIPT_INVALID:
     'a relayed journal has no center receipt, or one that does not verify or names another line',
   STORE_INGEST_UNCHECKED: 'a center item has no successful plaintext check recorded',
+  STORE_DEVICE_CERT_INVALID:
+    "a device's kept certificate is missing, is not its unit CA's, or binds another key than the index holds",
   DEVICE_CERT_INVALID:
     'a relayed device certificate does not chain to a trusted unit CA or does not name the device',
   RELAY_NO_CERTIFICATE:

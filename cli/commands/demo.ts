@@ -15,6 +15,7 @@ import type { Fleet } from '../../protocol/schemas/fleet.ts';
 import { startDemoStation, type DemoStation } from '../demo-station.ts';
 import { loadGatewayConfig } from '../../gateway/config.ts';
 import { EvidenceStore } from '../../gateway/evidence-store.ts';
+import { admittedCas } from '../../gateway/device-certificate.ts';
 import { verifyStore } from '../../gateway/evidence-verify.ts';
 import { renderFleetTable } from '../fleet-table.ts';
 import { buildSimProfile, loadProfileFile } from '../../device/profile-file.ts';
@@ -244,6 +245,7 @@ async function verifyDemoStores(configs: DemoStation['configs']): Promise<{ ok: 
         role: config.evidence.role,
         receiptKey,
         ...(centerReceiptKey ? { centerReceiptKey } : {}),
+        unitCas: admittedCas(config),
       });
       ok &&= report.ok;
       lines.push(

@@ -8,6 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { loadGatewayConfig, type GatewayConfig } from '../../gateway/config.ts';
 import { EvidenceStore, type ItemFilter, type StoredItem } from '../../gateway/evidence-store.ts';
+import { admittedCas } from '../../gateway/device-certificate.ts';
 import { verifyStore } from '../../gateway/evidence-verify.ts';
 import { RecorderError } from '../../protocol/errors.ts';
 import { EXIT_OK, EXIT_PROBLEMS, printJson } from '../output.ts';
@@ -197,6 +198,7 @@ export function registerEvidence(program: Command, run: Run): void {
             role: config.evidence.role,
             ...(receiptKey ? { receiptKey } : {}),
             ...(centerReceiptKey ? { centerReceiptKey } : {}),
+            unitCas: admittedCas(config),
           });
           if (opts.json) printJson(report);
           else {

@@ -3,8 +3,10 @@ import type { ExecutionContext } from 'ava';
 import Database from 'better-sqlite3';
 import { chmodSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { issueCertificate } from '../../gateway/ca.ts';
 import { runRecorder } from '../helpers/cli.ts';
 import { evidenceWorld, type GatewayRig } from '../helpers/evidence-rig.ts';
+import { testPki } from '../helpers/pki.ts';
 
 interface VerifyOutput {
   ok: boolean;
@@ -140,6 +142,68 @@ test('verify finds a tampered object, a deleted object and a forged journal line
   t.is(human.code, 1);
   t.regex(human.stdout, /FAILED, 3 item\(s\)/);
   t.regex(human.stdout, /STORE_OBJECT_MISSING HN-CS-0001/);
+});
+
+test("verify anchors each device's key in its unit CA: a missing, foreign or swapped certificate, or items under another unit, are found", async (t) => {
+  const { world, station, a, b } = await filledStation(t);
+  const db = new Database(join(station.dir, 'evidence', 'index.sqlite'));
+  t.teardown(() => db.close());
+  const setCert = db.prepare('UPDATE devices SET cert = ? WHERE device = ?');
+  const problems = async () => {
+    const { code, out } = await verify(station);
+    t.is(code, 1);
+    return out.problems
+      .filter((p) => p.code === 'STORE_DEVICE_CERT_INVALID')
+      .map((p) => `${p.device}: ${p.message}`);
+  };
+  // a's row holds b's certificate (as if a's key had been swapped in the index); b's none.
+  setCert.run(b.certPem, a.id);
+  setCert.run(null, b.id);
+  const first = await problems();
+  t.is(first.length, 2, JSON.stringify(first));
+  t.regex(
+    first.find((p) => p.startsWith(a.id))!,
+    /names device\/HN-CS-0002/,
+  );
+  t.regex(
+    first.find((p) => p.startsWith(b.id))!,
+    /no certificate is held for HN-CS-0002/,
+  );
+  // a's own evidence key, but certified by a CA of no unit this station admits.
+  const foreign = issueCertificate(testPki(join(world.dir, 'foreign')).caDir, {
+    role: 'device',
+    id: a.id,
+    evidencePublicKeyPem: a.keys.publicKey.export({ type: 'spki', format: 'pem' }) as string,
+  });
+  setCert.run(foreign.certPem, a.id);
+  setCert.run(b.certPem, b.id);
+  // And b's items moved under another unit in the index.
+  db.prepare("UPDATE items SET unit = 'HN-ZZ' WHERE device = ?").run(b.id);
+  const second = await problems();
+  t.is(second.length, 2, JSON.stringify(second));
+  t.regex(
+    second.find((p) => p.startsWith(a.id))!,
+    /does not chain to a unit CA/,
+  );
+  t.regex(
+    second.find((p) => p.startsWith(b.id))!,
+    /indexed under unit HN-ZZ, its certificate is of unit HN-CS/,
+  );
+  // a's certificate back, and another evidence key in the index (its lines re-signed with it
+  // would pass the chain check: the certificate does not).
+  setCert.run(a.certPem, a.id);
+  db.prepare("UPDATE items SET unit = 'HN-CS' WHERE device = ?").run(b.id);
+  const aKey = (
+    db.prepare('SELECT public_key FROM devices WHERE device = ?').get(a.id) as { public_key: string }
+  ).public_key;
+  const bKey = b.keys.publicKey.export({ type: 'spki', format: 'pem' }) as string;
+  db.prepare('UPDATE devices SET public_key = ? WHERE device = ?').run(bKey, a.id);
+  t.deepEqual(await problems(), [
+    `${a.id}: the certificate held for ${a.id} binds another evidence key than the one the index holds`,
+  ]);
+  // Put back, verify passes again.
+  db.prepare('UPDATE devices SET public_key = ? WHERE device = ?').run(aKey, a.id);
+  t.is((await verify(station)).code, 0);
 });
 
 test("an item whose entry is not the device's journal line at that seq is found", async (t) => {
