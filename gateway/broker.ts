@@ -285,6 +285,19 @@ export class GatewayBroker extends EventEmitter {
       socket.destroy();
       return;
     }
+    // Of another unit a center admits its stations only: that unit's recorders, managers and
+    // technicians work with their own station, and a recorder revoked there (a CRL the center may
+    // not have yet) must not upload here directly.
+    if (peer.unit !== this.options.unit && peer.role !== 'gateway') {
+      this.reject({
+        reason: 'identity',
+        role: peer.role,
+        id: peer.id,
+        detail: `a ${peer.role} of unit ${peer.unit}: of another unit this center admits stations (gateway) only`,
+      });
+      socket.destroy();
+      return;
+    }
     // A center trusts several unit CAs; each speaks for its own unit only. OpenSSL has checked that
     // the CA named as issuer signed the certificate, and the gateway's start that each CA's O is
     // the unit it is admitted for, so a certificate naming unit A issued by unit B's CA stops here.

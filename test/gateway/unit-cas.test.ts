@@ -49,13 +49,13 @@ test("a relayed device certificate naming another unit than its CA's is refused"
   t.regex(error!.message, /names unit HN-CS but was issued by the CA of unit HN-ZZ/);
 });
 
-/** Connects to `url` as `who` (client id `station`), trusting `a`'s CA for the server. */
-function connectAs(url: string, a: EvidenceWorld, who: TestIdentity) {
+/** Connects to `url` as `who` (client id `clientId`), trusting `a`'s CA for the server. */
+function connectAs(url: string, a: EvidenceWorld, who: TestIdentity, clientId = 'station') {
   return mqtt.connectAsync(
     url,
     {
       protocolVersion: 4,
-      clientId: 'station',
+      clientId,
       reconnectPeriod: 0,
       cert: readFileSync(who.cert),
       key: readFileSync(who.key),
@@ -164,5 +164,37 @@ test('a center started with units takes a relayed device only under an id that b
     const reply = await handle.uploads.receiver!.offer(id, offer, 'HN-ZZ');
     t.is(reply.state?.status, status, id);
     if (status === 'refused') t.is(reply.state?.code, 'DEVICE_ID_NOT_OF_UNIT');
+  }
+});
+
+test("of another unit a center admits stations only: that unit's recorders and managers are refused", async (t) => {
+  const a = evidenceWorld(t);
+  const b = evidenceWorld(t, 'HN-ZZ');
+  const handle = await startGateway(loadGatewayConfig(centerConfig(a, b).configPath), { logSink: () => {} });
+  t.teardown(() => handle.close());
+  const rejects: RejectEvent[] = [];
+  handle.events.on('reject', (r: RejectEvent) => rejects.push(r));
+  for (const [role, id] of [
+    ['device', 'HN-ZZ-0001'],
+    ['manager', 'zz-manager'],
+  ] as const) {
+    await t.throwsAsync(connectAs(handle.url, a, b.pki.issue(role, id), id), undefined, role);
+    t.true(
+      rejects.some(
+        (r) =>
+          r.reason === 'identity' &&
+          r.detail === `a ${role} of unit HN-ZZ: of another unit this center admits stations (gateway) only`,
+      ),
+      JSON.stringify(rejects),
+    );
+  }
+  // The center's own unit's recorders and managers still get in.
+  for (const [role, id] of [
+    ['device', 'HN-CS-0001'],
+    ['manager', 'cs-manager'],
+  ] as const) {
+    const client = await connectAs(handle.url, a, a.pki.issue(role, id), id);
+    t.true(client.connected, role);
+    await client.endAsync();
   }
 });
