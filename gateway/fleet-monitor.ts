@@ -75,15 +75,19 @@ export class FleetMonitor {
   }
 
   /** The station refused or could not store an upload of this device (issue 6). */
+  /**
+   * An upload of this device was refused or could not be stored. Only a device that talks to this
+   * gateway itself is in its fleet: one whose items a station relays (at a center) is not, nor is
+   * another unit's (its own station watches it).
+   */
   onUploadAlert(device: string, alert: UploadAlertName, at: number): void {
-    const r = this.record(device, at);
-    (r.uploadAlerts ??= new Map()).set(alert, at);
+    const r = this.devices.get(device);
+    if (r) (r.uploadAlerts ??= new Map()).set(alert, at);
   }
 
   /** An item of this device was stored: its upload alerts clear. */
-  onUploadStored(device: string, at: number): void {
-    const r = this.record(device, at);
-    r.uploadAlerts?.clear();
+  onUploadStored(device: string): void {
+    this.devices.get(device)?.uploadAlerts?.clear();
   }
 
   onDisconnect(device: string, at: number): void {

@@ -81,7 +81,7 @@ export async function startGateway(
       publishFleetSoon();
     },
     onStored: (item) => {
-      monitor.onUploadStored(item.device, Date.now());
+      monitor.onUploadStored(item.device);
     },
   });
   uploads.on('upload-alert', (alert) => events.emit('upload-alert', alert));

@@ -117,3 +117,18 @@ test('a device that appears later takes its place in the order; one alert of sev
   t.deepEqual(m.alertChanges(next), [{ device: 'D0', alert: 'battery-low', active: false }]);
   t.deepEqual(m.alertChanges(m.snapshot(T0 + 2)), []);
 });
+
+test('upload alerts mark a device of the fleet only: a relayed device (at a center) does not join it', (t) => {
+  const m = new FleetMonitor('U', thresholds);
+  m.onStatus('D-here', makeStatus('D-here', { time: iso(T0) }), T0);
+  m.onUploadAlert('D-here', 'upload-refused', T0);
+  m.onUploadAlert('D-relayed', 'upload-refused', T0);
+  m.onUploadStored('D-relayed-too');
+  const fleet = m.snapshot(T0 + 1_000);
+  t.deepEqual(
+    fleet.devices.map((d) => [d.device, d.alerts]),
+    [['D-here', ['upload-refused']]],
+  );
+  m.onUploadStored('D-here');
+  t.deepEqual(m.snapshot(T0 + 2_000).devices[0]!.alerts, []);
+});

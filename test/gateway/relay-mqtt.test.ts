@@ -216,6 +216,8 @@ test('a center admits the stations of several units: each relays its own devices
   );
   await verifyBoth(t, stations[0]!.rig, center);
   await verifyBoth(t, stations[1]!.rig, center);
+  // The relayed devices are not the center's fleet: its own unit's managers see neither.
+  t.deepEqual(centerHandle.fleet().devices, []);
 
   // Both stations' certificates say id `station`: a client id held by HN-CS's is not taken over
   // by HN-ZZ's.
