@@ -72,6 +72,8 @@ export interface KnownDevice {
 }
 
 export interface ItemFilter {
+  /** a center holds the items of several units */
+  unit?: string;
   device?: string;
   officer?: string;
   event?: string;
@@ -243,6 +245,7 @@ export class EvidenceStore {
 
   list(filter: ItemFilter = {}): StoredItem[] {
     const conditions: [keyof ItemFilter, string][] = [
+      ['unit', 'unit = @unit'],
       ['device', 'device = @device'],
       ['officer', 'officer = @officer'],
       ['event', 'event = @event'],

@@ -83,50 +83,73 @@ export function registerEvidence(program: Command, run: Run): void {
     .command('list')
     .description('list stored items, oldest first')
     .requiredOption('--config <file>', 'the gateway configuration')
+    .option('--unit <unit>', 'only this unit (a center holds the items of several)')
     .option('--device <id>', 'only this device')
     .option('--from <time>', 'only items ending at or after this ISO time')
     .option('--to <time>', 'only items starting at or before this ISO time')
     .option('--json', 'one JSON object per line')
-    .action((opts: { config: string; device?: string; from?: string; to?: string; json?: boolean }) =>
-      run(async () => {
-        const filter: ItemFilter = {};
-        if (opts.device) filter.device = opts.device;
-        const from = isoTime(opts.from, '--from');
-        const to = isoTime(opts.to, '--to');
-        if (from) filter.from = from;
-        if (to) filter.to = to;
-        const { store } = openStore(opts.config);
-        try {
-          const items = store.list(filter);
-          if (opts.json) {
-            for (const item of items) process.stdout.write(`${JSON.stringify(summary(store, item))}\n`);
+    .action(
+      (opts: {
+        config: string;
+        unit?: string;
+        device?: string;
+        from?: string;
+        to?: string;
+        json?: boolean;
+      }) =>
+        run(async () => {
+          const filter: ItemFilter = {};
+          if (opts.unit) filter.unit = opts.unit;
+          if (opts.device) filter.device = opts.device;
+          const from = isoTime(opts.from, '--from');
+          const to = isoTime(opts.to, '--to');
+          if (from) filter.from = from;
+          if (to) filter.to = to;
+          const { store } = openStore(opts.config);
+          try {
+            const items = store.list(filter);
+            if (opts.json) {
+              for (const item of items) process.stdout.write(`${JSON.stringify(summary(store, item))}\n`);
+              return EXIT_OK;
+            }
+            // A UNIT column when the items are of several units (a center).
+            const units = new Set(items.map((i) => i.unit)).size > 1;
+            const rows = items.map((i) => [
+              ...(units ? [i.unit] : []),
+              i.device,
+              i.id,
+              i.kind,
+              i.officer ?? '-',
+              i.start ?? '-',
+              i.end ?? '-',
+              String(i.bytes),
+              state(store, i),
+            ]);
+            const head = [
+              ...(units ? ['UNIT'] : []),
+              'DEVICE',
+              'ID',
+              'KIND',
+              'OFFICER',
+              'START',
+              'END',
+              'BYTES',
+              'STATE',
+            ];
+            const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
+            for (const row of [head, ...rows])
+              process.stdout.write(
+                `${row
+                  .map((v, c) => v.padEnd(widths[c]!))
+                  .join('  ')
+                  .trimEnd()}\n`,
+              );
+            process.stdout.write(`${items.length} item(s)\n`);
             return EXIT_OK;
+          } finally {
+            store.close();
           }
-          const rows = items.map((i) => [
-            i.device,
-            i.id,
-            i.kind,
-            i.officer ?? '-',
-            i.start ?? '-',
-            i.end ?? '-',
-            String(i.bytes),
-            state(store, i),
-          ]);
-          const head = ['DEVICE', 'ID', 'KIND', 'OFFICER', 'START', 'END', 'BYTES', 'STATE'];
-          const widths = head.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c]!.length)));
-          for (const row of [head, ...rows])
-            process.stdout.write(
-              `${row
-                .map((v, c) => v.padEnd(widths[c]!))
-                .join('  ')
-                .trimEnd()}\n`,
-            );
-          process.stdout.write(`${items.length} item(s)\n`);
-          return EXIT_OK;
-        } finally {
-          store.close();
-        }
-      }),
+        }),
     );
   evidence
     .command('show')

@@ -218,6 +218,27 @@ test('a center admits the stations of several units: each relays its own devices
   await verifyBoth(t, stations[1]!.rig, center);
   // The relayed devices are not the center's fleet: its own unit's managers see neither.
   t.deepEqual(centerHandle.fleet().devices, []);
+  // `evidence list` at the center: a UNIT column, and --unit for one unit's items.
+  const table = await runRecorder(['evidence', 'list', '--config', center.configPath]);
+  t.regex(table.stdout, /^UNIT\s+DEVICE\s+ID/);
+  t.regex(table.stdout, /^HN-ZZ\s+HN-ZZ-0001\s/m);
+  const zz = await runRecorder([
+    'evidence',
+    'list',
+    '--config',
+    center.configPath,
+    '--unit',
+    'HN-ZZ',
+    '--json',
+  ]);
+  t.is(zz.code, 0, zz.stderr);
+  t.deepEqual(
+    zz.stdout
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { unit: string; device: string }).device),
+    ['HN-ZZ-0001', 'HN-ZZ-0001'],
+  );
 
   // Both stations' certificates say id `station`: a client id held by HN-CS's is not taken over
   // by HN-ZZ's.
