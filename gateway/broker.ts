@@ -46,6 +46,12 @@ import type { ProfileService } from './profile-service.ts';
  */
 export const PREFERRED_CIPHERS = `TLS_AES_128_GCM_SHA256:${DEFAULT_CIPHERS}`;
 
+/** A unit's CRL as the broker loaded it: nextUpdate (ISO), or null when it names none. */
+export interface CrlExpiry {
+  unit: string;
+  nextUpdate: string | null;
+}
+
 export interface BrokerOptions {
   unit: string;
   /**
@@ -103,6 +109,7 @@ export class GatewayBroker extends EventEmitter {
   /** device number → its verified certificate (PEM): a station's relay sends it to the center */
   private readonly deviceCerts = new Map<string, string>();
   private server!: Server;
+  private loadedCrls: CrlExpiry[] = [];
   aedes!: Aedes;
 
   private constructor(private readonly options: BrokerOptions) {
@@ -141,30 +148,43 @@ export class GatewayBroker extends EventEmitter {
    * GATEWAY_CONFIG_INVALID, naming it: loaded without it, that unit's clients would all be refused
    * at TLS (OpenSSL finds no CRL for their issuer) with nothing saying why.
    */
-  private readCrls(): string {
-    return this.trustFiles()
-      .crl.map((path) => {
-        let pem: string;
-        let count: number;
-        try {
-          pem = readFileSync(path, 'utf8');
-          count = crlRevocations(pem).length;
-        } catch (error) {
-          throw new RecorderError(
-            'GATEWAY_CONFIG_INVALID',
-            `cannot read the CRL ${path}: ${(error as Error).message}`,
-          );
-        }
-        if (count === 0) throw new RecorderError('GATEWAY_CONFIG_INVALID', `${path} holds no CRL`);
-        return pem;
-      })
-      .join('\n');
+  private readCrls(): { text: string; expiries: CrlExpiry[] } {
+    const units = [this.options.unit, ...(this.options.units ?? []).map((u) => u.unit)];
+    const expiries: CrlExpiry[] = [];
+    const texts = this.trustFiles().crl.map((path, i) => {
+      let pem: string;
+      let crls: ReturnType<typeof crlRevocations>;
+      try {
+        pem = readFileSync(path, 'utf8');
+        crls = crlRevocations(pem);
+      } catch (error) {
+        throw new RecorderError(
+          'GATEWAY_CONFIG_INVALID',
+          `cannot read the CRL ${path}: ${(error as Error).message}`,
+        );
+      }
+      if (crls.length === 0) throw new RecorderError('GATEWAY_CONFIG_INVALID', `${path} holds no CRL`);
+      const next = crls.map((c) => c.nextUpdate?.getTime() ?? Infinity).reduce((a, b) => Math.min(a, b));
+      expiries.push({
+        unit: units[i]!,
+        nextUpdate: Number.isFinite(next) ? new Date(next).toISOString() : null,
+      });
+      return pem;
+    });
+    return { text: texts.join('\n'), expiries };
   }
 
-  private secureContextOptions() {
+  /**
+   * Each admitted unit's CRL as loaded, and when it expires (nextUpdate): after that OpenSSL
+   * refuses every client of that unit (X509_V_ERR_CRL_HAS_EXPIRED) until a new one is loaded.
+   */
+  crls(): readonly CrlExpiry[] {
+    return this.loadedCrls;
+  }
+
+  private secureContextOptions(crls: string) {
     const { tls } = this.options;
     const trust = this.trustFiles();
-    const crls = this.readCrls();
     const read = (path: string, what: string) => {
       try {
         return readFileSync(path);
@@ -188,8 +208,9 @@ export class GatewayBroker extends EventEmitter {
   private async listen(): Promise<void> {
     const o = this.options;
     // Read first: a trust file that cannot be used stops the start before aedes' timers run.
-    const secureContext = this.secureContextOptions();
-    let lastCrls = this.readCrls();
+    const first = this.readCrls();
+    const secureContext = this.secureContextOptions(first.text);
+    let lastCrls = first.text;
     this.aedes = await Aedes.createBroker({
       id: `gateway-${o.unit}`,
       maxClientsIdLength: 128,
@@ -218,6 +239,7 @@ export class GatewayBroker extends EventEmitter {
       ciphers: PREFERRED_CIPHERS,
       honorCipherOrder: true,
     });
+    this.loadedCrls = first.expiries;
     this.server.on('secureConnection', (socket) => this.onSecureConnection(socket));
     this.server.on('tlsClientError', (error: Error & { code?: string }, socket: TLSSocket) => {
       this.reject({
@@ -230,11 +252,12 @@ export class GatewayBroker extends EventEmitter {
       watchFile(path, { interval: o.crlPollMs ?? 1000 }, () => {
         try {
           const crls = this.readCrls();
-          if (crls === lastCrls) return;
-          this.server.setSecureContext(this.secureContextOptions());
-          lastCrls = crls;
+          if (crls.text === lastCrls) return;
+          this.server.setSecureContext(this.secureContextOptions(crls.text));
+          lastCrls = crls.text;
+          this.loadedCrls = crls.expiries;
           o.log('info', 'loaded a new CRL', { path });
-          this.dropRevoked(crls);
+          this.dropRevoked(crls.text);
         } catch (error) {
           o.log('error', 'cannot load the new CRL; keeping the previous one', {
             path,

@@ -437,7 +437,9 @@ export function writeCrl(caDir: string, now = new Date()): string {
  * leading zeros). Used by the gateway to close connections of certificates revoked while connected;
  * the CRLs' signatures are checked by OpenSSL when they are loaded into the TLS context, not here.
  */
-export function crlRevocations(pem: string): { issuer: string; serials: Set<string> }[] {
+export function crlRevocations(
+  pem: string,
+): { issuer: string; serials: Set<string>; nextUpdate: Date | null }[] {
   const { asn1 } = forge;
   const blocks = pem.match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----/g) ?? [];
   return blocks.map((block) => {
@@ -445,7 +447,16 @@ export function crlRevocations(pem: string): { issuer: string; serials: Set<stri
     const list = asn1.fromDer(der.toString('binary'));
     const tbs = (list.value as forge.asn1.Asn1[])[0]!.value as forge.asn1.Asn1[];
     // RFC 5280 §5.1: [version], signature, issuer, thisUpdate, [nextUpdate], [revokedCertificates], …
-    const issuer = tbs[tbs[0]!.type === asn1.Type.INTEGER ? 2 : 1]!;
+    const issuerAt = tbs[0]!.type === asn1.Type.INTEGER ? 2 : 1;
+    const issuer = tbs[issuerAt]!;
+    // nextUpdate, when present, is the Time right after thisUpdate.
+    const next = tbs[issuerAt + 2];
+    const nextUpdate =
+      next?.type === asn1.Type.UTCTIME
+        ? asn1.utcTimeToDate(next.value as string)
+        : next?.type === asn1.Type.GENERALIZEDTIME
+          ? asn1.generalizedTimeToDate(next.value as string)
+          : null;
     const serials = new Set<string>();
     // revokedCertificates is the first SEQUENCE after thisUpdate/nextUpdate.
     const revoked = tbs.find(
@@ -459,7 +470,7 @@ export function crlRevocations(pem: string): { issuer: string; serials: Set<stri
           .toUpperCase(),
       );
     }
-    return { issuer: asn1.toDer(issuer).getBytes(), serials };
+    return { issuer: asn1.toDer(issuer).getBytes(), serials, nextUpdate };
   });
 }
 

@@ -29,6 +29,10 @@ import { admittedCas } from './device-certificate.ts';
 import type { Relay } from './relay.ts';
 import { startUpstreamRelay, type UpstreamRelay, type UpstreamRelayOptions } from './relay-upstream.ts';
 
+const DAY_MS = 86_400_000;
+/** how long before a CRL expires the gateway starts saying so */
+const CRL_WARN_MS = 30 * DAY_MS;
+
 export interface GatewayHandle {
   address: { host: string; port: number };
   /** `mqtts://host:port` */
@@ -142,13 +146,35 @@ export async function startGateway(
     else log('error', 'fleet snapshot fails its own schema', { problems: encoded.problems });
     events.emit('fleet', fleet);
   };
+  // A CRL past its nextUpdate makes OpenSSL refuse every client of its unit: said a month ahead,
+  // once a day, as well as in every status.
+  const crlWarned = new Map<string, number>();
+  const warnExpiringCrls = (now: number) => {
+    for (const { unit, nextUpdate } of broker.crls()) {
+      const left = nextUpdate ? Date.parse(nextUpdate) - now : Infinity;
+      if (left > CRL_WARN_MS || now - (crlWarned.get(unit) ?? -Infinity) < DAY_MS) continue;
+      crlWarned.set(unit, now);
+      log(
+        left > 0 ? 'warn' : 'error',
+        `the CRL of unit ${unit} ${left > 0 ? 'expires' : 'expired'} at ${nextUpdate}`,
+        {
+          unit,
+          nextUpdate,
+          hint: 'every client of that unit is refused once it has expired: re-sign it with `recorder ca crl --dir CA` (and copy it here)',
+        },
+      );
+    }
+  };
   const publishStatus = async () => {
+    const now = Date.now();
+    warnExpiringCrls(now);
     const status: GatewayStatus = {
       unit: config.unit,
-      time: new Date().toISOString(),
+      time: new Date(now).toISOString(),
       startedAt,
       clients: broker.clients,
       uploads: { ...uploads.counters },
+      crls: [...broker.crls()],
       rejects: { ...broker.counters },
     };
     const encoded = encodePayload('gatewayStatus', status);

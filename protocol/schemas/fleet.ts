@@ -94,6 +94,22 @@ export const GatewayStatusSchema = Type.Object(
         { additionalProperties: false, description: 'issue 6: upload counters since start' },
       ),
     ),
+    crls: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            unit: Type.String(),
+            nextUpdate: Nullable(
+              IsoTime(
+                'the CRL expires then: after it every client of the unit is refused until it is re-signed',
+              ),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        { description: "each admitted unit's CRL as loaded, the gateway's own unit first" },
+      ),
+    ),
     rejects: Type.Object(
       Object.fromEntries(RejectReasons.map((r) => [r, Type.Integer({ minimum: 0 })])) as Record<
         RejectReason,

@@ -10,12 +10,14 @@ import { X509Certificate } from 'node:crypto';
 import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RejectEvent } from '../../gateway/broker.ts';
-import { caPaths } from '../../gateway/ca.ts';
+import { caPaths, writeCrl } from '../../gateway/ca.ts';
 import type { LogRecord } from '../../gateway/log.ts';
 import { loadGatewayConfig } from '../../gateway/config.ts';
 import { checkDeviceCertificate } from '../../gateway/device-certificate.ts';
 import { startGateway } from '../../gateway/gateway.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
+import type { GatewayStatus } from '../../protocol/schemas/fleet.ts';
+import { gatewayTopic } from '../../protocol/topics.ts';
 import { evidenceWorld, type EvidenceWorld, type GatewayRig } from '../helpers/evidence-rig.ts';
 import { namingUnit, testPki, type TestIdentity } from '../helpers/pki.ts';
 import { tempDir } from '../helpers/temp.ts';
@@ -197,4 +199,39 @@ test("of another unit a center admits stations only: that unit's recorders and m
     t.true(client.connected, role);
     await client.endAsync();
   }
+});
+
+test("the gateway status names when each admitted unit's CRL expires, and one due within 30 days is warned about", async (t) => {
+  const a = evidenceWorld(t);
+  const b = evidenceWorld(t, 'HN-ZZ');
+  const center = centerConfig(a, b);
+  const day = 86_400_000;
+  // HN-ZZ's CRL was signed 355 days ago: a year's validity leaves 10 days.
+  writeCrl(b.pki.caDir, new Date(Date.now() - 355 * day));
+  const logs: LogRecord[] = [];
+  const handle = await startGateway(loadGatewayConfig(center.configPath), {
+    logSink: (r) => void logs.push(r),
+  });
+  t.teardown(() => handle.close());
+  const [own, other] = handle.broker.crls();
+  t.is(own!.unit, 'HN-CS');
+  t.is(other!.unit, 'HN-ZZ');
+  const daysLeft = (iso: string | null) => Math.round((Date.parse(iso!) - Date.now()) / day);
+  t.is(daysLeft(own!.nextUpdate), 365);
+  t.is(daysLeft(other!.nextUpdate), 10);
+  const warned = logs.filter((r) => /^the CRL of unit/.test(r.msg));
+  t.deepEqual(
+    warned.map((r) => [r.level, r.unit]),
+    [['warn', 'HN-ZZ']],
+  );
+  t.regex(warned[0]!.msg, /^the CRL of unit HN-ZZ expires at \d{4}-/);
+  // A manager of the center's unit reads it in the retained gateway status.
+  const manager = a.pki.issue('manager', 'm1');
+  const client = await connectAs(handle.url, a, manager, 'm1');
+  t.teardown(() => client.endAsync(true));
+  const statuses: GatewayStatus[] = [];
+  client.on('message', (_topic, payload) => statuses.push(JSON.parse(payload.toString()) as GatewayStatus));
+  await client.subscribeAsync(gatewayTopic('gatewayStatus', 'HN-CS'), { qos: 0 });
+  await waitFor(() => statuses.length > 0, 5_000, 'the gateway status');
+  t.deepEqual(statuses[0]!.crls, [own, other]);
 });
