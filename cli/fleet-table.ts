@@ -2,7 +2,27 @@
  * The fleet view for a device manager with a few hundred recorders: one line per device, alerts
  * first (the snapshot is already sorted so), every figure with its unit, nothing to decode.
  */
-import type { Fleet, FleetDevice } from '../protocol/schemas/fleet.ts';
+import type { Fleet, FleetDevice, GatewayStatus } from '../protocol/schemas/fleet.ts';
+
+const DAY_MS = 86_400_000;
+
+/**
+ * Lines about the gateway itself worth a manager's eye: a CRL that expires within 30 days (after
+ * it the gateway refuses every client of that unit, these recorders included).
+ */
+function gatewayLines(status: GatewayStatus | undefined, now: number): string[] {
+  const lines: string[] = [];
+  for (const { unit, nextUpdate } of status?.crls ?? []) {
+    const left = nextUpdate ? Date.parse(nextUpdate) - now : Infinity;
+    if (left > 30 * DAY_MS) continue;
+    lines.push(
+      left > 0
+        ? `! gateway: the CRL of unit ${unit} expires ${nextUpdate} (in ${Math.ceil(left / DAY_MS)} d): re-sign it with recorder ca crl`
+        : `! gateway: the CRL of unit ${unit} EXPIRED ${nextUpdate}: the gateway refuses every client of that unit`,
+    );
+  }
+  return lines;
+}
 
 function ago(ms: number): string {
   if (ms < 60_000) return `${Math.max(0, Math.round(ms / 1000))} s ago`;
@@ -39,7 +59,8 @@ const columns: [string, (d: FleetDevice, now: number) => string][] = [
   ['LAST SEEN', (d, now) => ago(now - Date.parse(d.lastSeen))],
 ];
 
-export function renderFleetTable(fleet: Fleet, now = Date.now()): string {
+/** `status`: the gateway's retained status, when it has come (its warnings go under the title). */
+export function renderFleetTable(fleet: Fleet, now = Date.now(), status?: GatewayStatus): string {
   const rows = fleet.devices.map((d) => columns.map(([, f]) => f(d, now)));
   const header = columns.map(([h]) => h);
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
@@ -51,6 +72,7 @@ export function renderFleetTable(fleet: Fleet, now = Date.now()): string {
   const s = fleet.summary;
   return [
     `unit ${fleet.unit}: ${s.devices} devices, ${s.online} online, ${s.withAlerts} with alerts — as of ${fleet.time}`,
+    ...gatewayLines(status, now),
     line(header),
     ...rows.map(line),
     '',

@@ -3,6 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
 import { RecorderError } from '../../protocol/errors.ts';
+import type { GatewayStatus } from '../../protocol/schemas/fleet.ts';
 import { decodePayload, gatewayTopic } from '../../protocol/topics.ts';
 import { renderFleetTable } from '../fleet-table.ts';
 import { EXIT_ERROR, EXIT_OK } from '../output.ts';
@@ -64,15 +65,28 @@ export function registerFleet(program: Command, run: Run): void {
           client.on('close', () => {
             if (!connected) void client.endAsync(true).then(() => resolve(EXIT_ERROR));
           });
+          // The gateway's status first: its retained copy then arrives before the fleet's.
+          let status: GatewayStatus | undefined;
+          const statusTopic = gatewayTopic('gatewayStatus', unit);
           client.on('connect', () => {
             connected = true;
-            void client.subscribeAsync(gatewayTopic('fleet', unit), { qos: 0 });
+            void client
+              .subscribeAsync(statusTopic, { qos: 0 })
+              .then(() => client.subscribeAsync(gatewayTopic('fleet', unit), { qos: 0 }));
           });
-          client.on('message', (_topic, payload) => {
+          client.on('message', (topic, payload) => {
+            if (topic === statusTopic) {
+              const decoded = decodePayload('gatewayStatus', payload);
+              if (decoded.ok) status = decoded.value;
+              return;
+            }
             const decoded = decodePayload('fleet', payload);
             if (!decoded.ok) return;
             if (opts.json) process.stdout.write(`${JSON.stringify(decoded.value)}\n`);
-            else process.stdout.write(`${tty ? '\x1b[2J\x1b[H' : ''}${renderFleetTable(decoded.value)}`);
+            else
+              process.stdout.write(
+                `${tty ? '\x1b[2J\x1b[H' : ''}${renderFleetTable(decoded.value, Date.now(), status)}`,
+              );
             if (opts.once) stop();
           });
         });

@@ -180,6 +180,35 @@ test('the fleet table puts alerts first, one line per device, readable without d
   t.regex(lines[2]!, /^!\s+HN-CS-0001\s+upload-overdue\s+standby\s+80%.*OVERDUE 2 h/);
   t.regex(lines[3]!, /^\s+HN-CS-0002\s+ok\s+standby/);
   t.is(lines.length, 4);
+
+  // The gateway's status adds a line under the title for a CRL due within 30 days, not before.
+  const day = 86_400_000;
+  const withCrls = (...days: number[]) =>
+    renderFleetTable(m.snapshot(now), now, {
+      unit: 'HN-CS',
+      time,
+      startedAt: time,
+      clients: 2,
+      crls: days.map((d, i) => ({
+        unit: ['HN-CS', 'HN-ZZ'][i]!,
+        nextUpdate: new Date(now + d * day).toISOString(),
+      })),
+      rejects: {} as never,
+    })
+      .trimEnd()
+      .split('\n');
+  t.is(withCrls(365, 31).length, 4);
+  const soon = withCrls(12, -1);
+  t.is(soon.length, 6);
+  t.is(
+    soon[1],
+    '! gateway: the CRL of unit HN-CS expires 2026-12-05T08:00:00.000Z (in 12 d): re-sign it with recorder ca crl',
+  );
+  t.is(
+    soon[2],
+    '! gateway: the CRL of unit HN-ZZ EXPIRED 2026-11-22T08:00:00.000Z: the gateway refuses every client of that unit',
+  );
+  t.regex(soon[3]!, /DEVICE\s+ALERTS/);
 });
 
 test('`recorder gateway run` serves until SIGTERM, then stops cleanly with exit 0', async (t) => {
