@@ -114,6 +114,11 @@ export async function startGateway(
     onMessage,
     onDisconnect: (who) => {
       if (who.role === 'device') monitor.onDisconnect(who.id, Date.now());
+      uploads
+        .disconnected(who)
+        .catch((error: Error) =>
+          log('error', 'cannot close the incoming files of a client gone', { ...who, error: error.message }),
+        );
     },
     onUpload: (who, topic, value): Promise<void> => uploads.handle(who, topic, value),
     profiles,

@@ -84,6 +84,7 @@ export interface ReceiverReply {
 }
 
 interface Session {
+  device: string;
   offer: Offer;
   /** the unit on whose topics it was offered: chunks and done come on those only (a center) */
   unit: string;
@@ -349,6 +350,7 @@ export class UploadReceiver extends EventEmitter {
     }
     if (size === 0) await (await open(path, 'a')).close(); // even an empty item has a file
     this.sessions.set(key(device, offer.id), {
+      device,
       offer,
       unit,
       path,
@@ -476,6 +478,20 @@ export class UploadReceiver extends EventEmitter {
   async close(): Promise<void> {
     await Promise.all([...this.sessions.values()].map((session) => this.settle(session)));
     this.sessions.clear();
+  }
+
+  /**
+   * A device (`device`) or a relaying station (`unit`, at a center) went away: the incoming files of
+   * its items in travel are closed. The sessions stay, with their hash state; a re-offer resumes,
+   * and a chunk reopens the file. Without this, an item never offered again held a file
+   * descriptor until the gateway stopped.
+   */
+  async release(match: { device: string } | { unit: string }): Promise<number> {
+    const gone = [...this.sessions.values()].filter((s) =>
+      'device' in match ? s.device === match.device : s.unit === match.unit,
+    );
+    await Promise.all(gone.map((s) => this.serial(s.device, s.offer.id, () => this.settle(s))));
+    return gone.length;
   }
 
   private async closeSession(device: string, id: string): Promise<void> {

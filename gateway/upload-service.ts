@@ -213,6 +213,17 @@ export class UploadService extends EventEmitter {
   }
 
   /** Finishes the chunk writes already acknowledged, then closes the store. */
+  /**
+   * A client went away: the incoming files of the items it was sending are closed (they stay, and a
+   * re-offer resumes). A device's own; at a center, a relaying station's unit's.
+   */
+  async disconnected(who: Identity): Promise<void> {
+    if (!this.receiver) return;
+    if (who.role === 'device') await this.receiver.release({ device: who.id });
+    else if (who.role === 'gateway' && this.options.evidence.role === 'center')
+      await this.receiver.release({ unit: who.unit });
+  }
+
   async close(): Promise<void> {
     await this.receiver?.close();
     this.store.close();

@@ -163,7 +163,12 @@ test("an item offered on one unit's topics takes chunks and done on those only; 
     status: 'refused',
     code: 'UPLOAD_NO_OFFER',
   });
-  t.is(await center.receiver.chunk(device.id, item.file, 0, bytes, 'HN-CS'), null);
+  // A relaying station of HN-ZZ gone releases nothing of HN-CS's; HN-CS's station gone, its item's
+  // file is closed, and the upload goes on when it is back.
+  t.is(await center.receiver.release({ unit: 'HN-ZZ' }), 0);
+  t.is(await center.receiver.chunk(device.id, item.file, 0, bytes.subarray(0, 1_000), 'HN-CS'), null);
+  t.is(await center.receiver.release({ unit: 'HN-CS' }), 1);
+  t.is(await center.receiver.chunk(device.id, item.file, 1_000, bytes.subarray(1_000), 'HN-CS'), null);
   const stored = await center.receiver.done(device.id, done, 'HN-CS');
   t.is(stored.state?.status, 'have', JSON.stringify(stored.state));
   t.truthy(stored.receipt);

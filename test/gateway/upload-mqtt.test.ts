@@ -7,7 +7,7 @@ import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
 import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { JournalWriter } from '../../device/journal-writer.ts';
@@ -285,4 +285,34 @@ test('station disk full: the device keeps its copy and a station-storage alert i
     'station-storage alert',
   );
   t.pass();
+});
+
+test('a device gone mid-upload leaves no incoming file open; the bytes stay for its re-offer', async (t) => {
+  const pki = testPki(t);
+  const gw = await startStation(t, pki);
+  const d = await device(t, pki, gw, 'HN-CS-0009', [2_000_000], { chunkBytes: 64 * 1024 });
+  const item = d.items[0]!;
+  const incoming = gw.uploads.store.incomingPath(d.id, item.file);
+  const openOnIncoming = () =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === incoming;
+      } catch {
+        return false; // closed meanwhile
+      }
+    }).length;
+  // After ten chunks the recorder's connection drops, and it never comes back.
+  let chunks = 0;
+  const original = d.link.sendChunk.bind(d.link);
+  d.link.sendChunk = async (id, offset, data) => {
+    if (++chunks === 10) {
+      await waitFor(() => openOnIncoming() === 1, 5_000, 'the incoming file open while the item travels');
+      d.client.end(true);
+    }
+    return original(id, offset, data);
+  };
+  await d.uploader.uploadAll().catch(() => undefined);
+  await waitFor(() => openOnIncoming() === 0, 5_000, 'the incoming file closed once the device is gone');
+  t.true(statSync(incoming).size >= 9 * 64 * 1024, 'the bytes written stay for a re-offer');
+  t.is(gw.uploads.store.list().length, 0);
 });
