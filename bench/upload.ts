@@ -24,7 +24,10 @@
  *
  * 3. One recorder's round of `--round-items` (default 32) segments of `--round-mib` MiB each (default
  *    5: a real segment is 10 s, about 5 MB at 1080p) with the Uploader's default of two items in
- *    flight, against one item at a time, in alternating pairs.
+ *    flight, against one item at a time, in alternating pairs; and the same round against a raw
+ *    TCP copy of the same files right before it (each file on its own connection into its own
+ *    file, fsync'd before the next), for the issue owner's question whether the goal of part 1
+ *    should be judged on real segments (see README).
  *
  * Files live under the machine's temp directory (a disk, as at a station), both for the baseline
  * and for the gateway's store. The device side (this process) reads evidence from the same disk.
@@ -90,13 +93,15 @@ function waitForOutput(
 }
 
 /**
- * The baseline receiver: a plain TCP server in its own process that writes what it receives into a
- * file, fsyncs it, and answers "ok" with the byte count.
+ * The baseline receiver: a plain TCP server in its own process that writes what each connection
+ * brings into a file of its own (`TARGET`, then `TARGET.1`, `TARGET.2`, …), fsyncs it, and answers
+ * "ok" with the byte count.
  */
 const TCP_SINK = `
 const net = require('node:net'); const fs = require('node:fs');
+let n = 0;
 const server = net.createServer((socket) => {
-  const fd = fs.openSync(process.argv[1], 'w'); let bytes = 0;
+  const fd = fs.openSync(process.argv[1] + (n++ ? '.' + (n - 1) : ''), 'w'); let bytes = 0;
   socket.on('data', (d) => { fs.writeSync(fd, d); bytes += d.length; });
   socket.on('end', () => { fs.fsyncSync(fd); fs.closeSync(fd); socket.end('ok ' + bytes); });
 });
@@ -112,17 +117,23 @@ server.listen(0, '127.0.0.1', () => console.log('port ' + server.address().port)
  */
 const TCP_SENDER = `
 const net = require('node:net'); const fs = require('node:fs');
-const [file, port] = process.argv.slice(1);
+const [port, ...files] = process.argv.slice(1);
 const cpu0 = process.cpuUsage(); const t0 = process.hrtime.bigint();
-const socket = net.connect(Number(port), '127.0.0.1'); let reply = '';
-socket.on('data', (d) => (reply += d));
-socket.on('end', () => {
+// Each file on a connection of its own, the next once the sink has answered for this one.
+const copy = (file) => new Promise((resolve) => {
+  const socket = net.connect(Number(port), '127.0.0.1'); let reply = '';
+  socket.on('data', (d) => (reply += d));
+  socket.on('end', () => resolve(reply));
+  fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(socket);
+});
+(async () => {
+  const replies = [];
+  for (const file of files) replies.push(await copy(file));
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9; const { user, system } = process.cpuUsage(cpu0);
   // writeCalls() of bench/machine.ts, for this process itself: it is gone before the bench could read it.
   const writes = Number(/syscw:\\s+(\\d+)/.exec(fs.readFileSync('/proc/self/io', 'utf8'))[1]);
-  console.log(JSON.stringify({ reply, seconds, cpu: (user + system) / 1e6, writes }));
-});
-fs.createReadStream(file, { highWaterMark: 1 << 20 }).pipe(socket);
+  console.log(JSON.stringify({ reply: replies.every((r) => r.startsWith('ok ')) ? 'ok ' + replies.length : replies.join(','), seconds, cpu: (user + system) / 1e6, writes }));
+})();
 `;
 
 /**
@@ -158,14 +169,17 @@ interface UploadTimed extends Timed {
   tailSeconds: number;
 }
 
-/** The raw copy: sender and receiver each in a process of their own. */
-async function rawTcpCopy(file: string, target: string): Promise<Timed> {
+/**
+ * The raw copy: sender and receiver each in a process of their own; several files go one after the
+ * other, each on its own connection into its own file (`target`, `target.1`, …), each fsync'd.
+ */
+async function rawTcpCopy(files: string | readonly string[], target: string): Promise<Timed> {
   const sink = spawn(process.execPath, ['-e', TCP_SINK, target], { stdio: ['ignore', 'pipe', 'pipe'] });
   try {
     const port = await waitForOutput(sink, /port (\d+)/, 'the TCP sink');
     const receiverCpu0 = await processCpuSeconds(sink.pid!);
     const receiverWrites0 = writeCalls(sink.pid!);
-    const sender = spawn(process.execPath, ['-e', TCP_SENDER, file, port], {
+    const sender = spawn(process.execPath, ['-e', TCP_SENDER, port, ...[files].flat()], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const line = await waitForOutput(sender, /^(\{.*\})\n/m, 'the TCP sender');
@@ -388,17 +402,25 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
     }
 
     // 3. One recorder's round of many real-sized segments (10 s of 1080p is about 5 MB): the
-    //    Uploader's items in flight (default 2) against one item at a time, alternating, in pairs.
-    const roundPairs: { one: number; overlapped: number }[] = [];
+    //    Uploader's items in flight (default 2) against one item at a time, alternating, in pairs;
+    //    and against a raw TCP copy of the same files right before (a connection and an fsync per
+    //    file, as the gateway receipts each item only once it is on disk).
+    const roundPairs: { one: number; overlapped: number; raw: number }[] = [];
     let roundBytes = 0;
     for (let r = 1; r <= Math.max(1, Math.ceil(repeat / 2)); r++) {
-      const timed: Record<'one' | 'overlapped', number> = { one: 0, overlapped: 0 };
+      const timed: Record<'one' | 'overlapped' | 'raw', number> = { one: 0, overlapped: 0, raw: 0 };
       // Which goes first alternates from pair to pair, so neither always meets a warmer machine.
       const ways = r % 2 ? (['one', 'overlapped'] as const) : (['overlapped', 'one'] as const);
       for (const way of ways) {
         const id = `HN-ROUND-${way === 'one' ? 'A' : 'B'}${String(r).padStart(3, '0')}`;
         const device = await benchDevice(pki.caDir, dir, id, roundMib, roundItems);
         roundBytes = heldBytes(device);
+        if (way === 'overlapped') {
+          const copy = join(dir, 'round-copy.bin');
+          const files = device.items.map((item) => join(device.evidenceDir, item.file));
+          timed.raw = (await rawTcpCopy(files, copy)).seconds;
+          for (let i = 0; i < files.length; i++) rmSync(i ? `${copy}.${i}` : copy, { force: true });
+        }
         const run = await upload(device, { ...settings, ...(way === 'one' ? { itemsInFlight: 1 } : {}) });
         timed[way] = run.seconds;
       }
@@ -415,6 +437,20 @@ export async function bench(argv: string[]): Promise<BenchRow[]> {
           .map((p) => `${rate(roundBytes, p.overlapped).toFixed(0)} / ${rate(roundBytes, p.one).toFixed(0)}`)
           .join(', ')}; ` +
         `a 14 GB shift of such items at this rate: ${(SHIFT_BYTES / (roundRate * MiB) / 3600).toFixed(2)} h`,
+    });
+    rows.push({
+      what:
+        `the same round (${roundItems} × ${roundMib} MiB, 2 in flight) against a raw TCP copy of the same ` +
+        `files right before it, one connection and one fsync per file, median of ${roundPairs.length}`,
+      figure: `${roundRate.toFixed(1)} MiB/s`,
+      baseline: `${median(roundPairs.map((p) => rate(roundBytes, p.raw))).toFixed(1)} MiB/s raw TCP copy of the files`,
+      ratio: median(roundPairs.map((p) => p.raw / p.overlapped)),
+      note: `pairs (upload / raw MiB/s): ${roundPairs
+        .map(
+          (p) =>
+            `${(p.raw / p.overlapped).toFixed(2)} (${rate(roundBytes, p.overlapped).toFixed(0)} / ${rate(roundBytes, p.raw).toFixed(0)})`,
+        )
+        .join(', ')}`,
     });
     return rows;
   } finally {
