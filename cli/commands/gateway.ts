@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { X509Certificate } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { caPaths, crlRevocations, issueCertificate, loadCa, writeIssued } from '../../gateway/ca.ts';
 import { loadGatewayConfig, parseGatewayConfig } from '../../gateway/config.ts';
 import { loadOrCreateSigningKey } from '../../device/keys.ts';
@@ -151,32 +151,37 @@ export function registerGateway(program: Command, run: Run): void {
         const any = listen.host === '0.0.0.0' || listen.host === '::';
         const ips = ['127.0.0.1', '::1', ...(isIP(listen.host) && !any ? [listen.host] : [])];
         const dns = ['localhost', ...(!isIP(listen.host) ? [listen.host] : [])];
+        const configFor = (paths: { cert: string; key: string }) =>
+          parseGatewayConfig({
+            format: 'recorder-gateway/1',
+            unit,
+            listen,
+            tls: { cert: paths.cert, key: paths.key, ca: caPaths(caDir).cert, crl: caPaths(caDir).crl },
+            evidence: roles.evidence,
+            ...(units.length ? { units } : {}),
+            ...(roles.upstream
+              ? {
+                  upstream: {
+                    ...roles.upstream,
+                    cert: paths.cert,
+                    key: paths.key,
+                    ca: roles.upstream.ca ?? caPaths(caDir).cert,
+                  },
+                }
+              : {}),
+          });
+        const out = resolve(opts.out);
+        // Checked before the CA issues anything: a refused configuration leaves no certificate behind.
+        const planned = join(dirname(out), `gateway-${opts.id}`);
+        configFor({ cert: `${planned}.cert.pem`, key: `${planned}.key.pem` });
         const issued = issueCertificate(caDir, {
           role: 'gateway',
           id: opts.id,
           ipAddresses: ips,
           dnsNames: dns,
         });
-        const out = resolve(opts.out);
         const paths = writeIssued(dirname(out), 'gateway', opts.id, issued);
-        const config = parseGatewayConfig({
-          format: 'recorder-gateway/1',
-          unit,
-          listen,
-          tls: { cert: paths.cert, key: paths.key, ca: caPaths(caDir).cert, crl: caPaths(caDir).crl },
-          evidence: roles.evidence,
-          ...(units.length ? { units } : {}),
-          ...(roles.upstream
-            ? {
-                upstream: {
-                  ...roles.upstream,
-                  cert: paths.cert,
-                  key: paths.key,
-                  ca: roles.upstream.ca ?? caPaths(caDir).cert,
-                },
-              }
-            : {}),
-        });
+        const config = configFor({ cert: paths.cert, key: paths.key! });
         writeFileSync(out, `${JSON.stringify(config, null, 2)}\n`, { mode: 0o644 });
         // Issue 6: the receipt-signing key. Devices pin its public half, so an existing pair is kept.
         const receiptPub = resolve(dirname(out), 'receipt.pub.pem');

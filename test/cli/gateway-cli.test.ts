@@ -352,6 +352,14 @@ test('gateway init writes a center and a station that relays to it; wrong role o
   t.not(noCa.code, 0);
   t.regex(noCa.stderr, /--admit-ca .*ca\.cert\.pem.*\(CA_MISSING\)/s);
   t.throws(() => statSync(join(dir, 'refused', 'gateway.json')));
+  // A unit whose name starts HN-CS's ids: refused before the CA issues anything.
+  const hn = join(dir, 'ca-hn');
+  t.is((await runRecorder(['ca', 'init', '--dir', hn, '--unit', 'HN'])).code, 0);
+  const prefix = await init('refused', 1, '--role', 'center', '--center-key', centerKey, '--admit-ca', hn);
+  t.is(prefix.code, 2, prefix.stderr);
+  t.regex(prefix.stderr, /unit HN-CS begins with unit HN and '-'.*\(GATEWAY_CONFIG_INVALID\)/);
+  t.throws(() => statSync(join(dir, 'refused', 'gateway-refused.cert.pem')));
+  t.throws(() => statSync(join(ca, 'issued', 'gateway-refused.cert.pem')));
 
   const centerPort = await freePort();
   let r = await init('center', centerPort, '--role', 'center', '--center-key', centerKey, '--admit-ca', zz);
