@@ -7,11 +7,22 @@ import type { Fleet, FleetDevice, GatewayStatus } from '../protocol/schemas/flee
 const DAY_MS = 86_400_000;
 
 /**
- * Lines about the gateway itself worth a manager's eye: a CRL that expires within 30 days (after
- * it the gateway refuses every client of that unit, these recorders included).
+ * Lines about the gateway itself worth a manager's eye: its relay to the center down or failing
+ * with evidence waiting; a CRL that expires within 30 days (after it the gateway refuses every
+ * client of that unit, these recorders included).
  */
 function gatewayLines(status: GatewayStatus | undefined, now: number): string[] {
   const lines: string[] = [];
+  // A station's relay to the center (R8) that is down or failing while evidence waits for it.
+  const relay = status?.relay;
+  if (relay && relay.pendingItems > 0 && (!relay.connected || relay.lastError)) {
+    const mib = (relay.pendingBytes / 2 ** 20).toFixed(1);
+    lines.push(
+      `! gateway: relay to the center ${relay.connected ? 'failing' : 'not connected'}: ` +
+        `${relay.pendingItems} item(s), ${mib} MiB waiting since ${relay.oldestPending}` +
+        (relay.lastError ? ` (${relay.lastError})` : ''),
+    );
+  }
   for (const { unit, nextUpdate } of status?.crls ?? []) {
     const left = nextUpdate ? Date.parse(nextUpdate) - now : Infinity;
     if (left > 30 * DAY_MS) continue;

@@ -284,6 +284,16 @@ export class EvidenceStore {
     };
   }
 
+  /** Station: how much the center has not receipted yet (items, bytes, the oldest one's storedAt). */
+  relayBacklog(): { items: number; bytes: number; oldestStoredAt: string | null } {
+    const r = this.db
+      .prepare(
+        'SELECT COUNT(*) AS items, COALESCE(SUM(bytes), 0) AS bytes, MIN(stored_at) AS oldest FROM items WHERE relayed_at IS NULL AND receipt IS NOT NULL',
+      )
+      .get() as { items: number; bytes: number; oldest: string | null };
+    return { items: r.items, bytes: r.bytes, oldestStoredAt: r.oldest };
+  }
+
   /** Station: receipted items the center has not receipted yet, oldest first. */
   unrelayed(limit = 100): StoredItem[] {
     return (

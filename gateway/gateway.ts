@@ -40,6 +40,8 @@ export interface GatewayHandle {
   events: EventEmitter;
   counters(): Record<RejectReason, number>;
   fleet(): Fleet;
+  /** what the retained `gateway/status` says, as of now */
+  status(): GatewayStatus;
   broker: GatewayBroker;
   /** the evidence store and upload receiver (issue 6) */
   uploads: UploadService;
@@ -151,6 +153,18 @@ export async function startGateway(
     else log('error', 'fleet snapshot fails its own schema', { problems: encoded.problems });
     events.emit('fleet', fleet);
   };
+  // Issue 6 item 4: a station with an upstream relays to its center (started below).
+  let upstream: UpstreamRelay | null = null;
+  const relayStatus = (): GatewayStatus['relay'] => {
+    if (!upstream) return undefined;
+    const backlog = uploads.store.relayBacklog();
+    return {
+      ...upstream.state(),
+      pendingItems: backlog.items,
+      pendingBytes: backlog.bytes,
+      oldestPending: backlog.oldestStoredAt,
+    };
+  };
   // A CRL past its nextUpdate makes OpenSSL refuse every client of its unit: said a month ahead,
   // once a day, as well as in every status.
   const crlWarned = new Map<string, number>();
@@ -170,18 +184,23 @@ export async function startGateway(
       );
     }
   };
-  const publishStatus = async () => {
-    const now = Date.now();
-    warnExpiringCrls(now);
-    const status: GatewayStatus = {
+  const statusAt = (now: number): GatewayStatus => {
+    const relay = relayStatus();
+    return {
       unit: config.unit,
       time: new Date(now).toISOString(),
       startedAt,
       clients: broker.clients,
       uploads: { ...uploads.counters },
       crls: [...broker.crls()],
+      ...(relay ? { relay } : {}),
       rejects: { ...broker.counters },
     };
+  };
+  const publishStatus = async () => {
+    const now = Date.now();
+    warnExpiringCrls(now);
+    const status = statusAt(now);
     const encoded = encodePayload('gatewayStatus', status);
     if (encoded.ok) await broker.publishRetained(gatewayTopic('gatewayStatus', config.unit), encoded.text);
   };
@@ -194,8 +213,6 @@ export async function startGateway(
   publishFleetSoon = guard('fleet snapshot', publishFleet);
   await publishStatus();
   await publishFleet();
-  // Issue 6 item 4: a station with an upstream relays to its center.
-  let upstream: UpstreamRelay | null = null;
   try {
     const relayLog = createLogger('rec:gateway:relay', options.logSink);
     if (config.upstream) upstream = startUpstreamRelay(config, uploads.store, relayLog, options.relay);
@@ -222,6 +239,7 @@ export async function startGateway(
     events,
     counters: () => ({ ...broker.counters }),
     fleet: () => monitor.snapshot(Date.now()),
+    status: () => statusAt(Date.now()),
     broker,
     uploads,
     profiles,

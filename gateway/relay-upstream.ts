@@ -17,11 +17,13 @@ import { MqttUploadLink, type UploadMqttClient } from '../protocol/upload-mqtt.t
 import type { GatewayConfig } from './config.ts';
 import type { EvidenceStore } from './evidence-store.ts';
 import type { Logger } from './log.ts';
-import { Relay, type RelayFailure, type RelayOptions } from './relay.ts';
+import { Relay, type RelayFailure, type RelayOptions, type RelayRoundResult } from './relay.ts';
 
 export interface UpstreamRelay {
   relay: Relay;
   client: MqttClient;
+  /** for the gateway status: the connection, the last relay that went through, the last failure */
+  state(): { connected: boolean; lastRelayedAt: string | null; lastError: string | null };
   close(): Promise<void>;
 }
 
@@ -124,10 +126,21 @@ export function startUpstreamRelay(
     log('info', 'purged after relay', { device: e.device, id: e.id }),
   );
   relay.on('alert', (a: RelayFailure) => log('warn', `relay: ${a.message}`, { ...a }));
+  let lastRelayedAt: string | null = null;
+  let lastError: string | null = null;
+  const now = () => (options.relay?.now ?? (() => new Date()))().toISOString();
+  relay.on('relayed', () => (lastRelayedAt = now()));
+  relay.on('journal', () => (lastRelayedAt = now()));
+  relay.on('alert', (a: RelayFailure) => (lastError = `${a.code}: ${a.message}`.slice(0, 500)));
+  relay.on('round', (r: RelayRoundResult) => {
+    const first = r.failed[0];
+    lastError = first ? `${first.code}: ${first.message}`.slice(0, 500) : null;
+  });
   relay.start();
   return {
     relay,
     client,
+    state: () => ({ connected: client.connected, lastRelayedAt, lastError }),
     close: async () => {
       await relay.stop();
       await client.endAsync(true);

@@ -110,6 +110,27 @@ export const GatewayStatusSchema = Type.Object(
         { description: "each admitted unit's CRL as loaded, the gateway's own unit first" },
       ),
     ),
+    relay: Type.Optional(
+      Type.Object(
+        {
+          connected: Type.Boolean({ description: 'the relay is connected to the center now' }),
+          pendingItems: Type.Integer({
+            minimum: 0,
+            description: 'receipted items the center has not receipted yet',
+          }),
+          pendingBytes: Type.Integer({ minimum: 0 }),
+          oldestPending: Nullable(IsoTime('when the oldest of them was stored here')),
+          lastRelayedAt: Nullable(IsoTime('the last item or journal the center receipted, since start')),
+          lastError: Nullable(
+            Type.String({ maxLength: 500, description: "the last relay round's first failure" }),
+          ),
+        },
+        {
+          additionalProperties: false,
+          description: 'issue 6 item 4, a station with an upstream: its relay to the center',
+        },
+      ),
+    ),
     rejects: Type.Object(
       Object.fromEntries(RejectReasons.map((r) => [r, Type.Integer({ minimum: 0 })])) as Record<
         RejectReason,

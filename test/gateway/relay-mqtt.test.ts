@@ -13,6 +13,7 @@ import type { RejectEvent } from '../../gateway/broker.ts';
 import type { LogRecord } from '../../gateway/log.ts';
 import { startGateway, type GatewayHandle } from '../../gateway/gateway.ts';
 import { MqttUploadLink } from '../../protocol/upload-mqtt.ts';
+import { renderFleetTable } from '../../cli/fleet-table.ts';
 import { runRecorder } from '../helpers/cli.ts';
 import {
   evidenceWorld,
@@ -168,8 +169,33 @@ test('over MQTT: the center down, then up on the same port: the station relays w
   await new Promise((r) => setTimeout(r, 1000));
   t.is(station.store.unrelayed().length, 1, 'kept while the center is away');
   t.is(center.store.list().length, 0);
+  // The station's status says so, and the fleet table under its title.
+  const away = stationHandle.status().relay!;
+  t.like(away, { connected: false, pendingItems: 1, lastRelayedAt: null });
+  t.true(away.pendingBytes > 50_000);
+  t.is(away.oldestPending, station.store.list()[0]!.storedAt);
+  const table = renderFleetTable(stationHandle.fleet(), Date.now(), stationHandle.status());
+  t.regex(
+    table,
+    /^! gateway: relay to the center not connected: 1 item\(s\), 0\.0 MiB waiting since \d{4}-/m,
+  );
   await startCenter(t, world, center, port);
   await waitFor(() => station.store.unrelayed().length === 0, 30_000, 'the relay after the center came back');
+  await waitFor(
+    () => stationHandle.status().relay!.lastRelayedAt !== null,
+    5_000,
+    'the status after the relay',
+  );
+  t.like(stationHandle.status().relay, {
+    connected: true,
+    pendingItems: 0,
+    pendingBytes: 0,
+    oldestPending: null,
+  });
+  t.notRegex(
+    renderFleetTable(stationHandle.fleet(), Date.now(), stationHandle.status()),
+    /relay to the center/,
+  );
   await verifyBoth(t, station, center);
 });
 
