@@ -232,7 +232,13 @@ export class MqttUploadLink extends EventEmitter implements UploadLink {
       bytes -= Buffer.byteLength(JSON.stringify(last)) + 1;
       lines = lines.slice(0, -1);
     }
-    return this.publishJson('uploadJournal', { from: batch.from, lines });
+    // The device certificate goes along: a center that does not know the device yet checks the
+    // lines with the key it binds (a station relaying a device whose items have not gone yet).
+    return this.publishJson('uploadJournal', {
+      from: batch.from,
+      lines,
+      ...(batch.deviceCert ? { deviceCert: batch.deviceCert } : {}),
+    });
   }
 
   private publishJson(
