@@ -15,11 +15,13 @@ function gatewayLines(status: GatewayStatus | undefined, now: number): string[] 
   const lines: string[] = [];
   // A station's relay to the center (R8) that is down or failing while evidence waits for it.
   const relay = status?.relay;
-  if (relay && relay.pendingItems > 0 && (!relay.connected || relay.lastError)) {
+  if (relay && relay.pendingItems + relay.pendingJournals > 0 && (!relay.connected || relay.lastError)) {
     const mib = (relay.pendingBytes / 2 ** 20).toFixed(1);
     lines.push(
       `! gateway: relay to the center ${relay.connected ? 'failing' : 'not connected'}: ` +
-        `${relay.pendingItems} item(s), ${mib} MiB waiting since ${relay.oldestPending}` +
+        `${relay.pendingItems} item(s), ${mib} MiB` +
+        (relay.oldestPending ? ` waiting since ${relay.oldestPending}` : '') +
+        `, ${relay.pendingJournals} device journal(s) behind` +
         (relay.lastError ? ` (${relay.lastError})` : ''),
     );
   }

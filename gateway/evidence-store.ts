@@ -285,13 +285,21 @@ export class EvidenceStore {
   }
 
   /** Station: how much the center has not receipted yet (items, bytes, the oldest one's storedAt). */
-  relayBacklog(): { items: number; bytes: number; oldestStoredAt: string | null } {
+  relayBacklog(): { items: number; bytes: number; oldestStoredAt: string | null; journals: number } {
     const r = this.db
       .prepare(
         'SELECT COUNT(*) AS items, COALESCE(SUM(bytes), 0) AS bytes, MIN(stored_at) AS oldest FROM items WHERE relayed_at IS NULL AND receipt IS NOT NULL',
       )
       .get() as { items: number; bytes: number; oldest: string | null };
-    return { items: r.items, bytes: r.bytes, oldestStoredAt: r.oldest };
+    // Devices whose journal the center has not receipted up to the last line held here.
+    const j = this.db
+      .prepare(
+        `SELECT COUNT(*) AS n FROM (SELECT device, MAX(seq) AS head FROM journal_lines GROUP BY device) h
+         LEFT JOIN journal_relay r ON r.device = h.device
+         WHERE r.device IS NULL OR r.seq < h.head OR r.receipt IS NULL`,
+      )
+      .get() as { n: number };
+    return { items: r.items, bytes: r.bytes, oldestStoredAt: r.oldest, journals: j.n };
   }
 
   /** Station: receipted items the center has not receipted yet, oldest first. */

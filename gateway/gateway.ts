@@ -163,6 +163,7 @@ export async function startGateway(
       pendingItems: backlog.items,
       pendingBytes: backlog.bytes,
       oldestPending: backlog.oldestStoredAt,
+      pendingJournals: backlog.journals,
     };
   };
   // A CRL past its nextUpdate makes OpenSSL refuse every client of its unit: said a month ahead,

@@ -120,6 +120,10 @@ export const GatewayStatusSchema = Type.Object(
           }),
           pendingBytes: Type.Integer({ minimum: 0 }),
           oldestPending: Nullable(IsoTime('when the oldest of them was stored here')),
+          pendingJournals: Type.Integer({
+            minimum: 0,
+            description: 'devices whose journal the center has not receipted up to the last line held here',
+          }),
           lastRelayedAt: Nullable(IsoTime('the last item or journal the center receipted, since start')),
           lastError: Nullable(
             Type.String({ maxLength: 500, description: "the last relay round's first failure" }),

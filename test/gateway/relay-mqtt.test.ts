@@ -154,6 +154,28 @@ test('a recording travels from the recorder to the center over MQTT, every hash 
   );
 });
 
+test('over MQTT: the journal of a device with no evidence yet reaches the center, its certificate carried along', async (t) => {
+  const world = evidenceWorld(t);
+  const station = world.gateway('station', 'station');
+  const center = world.gateway('center', 'center');
+  const device = await world.device('HN-CS-0001');
+  await device.journal.append('event', { what: 'button', button: 'mark' });
+  const centerHandle = await startCenter(t, world, center);
+  const stationHandle = await startStation(t, world, station, center, centerHandle.url);
+  await uploadOverMqtt(t, stationHandle, station, device, world.pki.unit);
+  const head = station.store.journalHead(device.id)!;
+  // The center has never seen the device: the batch's certificate is all it can check the lines by.
+  await waitFor(
+    () => center.store.journalHead(device.id)?.seq === head.seq,
+    10_000,
+    'the journal at the center',
+  );
+  const fingerprint = (pem: string) => new X509Certificate(pem).fingerprint256;
+  t.is(fingerprint(center.store.knownDevice(device.id)!.certPem!), fingerprint(device.certPem));
+  await waitFor(() => !!station.store.relayedJournalHead(device.id)?.receipt, 5_000, 'the journal receipt');
+  t.is(stationHandle.status().relay!.lastError, null);
+});
+
 test('over MQTT: the center down, then up on the same port: the station relays when it is back', async (t) => {
   const world = evidenceWorld(t);
   const station = world.gateway('station', 'station');
@@ -171,13 +193,13 @@ test('over MQTT: the center down, then up on the same port: the station relays w
   t.is(center.store.list().length, 0);
   // The station's status says so, and the fleet table under its title.
   const away = stationHandle.status().relay!;
-  t.like(away, { connected: false, pendingItems: 1, lastRelayedAt: null });
+  t.like(away, { connected: false, pendingItems: 1, pendingJournals: 1, lastRelayedAt: null });
   t.true(away.pendingBytes > 50_000);
   t.is(away.oldestPending, station.store.list()[0]!.storedAt);
   const table = renderFleetTable(stationHandle.fleet(), Date.now(), stationHandle.status());
   t.regex(
     table,
-    /^! gateway: relay to the center not connected: 1 item\(s\), 0\.0 MiB waiting since \d{4}-/m,
+    /^! gateway: relay to the center not connected: 1 item\(s\), 0\.0 MiB waiting since \d{4}-.*, 1 device journal\(s\) behind/m,
   );
   await startCenter(t, world, center, port);
   await waitFor(() => station.store.unrelayed().length === 0, 30_000, 'the relay after the center came back');
@@ -186,11 +208,14 @@ test('over MQTT: the center down, then up on the same port: the station relays w
     5_000,
     'the status after the relay',
   );
+  // The journal goes in the same round as the item (its batches carry the device certificate).
   t.like(stationHandle.status().relay, {
     connected: true,
     pendingItems: 0,
     pendingBytes: 0,
     oldestPending: null,
+    pendingJournals: 0,
+    lastError: null,
   });
   t.notRegex(
     renderFleetTable(stationHandle.fleet(), Date.now(), stationHandle.status()),
