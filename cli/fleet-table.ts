@@ -2,7 +2,7 @@
  * The fleet view for a device manager with a few hundred recorders: one line per device, alerts
  * first (the snapshot is already sorted so), every figure with its unit, nothing to decode.
  */
-import type { Fleet, FleetDevice, GatewayStatus } from '../protocol/schemas/fleet.ts';
+import { CRL_WARN_MS, type Fleet, type FleetDevice, type GatewayStatus } from '../protocol/schemas/fleet.ts';
 
 const DAY_MS = 86_400_000;
 
@@ -27,7 +27,7 @@ function gatewayLines(status: GatewayStatus | undefined, now: number): string[] 
   }
   for (const { unit, nextUpdate } of status?.crls ?? []) {
     const left = nextUpdate ? Date.parse(nextUpdate) - now : Infinity;
-    if (left > 30 * DAY_MS) continue;
+    if (left > CRL_WARN_MS) continue;
     lines.push(
       left > 0
         ? `! gateway: the CRL of unit ${unit} expires ${nextUpdate} (in ${Math.ceil(left / DAY_MS)} d): re-sign it with recorder ca crl`

@@ -291,12 +291,15 @@ export class EvidenceStore {
         'SELECT COUNT(*) AS items, COALESCE(SUM(bytes), 0) AS bytes, MIN(stored_at) AS oldest FROM items WHERE relayed_at IS NULL AND receipt IS NOT NULL',
       )
       .get() as { items: number; bytes: number; oldest: string | null };
-    // Devices whose journal the center has not receipted up to the last line held here.
+    // Devices whose journal the center has not receipted up to the last line held here. Each head
+    // is one index lookup per known device (a line is kept only for a device remembered first):
+    // grouping all of journal_lines took 105 ms for 1.5 million lines, on every gateway status.
     const j = this.db
       .prepare(
-        `SELECT COUNT(*) AS n FROM (SELECT device, MAX(seq) AS head FROM journal_lines GROUP BY device) h
+        `SELECT COUNT(*) AS n FROM
+           (SELECT d.device, (SELECT MAX(seq) FROM journal_lines l WHERE l.device = d.device) AS head FROM devices d) h
          LEFT JOIN journal_relay r ON r.device = h.device
-         WHERE r.device IS NULL OR r.seq < h.head OR r.receipt IS NULL`,
+         WHERE h.head IS NOT NULL AND (r.device IS NULL OR r.seq < h.head OR r.receipt IS NULL)`,
       )
       .get() as { n: number };
     return { items: r.items, bytes: r.bytes, oldestStoredAt: r.oldest, journals: j.n };

@@ -131,6 +131,11 @@ function checkDeviceCertificates(
 ): void {
   const problem = (device: string, message: string) =>
     add('STORE_DEVICE_CERT_INVALID', device, null, message);
+  const unitsOf = new Map<string, Set<string>>();
+  for (const item of items) {
+    if (!unitsOf.has(item.device)) unitsOf.set(item.device, new Set());
+    unitsOf.get(item.device)!.add(item.unit);
+  }
   for (const device of store.devices()) {
     const known = store.knownDevice(device);
     if (!known) continue; // STORE_DEVICE_KEY_MISSING, above
@@ -150,8 +155,7 @@ function checkDeviceCertificates(
         device,
         `the certificate held for ${device} binds another evidence key than the one the index holds`,
       );
-    const units = new Set(items.filter((i) => i.device === device).map((i) => i.unit));
-    for (const unit of units)
+    for (const unit of unitsOf.get(device) ?? [])
       if (unit !== checked.unit)
         problem(
           device,

@@ -74,7 +74,6 @@ export class FleetMonitor {
     r.lastSeen = at;
   }
 
-  /** The station refused or could not store an upload of this device (issue 6). */
   /**
    * An upload of this device was refused or could not be stored. Only a device that talks to this
    * gateway itself is in its fleet: one whose items a station relays (at a center) is not, nor is

@@ -16,7 +16,7 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { Identity } from '../protocol/acl.ts';
 import type { Availability } from '../protocol/schemas/availability.ts';
-import type { Fleet, GatewayStatus, RejectReason } from '../protocol/schemas/fleet.ts';
+import { CRL_WARN_MS, type Fleet, type GatewayStatus, type RejectReason } from '../protocol/schemas/fleet.ts';
 import type { Status } from '../protocol/schemas/status.ts';
 import { deviceTopic, encodePayload, gatewayTopic, type TopicName } from '../protocol/topics.ts';
 import { GatewayBroker } from './broker.ts';
@@ -30,8 +30,6 @@ import type { Relay } from './relay.ts';
 import { startUpstreamRelay, type UpstreamRelay, type UpstreamRelayOptions } from './relay-upstream.ts';
 
 const DAY_MS = 86_400_000;
-/** how long before a CRL expires the gateway starts saying so */
-const CRL_WARN_MS = 30 * DAY_MS;
 
 export interface GatewayHandle {
   address: { host: string; port: number };

@@ -125,17 +125,19 @@ export function startUpstreamRelay(
   relay.on('purged', (e: { device: string; id: string }) =>
     log('info', 'purged after relay', { device: e.device, id: e.id }),
   );
-  relay.on('alert', (a: RelayFailure) => log('warn', `relay: ${a.message}`, { ...a }));
+  // For the gateway status: the last relay that went through, and the last round's first failure
+  // (or a round that failed as a whole, which ends in an alert and no round result).
   let lastRelayedAt: string | null = null;
   let lastError: string | null = null;
   const now = () => (options.relay?.now ?? (() => new Date()))().toISOString();
+  const described = (f: RelayFailure) => `${f.code}: ${f.message}`.slice(0, 500);
+  relay.on('alert', (a: RelayFailure) => {
+    log('warn', `relay: ${a.message}`, { ...a });
+    lastError = described(a);
+  });
   relay.on('relayed', () => (lastRelayedAt = now()));
   relay.on('journal', () => (lastRelayedAt = now()));
-  relay.on('alert', (a: RelayFailure) => (lastError = `${a.code}: ${a.message}`.slice(0, 500)));
-  relay.on('round', (r: RelayRoundResult) => {
-    const first = r.failed[0];
-    lastError = first ? `${first.code}: ${first.message}`.slice(0, 500) : null;
-  });
+  relay.on('round', (r: RelayRoundResult) => (lastError = r.failed[0] ? described(r.failed[0]) : null));
   relay.start();
   return {
     relay,

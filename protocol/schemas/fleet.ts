@@ -75,6 +75,9 @@ export const RejectReasons = [
 ] as const;
 export type RejectReason = (typeof RejectReasons)[number];
 
+/** A loaded CRL this close to its nextUpdate is said in the gateway's log and in `fleet watch`. */
+export const CRL_WARN_MS = 30 * 86_400_000;
+
 export const GatewayStatusSchema = Type.Object(
   {
     unit: Type.String(),

@@ -7,7 +7,7 @@ import { caPaths } from '../../gateway/ca.ts';
 import { parseGatewayConfig } from '../../gateway/config.ts';
 import { UploadReceiver } from '../../gateway/upload-receiver.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
-import { evidenceWorld } from '../helpers/evidence-rig.ts';
+import { evidenceWorld, relayedOffer } from '../helpers/evidence-rig.ts';
 import { testCenterKeys } from '../helpers/media.ts';
 
 test('the center checks a large segment streaming: memory stays far below its size', async (t) => {
@@ -16,10 +16,9 @@ test('the center checks a large segment streaming: memory stays far below its si
   const device = await world.device('HN-CS-0001');
   const size = 48 * 1024 * 1024;
   const item = await device.seal(size);
-  const entry = device.entries.get(item.file)!;
   // The bytes arrive as if uploaded: the incoming file is complete, then offer and done.
   copyFileSync(`${device.evidenceDir}/${item.file}`, center.store.incomingPath(device.id, item.file));
-  const offer = { id: item.file, entry, bytes: item.bytes, sha256: item.sha256, deviceCert: device.certPem };
+  const offer = relayedOffer(device, item);
   const state = await center.receiver.offer(device.id, offer);
   t.is(state.state?.offset, item.bytes);
   // Live memory only: a full collection before each sample, so garbage waiting for the collector
@@ -50,7 +49,7 @@ test('the center checks a large segment streaming: memory stays far below its si
   t.true(peak - before < size * 0.75, `buffers grew by ${peak - before} bytes`);
   const ingest = center.store.lifecycle(device.id, item.file)!.ingest!;
   t.true(ingest.ok);
-  t.is(ingest.plainSha256, (entry.body as { sha256: string }).sha256);
+  t.is(ingest.plainSha256, (offer.entry.body as { sha256: string }).sha256);
 });
 
 test('a center without its private key does not start', (t) => {
@@ -75,8 +74,7 @@ test("a center takes a unit's devices only on that unit's topics: another unit's
   const center = world.gateway('center', 'center');
   const device = await world.device('HN-CS-0001');
   const item = await device.seal(4_000);
-  const entry = device.entries.get(item.file)!;
-  const offer = { id: item.file, entry, bytes: item.bytes, sha256: item.sha256, deviceCert: device.certPem };
+  const offer = relayedOffer(device, item);
   // The device's certificate names unit HN-CS; a station of HN-ZZ offers it on HN-ZZ's topics.
   const refused = await center.receiver.offer(device.id, offer, 'HN-ZZ');
   t.like(refused.state, { status: 'refused', code: 'UPLOAD_FORGED' });
@@ -149,9 +147,8 @@ test("an item offered on one unit's topics takes chunks and done on those only; 
   const center = world.gateway('center', 'center');
   const device = await world.device('HN-CS-0001');
   const item = await device.seal(4_000);
-  const entry = device.entries.get(item.file)!;
   const bytes = readFileSync(`${device.evidenceDir}/${item.file}`);
-  const offer = { id: item.file, entry, bytes: item.bytes, sha256: item.sha256, deviceCert: device.certPem };
+  const offer = relayedOffer(device, item);
   const done = { id: item.file, bytes: item.bytes, sha256: item.sha256 };
   t.is((await center.receiver.offer(device.id, offer, 'HN-CS')).state?.status, 'send');
   // HN-ZZ's station, on its own topics, can neither add bytes to HN-CS's upload nor finish it.
@@ -203,13 +200,7 @@ test('a center of several units takes a device only under an id that begins with
   ] as const) {
     const device = await b.device(id);
     const item = await device.seal(2_000);
-    const offer = {
-      id: item.file,
-      entry: device.entries.get(item.file)!,
-      bytes: item.bytes,
-      sha256: item.sha256,
-      deviceCert: device.certPem,
-    };
+    const offer = relayedOffer(device, item);
     const reply = await receiver.offer(id, offer, 'HN-ZZ');
     if (code === null) t.is(reply.state?.status, 'send', JSON.stringify(reply.state));
     else {

@@ -18,7 +18,7 @@ import { startGateway } from '../../gateway/gateway.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import type { GatewayStatus } from '../../protocol/schemas/fleet.ts';
 import { gatewayTopic } from '../../protocol/topics.ts';
-import { evidenceWorld, type EvidenceWorld, type GatewayRig } from '../helpers/evidence-rig.ts';
+import { evidenceWorld, relayedOffer, type EvidenceWorld, type GatewayRig } from '../helpers/evidence-rig.ts';
 import { namingUnit, testPki, type TestIdentity } from '../helpers/pki.ts';
 import { tempDir } from '../helpers/temp.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -155,15 +155,7 @@ test('a center started with units takes a relayed device only under an id that b
   ] as const) {
     const device = await b.device(id);
     const item = await device.seal(2_000);
-    const entry = device.entries.get(item.file)!;
-    const offer = {
-      id: item.file,
-      entry,
-      bytes: item.bytes,
-      sha256: item.sha256,
-      deviceCert: device.certPem,
-    };
-    const reply = await handle.uploads.receiver!.offer(id, offer, 'HN-ZZ');
+    const reply = await handle.uploads.receiver!.offer(id, relayedOffer(device, item), 'HN-ZZ');
     t.is(reply.state?.status, status, id);
     if (status === 'refused') t.is(reply.state?.code, 'DEVICE_ID_NOT_OF_UNIT');
   }

@@ -9,6 +9,7 @@ import type { ExecutionContext } from 'ava';
 import { X509Certificate, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { PendingUpload } from '../../device/uploader.ts';
 import { caPaths } from '../../gateway/ca.ts';
 import { EvidenceStore } from '../../gateway/evidence-store.ts';
 import { UploadReceiver, type UploadAlert } from '../../gateway/upload-receiver.ts';
@@ -42,6 +43,12 @@ export interface EvidenceWorld {
   gateway(name: string, role: 'station' | 'center'): GatewayRig;
   /** uploads everything pending of `device` to `station` and syncs its journal; fails the test otherwise */
   upload(device: DeviceRig, station: GatewayRig): Promise<void>;
+}
+
+/** The offer a station relays for one of `device`'s items: its sealing entry and certificate along. */
+export function relayedOffer(device: DeviceRig, item: PendingUpload) {
+  const entry = device.entries.get(item.file)!;
+  return { id: item.file, entry, bytes: item.bytes, sha256: item.sha256, deviceCert: device.certPem };
 }
 
 /** `unit`: the test unit CA's unit; worlds of several units share the (cached) center key. */
