@@ -2,7 +2,9 @@
  * The one writer of a device journal: append-only JSON Lines, each entry fsync'd before its
  * promise resolves. A second writer on the same file is refused. A torn tail left by a power cut
  * is moved, byte for byte, into a `.torn-OFFSET` file beside the journal and the move is itself
- * journaled, so no byte is ever dropped silently.
+ * journaled, so no byte is ever dropped silently. When the wall clock has gone back since the
+ * last entry (an RTC reset, a clock set back by GNSS or NTP), a `clock-step` entry saying so comes
+ * first: a journal whose times went back without one is refused by every verifier.
  */
 import type { KeyObject } from 'node:crypto';
 import {
@@ -19,6 +21,7 @@ import {
 } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
+import { CLOCK_STEP_KIND } from '../protocol/journal-chain.ts';
 import { RecorderError } from '../protocol/errors.ts';
 import {
   EMPTY_HEAD,
@@ -54,6 +57,8 @@ export class JournalWriter {
   private constructor(
     private readonly options: JournalWriterOptions,
     private currentHead: JournalHead,
+    /** wall-clock time of the last entry (ms), null for an empty journal */
+    private lastTimeMs: number | null,
     private readonly lockPath: string,
     private readonly tornTail: { offset: number; bytes: number; sha256: string; file: string } | null,
   ) {
@@ -67,8 +72,8 @@ export class JournalWriter {
     let writer: JournalWriter;
     try {
       const tornTail = moveTornTail(options.path);
-      const head = readHead(options.path);
-      writer = new JournalWriter(options, head, lockPath, tornTail);
+      const last = readLast(options.path);
+      writer = new JournalWriter(options, last.head, last.timeMs, lockPath, tornTail);
       writer.handle = await open(options.path, 'a', 0o644);
     } catch (error) {
       releaseLock(options.path, lockPath);
@@ -104,14 +109,29 @@ export class JournalWriter {
         `an earlier write to ${this.options.path} failed (${this.failure.message}); reopen the journal`,
       );
     }
-    const entry = signEntry(
-      this.currentHead,
-      { device: this.options.device, kind, body, time },
-      this.options.privateKey,
-    );
-    const line = entryLine(entry);
+    let head = this.currentHead;
+    let text = '';
+    const sign = (kind: string, body: JsonObject): JournalEntry => {
+      const entry = signEntry(
+        head,
+        { device: this.options.device, kind, body, time },
+        this.options.privateKey,
+      );
+      const line = entryLine(entry);
+      text += `${line}\n`;
+      head = headAfter(entry, line);
+      return entry;
+    };
+    // The clock went back since the last entry: say so first, in the same write.
+    if (this.lastTimeMs !== null && time.getTime() < this.lastTimeMs) {
+      sign(CLOCK_STEP_KIND, {
+        from: new Date(this.lastTimeMs).toISOString(),
+        stepMs: time.getTime() - this.lastTimeMs,
+      });
+    }
+    const entry = sign(kind, body);
     try {
-      await this.handle.write(`${line}\n`);
+      await this.handle.write(text);
       await this.handle.sync();
     } catch (error) {
       this.failure = error as Error;
@@ -123,7 +143,8 @@ export class JournalWriter {
         },
       );
     }
-    this.currentHead = headAfter(entry, line);
+    this.currentHead = head;
+    this.lastTimeMs = time.getTime();
     return entry;
   }
 
@@ -218,12 +239,14 @@ function moveTornTail(path: string): { offset: number; bytes: number; sha256: st
   }
 }
 
-function readHead(path: string): JournalHead {
-  if (!existsSync(path)) return EMPTY_HEAD;
+/** The head after the journal's last line, and that entry's wall-clock time. */
+function readLast(path: string): { head: JournalHead; timeMs: number | null } {
+  const empty = { head: EMPTY_HEAD, timeMs: null };
+  if (!existsSync(path)) return empty;
   const fd = openSync(path, 'r');
   try {
     const size = fstatSync(fd).size;
-    if (size === 0) return EMPTY_HEAD;
+    if (size === 0) return empty;
     const start = lastNewlineBefore(fd, size - 1);
     const line = Buffer.alloc(size - 1 - start);
     readSync(fd, line, 0, line.length, start);
@@ -239,7 +262,8 @@ function readHead(path: string): JournalHead {
         { path },
       );
     }
-    return headAfter(entry, line);
+    const timeMs = Date.parse(entry.time);
+    return { head: headAfter(entry, line), timeMs: Number.isNaN(timeMs) ? null : timeMs };
   } finally {
     closeSync(fd);
   }

@@ -127,6 +127,40 @@ test('time comes from the injected clock', async (t) => {
   await w.close();
 });
 
+test('a clock set back is journaled as a clock-step before the next entry, so the chain still verifies', async (t) => {
+  const path = join(tempDir(t), 'journal.jsonl');
+  let now = new Date('2030-01-02T10:00:00.000Z');
+  const w = await open(path, () => now);
+  await w.append('a', {});
+  now = new Date('2030-01-02T10:00:00.500Z');
+  await w.append('b', {});
+  now = new Date('2030-01-02T09:00:00.000Z'); // an RTC an hour fast, corrected
+  const c = await w.append('c', {});
+  await w.close();
+  // After a restart too: the last entry's time is read back from the file.
+  now = new Date('2030-01-02T08:59:00.000Z');
+  const w2 = await open(path, () => now);
+  const d = await w2.append('d', {});
+  await w2.close();
+
+  const entries = readFileSync(path, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  t.deepEqual(
+    entries.map((e) => e.kind),
+    ['a', 'b', 'clock-step', 'c', 'clock-step', 'd'],
+  );
+  t.deepEqual(entries[2].body, { from: '2030-01-02T10:00:00.500Z', stepMs: -3_600_500 });
+  t.is(entries[2].time, '2030-01-02T09:00:00.000Z');
+  t.deepEqual(entries[4].body, { from: '2030-01-02T09:00:00.000Z', stepMs: -60_000 });
+  t.is(c.seq, 3, 'the entry returned is the one written after the step');
+  t.is(d.seq, 5);
+  t.is(w2.head.nextSeq, 6);
+  const report = await verifyJournalFile(path, { publicKey: keys.publicKey });
+  t.true(report.ok, JSON.stringify(report.problems));
+});
+
 test('appending after close is refused with a code', async (t) => {
   const path = join(tempDir(t), 'journal.jsonl');
   const w = await open(path);
