@@ -335,6 +335,7 @@ export class Recorder extends EventEmitter {
       unit: profile.unit,
       device: profile.device,
     });
+    const writer = this.journal;
     const runner = new UploadRunner({
       link,
       device: profile.device,
@@ -347,6 +348,9 @@ export class Recorder extends EventEmitter {
           new Promise<JournalEntry>((resolve, reject) => {
             this.serial(async () => resolve(await this.append(kind, body))).catch(reject);
           }),
+        get head() {
+          return writer.head;
+        },
       },
       chunkBytes: gateway.upload?.chunkBytes ?? 262_144,
       window: gateway.upload?.window ?? 8,

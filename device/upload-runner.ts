@@ -13,10 +13,10 @@ import type { KeyObject } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { RecorderError } from '../protocol/errors.ts';
-import type { JournalEntry, JsonObject } from '../protocol/journal-entry.ts';
+import type { JournalEntry } from '../protocol/journal-entry.ts';
 import type { Done, JournalBatch, Offer, UploadLink } from '../protocol/upload.ts';
 import type { StateStore } from './state-store.ts';
-import { Uploader, type PendingUpload, type UploadRoundResult } from './uploader.ts';
+import { Uploader, type PendingUpload, type UploadRoundResult, type UploaderJournal } from './uploader.ts';
 
 export interface UploadRunnerOptions {
   /** the transport (an MqttUploadLink on the telemetry connection) */
@@ -27,8 +27,8 @@ export interface UploadRunnerOptions {
   /** the pinned receipt-signing key of the gateway */
   gatewayKey: KeyObject;
   store: StateStore;
-  /** appends to the device journal (the recorder's own serialised append) */
-  journal: { append(kind: string, body: JsonObject): Promise<JournalEntry> };
+  /** the device journal (the recorder's own serialised append, and the writer's durable head) */
+  journal: UploaderJournal;
   /** Default 256 KiB. */
   chunkBytes?: number;
   /** Default 8. */

@@ -19,7 +19,7 @@ import { createHash, type KeyObject } from 'node:crypto';
 import { open, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { RecorderError, isRecorderError } from '../protocol/errors.ts';
-import type { JournalEntry, JsonObject } from '../protocol/journal-entry.ts';
+import type { JournalEntry, JournalHead, JsonObject } from '../protocol/journal-entry.ts';
 import { canonicalize } from '../protocol/canonical-json.ts';
 import {
   checkReceipt,
@@ -58,8 +58,8 @@ export interface UploaderOptions {
   pending: () => readonly PendingUpload[];
   /** the signed journal entry that sealed an item */
   entryFor: (item: PendingUpload) => Promise<JournalEntry>;
-  /** journals the receipt (must be durable when it resolves) */
-  journal: { append(kind: string, body: JsonObject): Promise<JournalEntry> };
+  /** journals the receipt; the journal file's lines up to its head are sent to the station */
+  journal: UploaderJournal;
   /** removes an item from the pending queue once receipted and deleted */
   forget: (file: string) => Promise<unknown>;
   /** the journal file, sent whole so the station holds the device's whole chain */
@@ -91,6 +91,18 @@ export interface UploadRoundResult {
   failed: { file: string; code: string; message: string }[];
 }
 
+/** The device journal as the uploader uses it. */
+export interface UploaderJournal {
+  /** appends an entry; resolves once it is durable (fsync'd) */
+  append(kind: string, body: JsonObject): Promise<JournalEntry>;
+  /**
+   * The head after the last durable line. Lines past it are written but not fsync'd yet: a power
+   * cut could still take them, and a station holding one would then see the device's next entry at
+   * that seq as a fork, forever. Without it, every complete line is taken as durable.
+   */
+  readonly head?: JournalHead;
+}
+
 /** Kind of the journal entry for a receipt the device checked and would not act on. */
 export const RECEIPT_REFUSED_KIND = 'receipt-refused';
 
@@ -117,10 +129,12 @@ export class Uploader {
     if (!this.options.journalPath) throw new RecorderError('UPLOAD_FAILED', 'no journal path configured');
     const text = await readFile(this.options.journalPath, 'utf8');
     // Only complete lines: a torn tail is not part of the chain until the writer moves it aside.
+    // And only durable ones (line n holds seq n).
     const lines = text
       .slice(0, text.lastIndexOf('\n') + 1)
       .split('\n')
-      .slice(0, -1);
+      .slice(0, -1)
+      .slice(0, this.options.journal.head?.nextSeq);
     const state = await this.sender.syncJournal(lines, { batchLines: this.options.journalBatchLines ?? 200 });
     return state?.head ?? null;
   }

@@ -394,6 +394,27 @@ test('the journal reaches the station whole, in batches, resuming after losses; 
   t.is(r.store.journalLines(DEVICE).length, local.length);
 });
 
+test("journal lines not yet fsync'd by the writer are not sent: a power cut could still take them", async (t) => {
+  const r = await rig(t, [100]);
+  for (let i = 0; i < 5; i++) await r.journal.append('event', { i });
+  // The writer's head is where its last fsync ended; lines past it are in the file but not durable.
+  let head = r.journal.head;
+  const journal = {
+    append: r.journal.append.bind(r.journal),
+    get head() {
+      return head;
+    },
+  };
+  for (let i = 5; i < 8; i++) await r.journal.append('event', { i });
+  const uploader = new Uploader({ ...r.uploaderOptions, journal, journalPath: join(r.dir, 'journal.jsonl') });
+  const local = readFileSync(join(r.dir, 'journal.jsonl'), 'utf8').trim().split('\n');
+  t.is((await uploader.syncJournal())!.seq, head.nextSeq - 1);
+  t.deepEqual(r.store.journalLines(DEVICE), local.slice(0, head.nextSeq));
+  head = r.journal.head;
+  t.is((await uploader.syncJournal())!.seq, local.length - 1);
+  t.deepEqual(r.store.journalLines(DEVICE), local);
+});
+
 test('killed between moving the object into the store and indexing it: the item is sent again, indexed once, incoming/ left empty', async (t) => {
   const r = await rig(t, [50_000]);
   const item = r.items[0]!;
