@@ -85,6 +85,7 @@ export async function recoverSpool(spoolDir: string, options: RecoverSpoolOption
   };
   const evidenceDir = options.sealer.evidenceDir;
   const index = await readSealedIndex(options.journal.path);
+  options.sealer.rememberNames([...index.byEvidenceFile.keys(), ...index.orphans.keys()]);
 
   for (const name of await listFiles(evidenceDir)) {
     const path = join(evidenceDir, name);

@@ -144,6 +144,8 @@ export class Sealer {
   private readonly chunkBytes: number;
   private readonly parallelMin: number;
   private queue: Promise<unknown> = Promise.resolve();
+  /** names given before, kept or not: a name is the item's id at every gateway */
+  private readonly usedNames = new Set<string>();
 
   constructor(private readonly options: SealerOptions) {
     this.evidenceDir = options.evidenceDir;
@@ -156,6 +158,15 @@ export class Sealer {
     this.now = options.now ?? (() => new Date());
     this.chunkBytes = options.chunkBytes ?? 1 << 20;
     this.parallelMin = options.parallelHashMinBytes ?? 8 << 20;
+  }
+
+  /**
+   * Names of evidence journaled earlier (recovery reads them from the journal at start). None is
+   * given again, though its file is gone after its receipt: event ids come from the wall clock, and
+   * a clock set back would repeat one, and with it a name the station holds another item under.
+   */
+  rememberNames(names: Iterable<string>): void {
+    for (const name of names) this.usedNames.add(name);
   }
 
   /**
@@ -352,6 +363,7 @@ export class Sealer {
   private async publish(tmp: string, base: string): Promise<string> {
     for (let n = 0; ; n++) {
       const file = n === 0 ? `${base}${EVIDENCE_SUFFIX}` : `${base}~${n}${EVIDENCE_SUFFIX}`;
+      if (this.usedNames.has(file)) continue;
       const target = join(this.evidenceDir, file);
       try {
         await link(tmp, target);
@@ -366,6 +378,7 @@ export class Sealer {
         await rename(tmp, target);
       }
       fsyncDir(this.evidenceDir);
+      this.usedNames.add(file);
       return file;
     }
   }

@@ -5,6 +5,7 @@ import {
   mkdirSync,
   readFileSync,
   readdirSync,
+  rmSync,
   statSync,
   truncateSync,
   writeFileSync,
@@ -16,7 +17,7 @@ import { statePaths } from '../../device/state-paths.ts';
 import { StateStore } from '../../device/state-store.ts';
 import { needPrograms } from '../helpers/system.ts';
 import { tempDir } from '../helpers/temp.ts';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { verifyJournalFile } from '../../device/journal-reader.ts';
 import { readSealedIndex } from '../../device/sealing/journal-index.ts';
 import { recoverSpool } from '../../device/sealing/recover-spool.ts';
@@ -105,6 +106,25 @@ test('recovery seals unjournaled spool files, deletes already-sealed ones, keeps
     requeued: [],
     failed: [],
   });
+});
+
+test('a name once sealed is never given again, though its file is gone after its receipt', async (t) => {
+  const rig = await sealingRig(t);
+  const meta = sealMeta({ event: 'HN-CS-0001-20260101T000012Z', segment: 0 });
+  const first = await rig.sealer.seal(makeTsClip(rig.spool, 'a.ts', 2), meta);
+  rmSync(first.evidencePath); // uploaded, receipted, deleted
+  // A restart, then the clock is back at that second: the same event id and segment number.
+  const sealer = new Sealer({
+    evidenceDir: rig.evidence,
+    journal: rig.journal,
+    centerPublicKey: testCenterKeys().publicKey,
+  });
+  await recoverSpool(rig.spool, { sealer, journal: rig.journal, officer: 'OF-0042' });
+  const second = await sealer.seal(makeTsClip(rig.spool, 'b.ts', 2), meta);
+  t.is(basename(first.evidencePath), 'HN-CS-0001-20260101T000012Z_00000.ts.rse');
+  t.is(basename(second.evidencePath), 'HN-CS-0001-20260101T000012Z_00000.ts~1.rse');
+  const third = await sealer.seal(makeTsClip(rig.spool, 'c.ts', 2), meta);
+  t.is(basename(third.evidencePath), 'HN-CS-0001-20260101T000012Z_00000.ts~2.rse');
 });
 
 test('a segment torn by a power cut is recovered and passes verify with the center key (ffprobe)', async (t) => {
