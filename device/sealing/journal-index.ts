@@ -18,6 +18,8 @@ export const MARK_KIND = 'mark';
 
 /** Kind of the entry that recovery writes for an evidence file that was never journaled. */
 export const EVIDENCE_ORPHAN_KIND = 'evidence-orphan';
+/** An unfinished seal kept because its plaintext was gone (a power cut emptied the RAM spool). */
+export const EVIDENCE_UNFINISHED_KIND = 'evidence-unfinished';
 
 export interface SealedItem {
   seq: number;
@@ -37,6 +39,8 @@ export interface SealedIndex {
   byEvidenceFile: Map<string, SealedItem>;
   /** evidence files journaled as orphans (complete files left by a crash before their entry) */
   orphans: Map<string, { bytes: number; sha256: string; line: number }>;
+  /** unfinished seals kept as found, under a `.unfinished` name, because their plaintext was gone */
+  unfinished: Map<string, { bytes: number; sha256: string; line: number }>;
   /** evidence files a gateway has receipted: their local copy may be gone */
   receipted: Set<string>;
   /** events with at least one `mark` entry (issue 6: they upload first) */
@@ -49,6 +53,7 @@ export async function readSealedIndex(journalPath: string): Promise<SealedIndex>
     items: [],
     byEvidenceFile: new Map(),
     orphans: new Map(),
+    unfinished: new Map(),
     receipted: new Set(),
     marked: new Set(),
     entries: 0,
@@ -99,6 +104,8 @@ export async function readSealedIndex(journalPath: string): Promise<SealedIndex>
       index.marked.add(b.event);
     } else if (entry.kind === EVIDENCE_ORPHAN_KIND && typeof b.file === 'string') {
       index.orphans.set(b.file, { bytes: Number(b.bytes), sha256: String(b.sha256), line });
+    } else if (entry.kind === EVIDENCE_UNFINISHED_KIND && typeof b.file === 'string') {
+      index.unfinished.set(b.file, { bytes: Number(b.bytes), sha256: String(b.sha256), line });
     }
   }
   return index;

@@ -8,12 +8,13 @@
  * still in the spool), and a complete evidence file that never got its entry (a crash between
  * rename and journal) is journaled as `evidence-orphan` and kept — evidence is never deleted.
  */
-import { readdir, stat, unlink } from 'node:fs/promises';
+import { readdir, rename, stat, unlink } from 'node:fs/promises';
+import { fsyncDir } from '../fs-durable.ts';
 import { extname, join } from 'node:path';
 import { EVIDENCE_SUFFIX } from '../../protocol/evidence-format.ts';
 import type { JournalEntry, JsonObject } from '../../protocol/journal-entry.ts';
 import { hashFile } from './evidence-file.ts';
-import { EVIDENCE_ORPHAN_KIND, readSealedIndex } from './journal-index.ts';
+import { EVIDENCE_ORPHAN_KIND, EVIDENCE_UNFINISHED_KIND, readSealedIndex } from './journal-index.ts';
 import type { StateStore } from '../state-store.ts';
 import type { JournalAppender, SealMeta, SealResult, Sealer } from './sealer.ts';
 
@@ -48,8 +49,10 @@ export interface RecoveryReport {
   alreadySealed: string[];
   /** unjournaled complete evidence files, journaled now as evidence-orphan and kept */
   orphans: string[];
-  /** unfinished temp files removed from the evidence dir */
+  /** unfinished temp files removed from the evidence dir (their plaintext is in the spool) */
   tempsRemoved: string[];
+  /** unfinished temp files kept, renamed `….unfinished` and journaled: their plaintext was gone */
+  tempsKept: string[];
   /** evidence files put back into the upload queue */
   requeued: string[];
   /** spool files that could not be sealed now (left in the spool), with the error code */
@@ -73,6 +76,7 @@ export function mediaTypeOf(file: string): string {
 }
 
 const TEMP_NAME = /^\..+\.tmp-\d+-[0-9a-f]+$/;
+export const UNFINISHED_SUFFIX = '.unfinished';
 
 export async function recoverSpool(spoolDir: string, options: RecoverSpoolOptions): Promise<RecoveryReport> {
   const report: RecoveryReport = {
@@ -80,6 +84,7 @@ export async function recoverSpool(spoolDir: string, options: RecoverSpoolOption
     alreadySealed: [],
     orphans: [],
     tempsRemoved: [],
+    tempsKept: [],
     requeued: [],
     failed: [],
   };
@@ -87,11 +92,29 @@ export async function recoverSpool(spoolDir: string, options: RecoverSpoolOption
   const index = await readSealedIndex(options.journal.path);
   options.sealer.rememberNames([...index.byEvidenceFile.keys(), ...index.orphans.keys()]);
 
+  // A temp file is an unfinished seal. Its plaintext is still in the spool (seals run one at a
+  // time, and a spool file goes only after its entry is journaled) and is sealed again below, so
+  // the temp goes. A power cut empties the RAM spool: then the temp may be the only copy of those
+  // bytes, and it is kept as found, under a name that says so, and journaled.
+  const spoolFiles = (await listFiles(spoolDir)).filter((n) => !n.startsWith('.')).sort();
   for (const name of await listFiles(evidenceDir)) {
     const path = join(evidenceDir, name);
-    if (TEMP_NAME.test(name)) {
+    if (TEMP_NAME.test(name) && spoolFiles.length > 0) {
       await unlink(path);
       report.tempsRemoved.push(name);
+    } else if (TEMP_NAME.test(name)) {
+      const kept = `${name.slice(1)}${UNFINISHED_SUFFIX}`;
+      const { sha256, bytes } = await hashFile(path);
+      // Journaled first: a crash before the rename finds the temp again and journals it again.
+      await options.journal.append(EVIDENCE_UNFINISHED_KIND, {
+        file: kept,
+        bytes,
+        sha256,
+        note: 'an unfinished seal found with the spool emptied (a power cut); kept as found, not uploaded',
+      });
+      await rename(path, join(evidenceDir, kept));
+      fsyncDir(evidenceDir);
+      report.tempsKept.push(kept);
     } else if (
       name.endsWith(EVIDENCE_SUFFIX) &&
       !index.byEvidenceFile.has(name) &&
@@ -102,7 +125,10 @@ export async function recoverSpool(spoolDir: string, options: RecoverSpoolOption
         file: name,
         bytes,
         sha256,
-        note: 'sealed evidence file without its entry (interrupted seal); kept, its spool file is sealed again',
+        note:
+          spoolFiles.length > 0
+            ? 'sealed evidence file without its entry (interrupted seal); kept, its spool file is sealed again'
+            : 'sealed evidence file without its entry, found with the spool emptied (a power cut); kept, not uploaded',
       };
       await options.journal.append(EVIDENCE_ORPHAN_KIND, body);
       report.orphans.push(name);
@@ -148,7 +174,6 @@ export async function recoverSpool(spoolDir: string, options: RecoverSpoolOption
     .toISOString()
     .replace(/[-:]/g, '')
     .replace(/\.\d+Z$/, 'Z')}`;
-  const spoolFiles = (await listFiles(spoolDir)).filter((n) => !n.startsWith('.')).sort();
   let n = 0;
   for (const name of spoolFiles) {
     const path = join(spoolDir, name);

@@ -78,7 +78,7 @@ export async function verifyState(root: string, options: VerifyStateOptions = {}
       continue;
     }
     const item = index.byEvidenceFile.get(name);
-    const orphan = index.orphans.get(name);
+    const orphan = index.orphans.get(name) ?? index.unfinished.get(name);
     if (!item && !orphan) {
       problems.push({
         code: 'EVIDENCE_UNJOURNALED',

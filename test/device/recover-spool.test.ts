@@ -17,6 +17,7 @@ import { statePaths } from '../../device/state-paths.ts';
 import { StateStore } from '../../device/state-store.ts';
 import { needPrograms } from '../helpers/system.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { randomBytes } from 'node:crypto';
 import { basename, join } from 'node:path';
 import { verifyJournalFile } from '../../device/journal-reader.ts';
 import { readSealedIndex } from '../../device/sealing/journal-index.ts';
@@ -103,9 +104,31 @@ test('recovery seals unjournaled spool files, deletes already-sealed ones, keeps
     alreadySealed: [],
     orphans: [],
     tempsRemoved: [],
+    tempsKept: [],
     requeued: [],
     failed: [],
   });
+});
+
+test('after a power cut emptied the spool, an unfinished seal is kept as found and journaled, never deleted', async (t) => {
+  const { evidence, spool, journal, sealer } = await sealingRig(t);
+  const bytes = randomBytes(5000); // ciphertext whose plaintext went with the RAM spool
+  writeFileSync(join(evidence, '.EV_00004.ts.tmp-4242-deadbeef'), bytes);
+  t.deepEqual(readdirSync(spool), []);
+  const report = await recoverSpool(spool, { sealer, journal, officer: 'OF-0042' });
+  t.deepEqual(report.tempsRemoved, []);
+  t.deepEqual(report.tempsKept, ['EV_00004.ts.tmp-4242-deadbeef.unfinished']);
+  t.deepEqual(readdirSync(evidence), ['EV_00004.ts.tmp-4242-deadbeef.unfinished']);
+  t.deepEqual(readFileSync(join(evidence, 'EV_00004.ts.tmp-4242-deadbeef.unfinished')), bytes);
+  const index = await readSealedIndex(journal.path);
+  t.deepEqual(index.unfinished.get('EV_00004.ts.tmp-4242-deadbeef.unfinished'), {
+    bytes: 5000,
+    sha256: sha256Hex(bytes),
+    line: 1,
+  });
+  const again = await recoverSpool(spool, { sealer, journal, officer: 'OF-0042' });
+  t.deepEqual(again.tempsKept, []);
+  t.is((await readSealedIndex(journal.path)).entries, 1, 'journaled once');
 });
 
 test('a name once sealed is never given again, though its file is gone after its receipt', async (t) => {
