@@ -250,16 +250,23 @@ export class Uploader {
    */
   private async journalRefusal(item: PendingUpload, receipt: Receipt, error: RecorderError): Promise<void> {
     try {
-      const receiptHash = createHash('sha256').update(canonicalize(receipt)).digest('hex');
+      // Named by its JSON text when it has no canonical JSON (a lone surrogate in a string).
+      let text: string;
+      try {
+        text = canonicalize(receipt);
+      } catch {
+        text = JSON.stringify(receipt);
+      }
+      const receiptHash = createHash('sha256').update(text).digest('hex');
       const key = `${item.file} ${receiptHash}`;
       if (this.refused.has(key)) return;
       await this.options.journal.append(RECEIPT_REFUSED_KIND, {
         file: item.file,
         seq: item.seq,
         code: error.code,
-        receiptId: receipt.receipt.id,
+        receiptId: wellFormed(receipt.receipt.id),
         receiptHash,
-        reason: error.message.slice(0, 500),
+        reason: wellFormed(error.message.slice(0, 500)),
       });
       this.refused.add(key);
     } catch {
@@ -288,4 +295,9 @@ export class Uploader {
       await (handle as FileHandle | null)?.close();
     }
   }
+}
+
+/** The text with each lone surrogate replaced by U+FFFD: journal bodies must have canonical JSON. */
+function wellFormed(text: string): string {
+  return text.replace(/\p{Cs}/gu, '\uFFFD');
 }

@@ -18,7 +18,7 @@ import { EvidenceStore } from '../../gateway/evidence-store.ts';
 import { UploadReceiver, type UploadAlert } from '../../gateway/upload-receiver.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import type { JournalEntry } from '../../protocol/journal-entry.ts';
-import { checkJournalReceipt, signReceipt } from '../../protocol/upload.ts';
+import { checkJournalReceipt, entryHash, signReceipt } from '../../protocol/upload.ts';
 import { TestWire, type WireFaults } from '../helpers/upload-wire.ts';
 import { fakeSegments, queueOptions } from '../helpers/sealed-device.ts';
 import { tempDir } from '../helpers/temp.ts';
@@ -283,6 +283,40 @@ test('a receipt replayed for another segment deletes nothing', async (t) => {
   t.true(isRecorderError(await t.throwsAsync(r.uploader.uploadOne(second)), 'RECEIPT_MISMATCH'));
   t.is(journalKinds(r).filter((k) => k === 'receipt-refused').length, 2);
   t.true(existsSync(join(r.evidenceDir, second.file)));
+});
+
+test('a receipt with a lone surrogate is refused and its refusal journaled', async (t) => {
+  const r = await rig(t, [1000]);
+  const item = r.items[0]!;
+  r.wire.sendOffer = async (offer) => {
+    setImmediate(() => {
+      r.wire.emit('state', { id: offer.id, status: 'have', offset: offer.bytes });
+      const body = {
+        v: 1,
+        id: offer.id,
+        device: DEVICE,
+        entrySeq: offer.entry.seq,
+        entryHash: entryHash(offer.entry as JournalEntry),
+      };
+      r.wire.emit('receipt', {
+        receipt: {
+          ...body,
+          bytes: offer.bytes,
+          sha256: offer.sha256,
+          holder: 'HN-station\ud800',
+          role: 'station',
+          storedAt: 'x',
+        },
+        sig: Buffer.alloc(64, 1).toString('base64'),
+      });
+    });
+  };
+  t.true(isRecorderError(await t.throwsAsync(r.uploader.uploadOne(item)), 'RECEIPT_INVALID'));
+  t.true(existsSync(join(r.evidenceDir, item.file)));
+  t.deepEqual(
+    journalKinds(r).filter((k) => k === 'receipt-refused'),
+    ['receipt-refused'],
+  );
 });
 
 test('re-offering a receipted item returns the same receipt and stores nothing twice', async (t) => {

@@ -91,6 +91,21 @@ test('a receipt signed by another key, or altered after signing, is refused', (t
   );
 });
 
+test('a receipt whose body has no canonical JSON (a lone surrogate) is refused as not signed', (t) => {
+  const entry = sealedEntry(4, 'E1-0.ts.enc');
+  const expected = { id: 'E1-0.ts.enc', device: 'HN-CS-0001', entry, bytes: 10, sha256: sha('a') };
+  const receipt = {
+    receipt: { ...receiptFor(entry), holder: 'station\ud800' },
+    sig: Buffer.alloc(64, 1).toString('base64'),
+  };
+  t.true(
+    isRecorderError(
+      t.throws(() => checkReceipt(receipt, expected, gateway.publicKey)),
+      'RECEIPT_INVALID',
+    ),
+  );
+});
+
 test('offers are validated with every problem named', (t) => {
   const error = t.throws(() => parseOffer({ id: '../etc/passwd', entry: {}, bytes: -1, sha256: 'x' }));
   t.true(isRecorderError(error, 'UPLOAD_BAD_MESSAGE'));
