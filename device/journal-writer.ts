@@ -1,7 +1,8 @@
 /**
  * The one writer of a device journal: append-only JSON Lines, each entry fsync'd before its
  * promise resolves. A second writer on the same file is refused. A torn tail left by a power cut
- * is moved, byte for byte, into a `.torn-OFFSET` file beside the journal and the move is itself
+ * is moved, byte for byte, into a new `.torn-OFFSET` file beside the journal (`.torn-OFFSET-2`, `-3`,
+ * … when a tail was torn at that offset before; none is ever overwritten) and the move is itself
  * journaled, so no byte is ever dropped silently. When the wall clock has gone back since the
  * last entry (an RTC reset, a clock set back by GNSS or NTP), a `clock-step` entry saying so comes
  * first: a journal whose times went back without one is refused by every verifier.
@@ -17,6 +18,7 @@ import {
   openSync,
   readFileSync,
   readSync,
+  statSync,
   unlinkSync,
 } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -33,7 +35,7 @@ import {
   type JournalHead,
   type JsonObject,
 } from '../protocol/journal-entry.ts';
-import { replaceFileDurable, writeNewFileDurable } from './fs-durable.ts';
+import { writeNewFileDurable } from './fs-durable.ts';
 
 export const TORN_TAIL_KIND = 'journal-torn-tail';
 
@@ -60,7 +62,7 @@ export class JournalWriter {
     /** wall-clock time of the last entry (ms), null for an empty journal */
     private lastTimeMs: number | null,
     private readonly lockPath: string,
-    private readonly tornTail: { offset: number; bytes: number; sha256: string; file: string } | null,
+    private readonly tornTail: TornTail | null,
   ) {
     this.now = options.now ?? (() => new Date());
   }
@@ -219,24 +221,73 @@ function lastNewlineBefore(fd: number, end: number): number {
   return 0;
 }
 
-function moveTornTail(path: string): { offset: number; bytes: number; sha256: string; file: string } | null {
+// Type aliases, not interfaces: they must be assignable to JsonObject, the body of an entry.
+type TornFile = { file: string; bytes: number; sha256: string };
+
+/** The body of a `journal-torn-tail` entry. */
+type TornTail = TornFile & {
+  offset: number;
+  /** Tails torn earlier at the same offset, oldest first; only when there are any. */
+  earlier?: TornFile[];
+};
+
+/**
+ * Moves the bytes after the last newline into a new `.torn-OFFSET` file and cuts them off. Returns
+ * what the journal must record: the newest torn file at the offset the journal now ends at, and
+ * any earlier ones there. None of them is journaled yet: an entry naming one lies at or past that
+ * offset, so it was torn off too (a second power cut while the first move's entry was appended) or
+ * never written (a power cut between the cut and that append). One entry names them all, so a
+ * power cut cannot leave some recorded and the rest not.
+ */
+function moveTornTail(path: string): TornTail | null {
   if (!existsSync(path)) return null;
   const fd = openSync(path, 'r+');
   try {
     const size = fstatSync(fd).size;
     const offset = lastNewlineBefore(fd, size);
-    if (offset === size) return null;
-    const tail = Buffer.alloc(size - offset);
-    readSync(fd, tail, 0, tail.length, offset);
-    const tornPath = `${path}.torn-${offset}`;
-    // Keep the bytes first, then cut them off: a crash in between repeats the same move.
-    replaceFileDurable(tornPath, tail);
-    ftruncateSync(fd, offset);
-    fsyncSync(fd);
-    return { offset, bytes: tail.length, sha256: sha256Hex(tail), file: basename(tornPath) };
+    const kept = tornFilesAt(path, offset);
+    if (offset < size) {
+      const tail = Buffer.alloc(size - offset);
+      readSync(fd, tail, 0, tail.length, offset);
+      // Keep the bytes first, then cut them off: a crash in between repeats the same move and finds
+      // them kept already, in the newest file. No torn file is ever overwritten.
+      const newest = kept.at(-1);
+      if (newest === undefined || !sameBytes(newest, tail)) {
+        const file = tornFileName(path, offset, kept.length + 1);
+        writeNewFileDurable(file, tail);
+        kept.push(file);
+      }
+      ftruncateSync(fd, offset);
+      fsyncSync(fd);
+    }
+    const files = kept.map(tornFileOf);
+    const newest = files.pop();
+    if (newest === undefined) return null;
+    return { offset, ...newest, ...(files.length ? { earlier: files } : {}) };
   } finally {
     closeSync(fd);
   }
+}
+
+/** `journal.jsonl.torn-OFFSET`, then `-2`, `-3`, … for later tails torn at the same offset. */
+function tornFileName(path: string, offset: number, n: number): string {
+  return n === 1 ? `${path}.torn-${offset}` : `${path}.torn-${offset}-${n}`;
+}
+
+/** The torn files kept for `offset`, oldest first; they are only ever created in sequence. */
+function tornFilesAt(path: string, offset: number): string[] {
+  const files: string[] = [];
+  for (let n = 1; existsSync(tornFileName(path, offset, n)); n++) files.push(tornFileName(path, offset, n));
+  return files;
+}
+
+function sameBytes(file: string, bytes: Buffer): boolean {
+  return statSync(file).size === bytes.length && readFileSync(file).equals(bytes);
+}
+
+function tornFileOf(file: string): TornFile {
+  const bytes = readFileSync(file);
+  return { file: basename(file), bytes: bytes.length, sha256: sha256Hex(bytes) };
 }
 
 /** The head after the journal's last line, and that entry's wall-clock time. */

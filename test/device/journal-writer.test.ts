@@ -1,6 +1,6 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { appendFileSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { verifyJournalFile } from '../../device/journal-reader.ts';
@@ -107,6 +107,112 @@ test('a torn tail is moved byte for byte into a .torn file and the move is journ
     file: tornFile,
   });
   t.true((await verifyJournalFile(path, { publicKey: keys.publicKey })).ok);
+});
+
+test('a tail torn again at the same offset (power cut while journaling the move) keeps both, and one entry names both', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'journal.jsonl');
+  const w = await open(path);
+  await w.append('a', {});
+  await w.close();
+  const intactSize = readFileSync(path).length;
+  const first = Buffer.from('{"body":{"evidence":{"file":"EV-1_00000.ts.rse","bytes":123');
+  appendFileSync(path, first);
+  await (await open(path)).close();
+  // The second power cut: only part of the journal-torn-tail entry, at the same offset, reached the disk.
+  const second = readFileSync(path).subarray(intactSize, intactSize + 40);
+  truncateSync(path, intactSize + second.length);
+
+  await (await open(path)).close();
+  t.deepEqual(readFileSync(`${path}.torn-${intactSize}`), first);
+  t.deepEqual(readFileSync(`${path}.torn-${intactSize}-2`), second);
+  t.deepEqual(
+    readdirSync(dir)
+      .filter((f) => f.includes('.torn-'))
+      .sort(),
+    [`journal.jsonl.torn-${intactSize}`, `journal.jsonl.torn-${intactSize}-2`],
+  );
+  const lines = readFileSync(path, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  t.deepEqual(
+    lines.map((e) => e.kind),
+    ['a', TORN_TAIL_KIND],
+  );
+  t.deepEqual(lines[1].body, {
+    offset: intactSize,
+    file: `journal.jsonl.torn-${intactSize}-2`,
+    bytes: second.length,
+    sha256: sha256Hex(second),
+    earlier: [{ file: `journal.jsonl.torn-${intactSize}`, bytes: first.length, sha256: sha256Hex(first) }],
+  });
+  const report = await verifyJournalFile(path, { publicKey: keys.publicKey });
+  t.true(report.ok, JSON.stringify(report.problems));
+});
+
+test('a power cut after the tail was kept but before it was cut off repeats the move into the same file', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'journal.jsonl');
+  const w = await open(path);
+  await w.append('a', {});
+  await w.close();
+  const intactSize = readFileSync(path).length;
+  const torn = Buffer.from('{"body":{"half":"written');
+  appendFileSync(path, torn);
+  writeFileSync(`${path}.torn-${intactSize}`, torn);
+
+  await (await open(path)).close();
+  t.deepEqual(
+    readdirSync(dir).filter((f) => f.includes('.torn-')),
+    [`journal.jsonl.torn-${intactSize}`],
+  );
+  t.deepEqual(readFileSync(`${path}.torn-${intactSize}`), torn);
+  const lines = readFileSync(path, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  t.deepEqual(lines[1].body, {
+    offset: intactSize,
+    file: `journal.jsonl.torn-${intactSize}`,
+    bytes: torn.length,
+    sha256: sha256Hex(torn),
+  });
+  t.true((await verifyJournalFile(path, { publicKey: keys.publicKey })).ok);
+});
+
+test('a power cut after the tail was cut off but before the move was journaled: the next open journals it', async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, 'journal.jsonl');
+  const w = await open(path);
+  await w.append('a', {});
+  await w.close();
+  const intactSize = readFileSync(path).length;
+  const torn = Buffer.from('{"body":{"half":"written');
+  writeFileSync(`${path}.torn-${intactSize}`, torn);
+
+  await (await open(path)).close();
+  const lines = readFileSync(path, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l));
+  t.deepEqual(
+    lines.map((e) => [e.kind, e.body]),
+    [
+      ['a', {}],
+      [
+        TORN_TAIL_KIND,
+        {
+          offset: intactSize,
+          file: `journal.jsonl.torn-${intactSize}`,
+          bytes: torn.length,
+          sha256: sha256Hex(torn),
+        },
+      ],
+    ],
+  );
+  await (await open(path)).close();
+  t.is(readFileSync(path, 'utf8').trimEnd().split('\n').length, 2, 'a journaled move is not journaled again');
 });
 
 test('a journal whose last complete line is not an entry is not continued', async (t) => {
