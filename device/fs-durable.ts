@@ -1,5 +1,6 @@
 /** Small helpers for writes that must survive a power cut: fsync the file, then its directory. */
 import { closeSync, fsyncSync, openSync, renameSync, writeSync } from 'node:fs';
+import { open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
 /** writeSync may write less than asked; loop until every byte is out. */
@@ -41,4 +42,27 @@ export function replaceFileDurable(path: string, data: string | Uint8Array, mode
   }
   renameSync(tmp, path);
   fsyncDir(dirname(path));
+}
+
+/** replaceFileDurable without blocking the event loop: the same steps, in the same order. */
+export async function replaceFileDurableAsync(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o644,
+): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const file = await open(tmp, 'w', mode);
+  try {
+    await file.writeFile(data);
+    await file.sync();
+  } finally {
+    await file.close();
+  }
+  await rename(tmp, path);
+  const dir = await open(dirname(path), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
+  }
 }

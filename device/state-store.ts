@@ -4,13 +4,15 @@
  * head. Bounded by construction: history lives in the journal, never here.
  *
  * The adapter is constructed explicitly: lowdb's JSONFilePreset keeps data in memory and never
- * writes the file when NODE_ENV=test (STACK-NOTES "lowdb").
+ * writes the file when NODE_ENV=test (STACK-NOTES "lowdb"), and lowdb's JSONFile never fsyncs, so
+ * a power cut could leave an empty state file the recorder refuses to start with. DurableJsonFile
+ * fsyncs every write.
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Low } from 'lowdb';
-import { JSONFile } from 'lowdb/node';
 import { RecorderError } from '../protocol/errors.ts';
+import { DurableJsonFile } from './durable-json-file.ts';
 
 export const STATE_FORMAT = 'recorder-state/1';
 
@@ -104,7 +106,7 @@ export class StateStore {
   /** Opens the state file, creating it with empty state when it does not exist. Throws STATE_INVALID. */
   static async open(path: string): Promise<StateStore> {
     mkdirSync(dirname(path), { recursive: true });
-    const db = new Low<DeviceState>(new JSONFile<DeviceState>(path), emptyState());
+    const db = new Low<DeviceState>(new DurableJsonFile<DeviceState>(path), emptyState());
     try {
       await db.read();
     } catch (error) {
@@ -133,7 +135,7 @@ export class StateStore {
 
   /** Reads a state file without creating or changing it; empty state when it does not exist. */
   static async peek(path: string): Promise<DeviceState> {
-    const db = new Low<DeviceState>(new JSONFile<DeviceState>(path), emptyState());
+    const db = new Low<DeviceState>(new DurableJsonFile<DeviceState>(path), emptyState());
     try {
       await db.read();
     } catch (error) {

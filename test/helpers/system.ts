@@ -19,6 +19,7 @@ export const PROGRAM_PACKAGES: Record<string, string> = {
   mosquitto_pub: 'mosquitto-clients',
   gpiomon: 'gpiod',
   gpioset: 'gpiod',
+  strace: 'strace',
 };
 
 export function missingPrograms(programs: string[]): string[] {
