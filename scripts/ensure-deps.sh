@@ -12,7 +12,7 @@ packages=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-x gstreamer1.0-libav
   socat mosquitto mosquitto-clients ffmpeg jq openssl gpiod
-  python3 python3-cryptography make g++
+  python3 python3-cryptography make g++ strace
 )
 
 missing=()
