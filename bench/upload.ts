@@ -27,7 +27,7 @@
  *    flight, against one item at a time, in alternating pairs; and the same round against a raw
  *    TCP copy of the same files right before it (each file on its own connection into its own
  *    file, fsync'd before the next), for the issue owner's question whether the goal of part 1
- *    should be judged on real segments (see README).
+ *    should be judged on real segments (see docs/performance.md).
  *
  * Files live under the machine's temp directory (a disk, as at a station), both for the baseline
  * and for the gateway's store. The device side (this process) reads evidence from the same disk.

@@ -41,7 +41,7 @@ import type { ProfileService } from './profile-service.ts';
  * TLS 1.3's mandatory suite first, then OpenSSL's defaults (which put AES-256 first). The transport
  * carries evidence that is already AES-256-GCM under the center key; its own strength is bounded by
  * the RSA-2048 certificates and the X25519 exchange (112 and 128 bits), so AES-128 loses nothing,
- * and it takes nearly a third less CPU per byte at both ends of an upload (README "Performance"). A client
+ * and it takes nearly a third less CPU per byte at both ends of an upload (docs/performance.md). A client
  * that offers only AES-256 still gets it.
  */
 export const PREFERRED_CIPHERS = `TLS_AES_128_GCM_SHA256:${DEFAULT_CIPHERS}`;

@@ -53,7 +53,7 @@ export interface UploadMqttClient {
  * mqtt.js copies every QoS 1 payload for its resend store (rfdc), so a 256 MiB item cost the
  * recorder 256 MiB of copies and the garbage collections after them: in `npm run bench -- upload`
  * the recorder spent 8.2 s of CPU per GiB sent through `publish` and 3.3–4.0 s written directly
- * (2026-11-23, README). So the link writes each data chunk as one QoS 1 PUBLISH with mqtt-packet (the
+ * (2026-11-23, docs/performance.md). So the link writes each data chunk as one QoS 1 PUBLISH with mqtt-packet (the
  * encoder mqtt.js itself uses) onto the client's own connection, and takes its message id from the
  * client's own id provider, so no id is ever in flight twice on the connection. The broker sees an
  * ordinary PUBLISH; the PUBACK comes back through the client ('packetreceive'), which ignores an
