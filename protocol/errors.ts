@@ -42,6 +42,8 @@ export const ErrorCodes = {
   UPLOAD_TIMEOUT: 'the gateway did not answer an upload message in time',
   UPLOAD_REFUSED: 'the gateway refused an upload',
   UPLOAD_FAILED: 'an upload failed',
+  UPLOAD_HASH_MISMATCH:
+    'the gateway found the bytes sent not to hash to the offer again after a full resend; the item is kept and tried next round',
   // Evidence store
   STORE_CONFLICT: 'an item is stored already with different content',
   // Command line

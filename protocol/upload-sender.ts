@@ -27,24 +27,35 @@ export interface UploadSenderOptions {
   window?: number;
   /** how long to wait for a state, receipt or journal state. Default 15 s. */
   replyTimeoutMs?: number;
+  /**
+   * Full sends again after the receiver found the bytes not to match the offer's hash. Default 1:
+   * a chunk corrupted on the way is sent once more, and a source that is damaged itself (bit rot
+   * in a station's object, a corrupt file on a device) ends the attempt instead of being sent for
+   * ever.
+   */
+  resendsAfterMismatch?: number;
 }
 
 export class UploadSender {
   readonly chunkBytes: number;
   readonly window: number;
   readonly timeoutMs: number;
+  readonly resendsAfterMismatch: number;
 
   constructor(private readonly options: UploadSenderOptions) {
     this.chunkBytes = options.chunkBytes ?? 256 * 1024;
     this.window = options.window ?? 8;
     this.timeoutMs = options.replyTimeoutMs ?? 15_000;
+    this.resendsAfterMismatch = options.resendsAfterMismatch ?? 1;
   }
 
   /**
    * One attempt at one item: offer, send the bytes the receiver does not hold, say done, until it
    * answers `have` with a receipt. Returns the receipt unchecked (the caller checks it against
    * what it holds). Throws UPLOAD_TIMEOUT when an answer did not come (try again: the receiver
-   * resumes from what it holds) or UPLOAD_REFUSED with the receiver's code (do not retry blindly).
+   * resumes from what it holds), UPLOAD_REFUSED with the receiver's code (do not retry blindly), or
+   * UPLOAD_HASH_MISMATCH when the receiver found the bytes not to match the hash more often than
+   * `resendsAfterMismatch` allows (check the source against its hash before trying again).
    *
    * `readChunk(offset, into)` fills `into` with the item's bytes from `offset` and returns how many
    * it read. The sender reuses `window + 1` buffers for the whole item: a fresh 256 KiB buffer per
@@ -64,6 +75,7 @@ export class UploadSender {
       await this.options.link.sendOffer(offer);
       onOffered?.();
       let state = await replies.nextState();
+      let mismatches = 0;
       for (;;) {
         if (state.status === 'refused' && state.code === 'UPLOAD_NO_OFFER') {
           // The receiver restarted and lost the session: offer again, it resumes from its file.
@@ -77,6 +89,15 @@ export class UploadSender {
           );
         }
         if (state.status === 'have') return await replies.receipt();
+        // The receiver dropped what it held and asks for everything again (DESIGN.md "Uploads").
+        if (state.code === 'UPLOAD_HASH_MISMATCH' && ++mismatches > this.resendsAfterMismatch) {
+          throw new RecorderError(
+            'UPLOAD_HASH_MISMATCH',
+            `the gateway found the bytes of ${offer.id} not to hash to ${offer.sha256} ${mismatches} times; ` +
+              'given up for now: check the file against its hash (damaged here, or a link that corrupts data)',
+            { mismatches },
+          );
+        }
         await this.sendFrom(offer, state.offset, readChunk, onProgress);
         await this.options.link.sendDone({ id: offer.id, bytes: offer.bytes, sha256: offer.sha256 });
         state = await replies.nextState();
