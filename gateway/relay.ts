@@ -13,11 +13,13 @@
  *
  * The center unreachable: every attempt fails with a timeout, the round ends, and the next one
  * waits with exponential backoff and jitter (mqtt.js reconnects at a fixed period: STACK-NOTES).
+ * An item whose bytes the center finds not to match its hash after a resend is given up for the
+ * round, checked against its index row here, and alerted; the round goes on with the others.
  */
 import { EventEmitter } from 'node:events';
 import type { KeyObject } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
-import { RecorderError, isRecorderError } from '../protocol/errors.ts';
+import { RecorderError, isRecorderError, type ErrorCode } from '../protocol/errors.ts';
 import { sha256Hex, type JournalEntry } from '../protocol/journal-entry.ts';
 import { UploadSender, type SenderTimers } from '../protocol/upload-sender.ts';
 import { checkJournalReceipt, checkReceipt, type Offer, type UploadLink } from '../protocol/upload.ts';
@@ -71,7 +73,8 @@ export interface RelayRoundResult {
 
 /**
  * Events: 'relayed' {device, id, receipt}, 'journal' {device, seq}, 'purged' {device, id},
- * 'alert' RelayFailure (a refusal or a receipt that does not match), 'round' RelayRoundResult.
+ * 'alert' RelayFailure (a refusal, a receipt that does not match, an item the center finds not to
+ * match its hash: STORE_OBJECT_HASH when the object here is damaged), 'round' RelayRoundResult.
  */
 export class Relay extends EventEmitter {
   private readonly now: () => Date;
@@ -297,6 +300,24 @@ export class Relay extends EventEmitter {
     return known.certPem;
   }
 
+  /**
+   * The center found the bytes sent not to match the item's hash even after a full resend: when the
+   * object here does not match its own index row either, it is evidence damaged at the station
+   * (R18), not a fault of the link, and the error says so. Null when the object is intact.
+   */
+  private async damage(item: StoredItem): Promise<RecorderError | null> {
+    const problem = await this.options.store.checkObject(item);
+    if (!problem) return null;
+    const path = this.options.store.objectPath(item.sha256);
+    return new RecorderError(
+      problem as ErrorCode,
+      `the station's object of ${item.id} (${path}) does not match its index row (${item.bytes} bytes, ` +
+        `SHA-256 ${item.sha256}): the evidence is damaged here and the center refuses it; it stays ` +
+        'unrelayed and is tried again each round (run `recorder evidence verify` on this station)',
+      { device: item.device, id: item.id },
+    );
+  }
+
   private async relayItem(item: StoredItem): Promise<void> {
     const { store } = this.options;
     const entry = JSON.parse(item.entryLine) as JournalEntry;
@@ -327,6 +348,7 @@ export class Relay extends EventEmitter {
         } catch (error) {
           lastError = error as Error;
           if (isRecorderError(error, 'UPLOAD_TIMEOUT')) continue;
+          if (isRecorderError(error, 'UPLOAD_HASH_MISMATCH')) throw (await this.damage(item)) ?? error;
           throw error;
         }
         // Only a receipt for exactly this item, by a center, marks it relayed.

@@ -2,7 +2,7 @@ import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import Database from 'better-sqlite3';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Relay, type RelayFailure, type RelayOptions, type RelayRoundResult } from '../../gateway/relay.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
@@ -231,6 +231,115 @@ test('the center decrypts at ingest: a ciphertext or plaintext that does not mat
     t.regex(refusedCert!.message, /DEVICE_CERT_INVALID/);
     t.true(w.center.alerts.some((a) => a.code === 'DEVICE_CERT_INVALID' && why.test(a.message)));
   }
+});
+
+/** Flips one bit of a stored object in place (bit rot: same size, same read-only mode). */
+function flipBit(path: string, at: number): void {
+  chmodSync(path, 0o644);
+  const bytes = readFileSync(path);
+  bytes[at] = bytes[at]! ^ 1;
+  writeFileSync(path, bytes);
+  chmodSync(path, 0o444);
+}
+
+/** One round, failing the test when it does not end: a sender that resends for ever never does. */
+function roundWithin(relay: Relay, ms = 60_000): Promise<RelayRoundResult> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([
+    relay.runOnce(),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`the relay round did not end within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+test('one damaged object at the station is given up after a resend and alerted as STORE_OBJECT_HASH; the other items go', async (t) => {
+  const w = await world(t, [30_000, 4_000, 4_000]);
+  const [damaged, ...good] = w.station.store.list();
+  const object = w.station.store.objectPath(damaged!.sha256);
+  flipBit(object, 100);
+  const relay = w.relay();
+  const alerts: RelayFailure[] = [];
+  relay.on('alert', (a: RelayFailure) => alerts.push(a));
+  const result = await roundWithin(relay);
+  t.deepEqual(
+    result.relayed.map((r) => r.id),
+    good.map((i) => i.id),
+  );
+  t.is(result.journals.length, 1);
+  t.deepEqual(
+    result.failed.map((f) => [f.id, f.code]),
+    [[damaged!.id, 'STORE_OBJECT_HASH']],
+  );
+  t.regex(result.failed[0]!.message, /damaged here/);
+  t.deepEqual(
+    alerts.map((a) => [a.id, a.code]),
+    [[damaged!.id, 'STORE_OBJECT_HASH']],
+  );
+  // The first send and one resend, each refused by the center; nothing stored there.
+  t.is(w.center.alerts.filter((a) => a.code === 'UPLOAD_HASH_MISMATCH').length, 2);
+  t.is(w.center.store.get(w.device.id, damaged!.id), null);
+  const life = w.station.store.lifecycle(w.device.id, damaged!.id)!;
+  t.is(life.relayedAt, null);
+  t.regex(life.relayError!, /STORE_OBJECT_HASH/);
+  t.true(existsSync(object), 'the station keeps what it has');
+
+  // The next round tries it again; once the object is whole again (restored), it goes.
+  const again = await roundWithin(relay);
+  t.deepEqual(
+    again.failed.map((f) => f.code),
+    ['STORE_OBJECT_HASH'],
+  );
+  flipBit(object, 100);
+  const restored = await roundWithin(relay);
+  t.deepEqual(restored.failed, []);
+  t.deepEqual(
+    restored.relayed.map((r) => r.id),
+    [damaged!.id],
+  );
+  t.truthy(w.station.store.lifecycle(w.device.id, damaged!.id)!.relayedAt);
+});
+
+test('a link that corrupts every copy: the item is given up as UPLOAD_HASH_MISMATCH with its object intact, and goes once the link is sound', async (t) => {
+  const w = await world(t, [20_000, 4_000]);
+  const [first, second] = w.station.store.list();
+  let corrupting = true;
+  const relay = w.relay({
+    linkFor: (d) => {
+      const wire = new TestWire(w.center.receiver, d);
+      const send = wire.sendChunk.bind(wire);
+      wire.sendChunk = (id, offset, data) => {
+        if (!corrupting || id !== first!.id || offset !== 0) return send(id, offset, data);
+        const bad = Buffer.from(data);
+        bad[0] = bad[0]! ^ 0xff;
+        return send(id, offset, bad);
+      };
+      return wire;
+    },
+  });
+  const alerts: RelayFailure[] = [];
+  relay.on('alert', (a: RelayFailure) => alerts.push(a));
+  const result = await roundWithin(relay);
+  t.deepEqual(
+    result.relayed.map((r) => r.id),
+    [second!.id],
+  );
+  t.deepEqual(
+    result.failed.map((f) => [f.id, f.code]),
+    [[first!.id, 'UPLOAD_HASH_MISMATCH']],
+  );
+  t.deepEqual(
+    alerts.map((a) => a.code),
+    ['UPLOAD_HASH_MISMATCH'],
+  );
+  t.is(await w.station.store.checkObject(first!), null);
+  corrupting = false;
+  const next = await roundWithin(relay);
+  t.deepEqual(next.failed, []);
+  t.deepEqual(
+    next.relayed.map((r) => r.id),
+    [first!.id],
+  );
 });
 
 test('center down, then up: the station keeps everything, retries with backoff and catches up', async (t) => {
