@@ -8,6 +8,9 @@
  * chunks with a window in flight, say done, and wait for the gateway's signed receipt. Only a
  * receipt for exactly this item (checkReceipt) is journaled, and only then is the local copy
  * deleted. Anything else — a timeout, a refusal, a cut connection — leaves the item where it was.
+ * An item the gateway finds not to match its hash even after a full resend is given up for the
+ * round (UPLOAD_HASH_MISMATCH, or EVIDENCE_MISMATCH when the local copy itself does not hash to its
+ * journal entry) so the others go; it stays pending and the next round offers it again.
  *
  * A receipt that fails the check (not signed by the pinned gateway key, or naming other content) is
  * journaled as `receipt-refused` (R18: an auditor sees that a gateway answered with a receipt the
@@ -32,6 +35,7 @@ import {
 } from '../protocol/upload.ts';
 import { UploadSender } from '../protocol/upload-sender.ts';
 import { ReadAhead } from './read-ahead.ts';
+import { hashFile } from './sealing/evidence-file.ts';
 
 export interface PendingUpload {
   /** evidence file name (also the upload id) */
@@ -237,6 +241,8 @@ export class Uploader {
         if (isRecorderError(error, 'RECEIPT_INVALID') || isRecorderError(error, 'RECEIPT_MISMATCH'))
           throw error;
         if (isRecorderError(error, 'UPLOAD_REFUSED')) throw error;
+        // Sent twice already in this attempt: more offers this round would only send it again.
+        if (isRecorderError(error, 'UPLOAD_HASH_MISMATCH')) throw (await this.damage(item)) ?? error;
       }
     }
     throw lastError;
@@ -272,6 +278,24 @@ export class Uploader {
     } catch {
       // the item stays pending and the round reports the refusal; the next refusal tries again
     }
+  }
+
+  /**
+   * The gateway found the bytes sent not to match the item's hash after a full resend: when the
+   * local copy does not hash to its journal entry either, it is damaged on this device (R18), and
+   * the error says so. It is kept: the journal entry and the file are all there is of it.
+   */
+  private async damage(item: PendingUpload): Promise<RecorderError | null> {
+    const path = join(this.options.evidenceDir, item.file);
+    const found = await hashFile(path).catch(() => null);
+    if (!found || (found.sha256 === item.sha256 && found.bytes === item.bytes)) return null;
+    return new RecorderError(
+      'EVIDENCE_MISMATCH',
+      `the local copy of ${item.file} (${path}) does not hash to its journal entry (${item.bytes} bytes, ` +
+        `SHA-256 ${item.sha256}): it is damaged on this device and the gateway refuses it; it is kept ` +
+        'and offered again each round (`recorder verify --state` on this device lists what else is damaged)',
+      { file: item.file },
+    );
   }
 
   private async attempt(item: PendingUpload, offer: Offer, onOffered?: () => void): Promise<Receipt> {

@@ -222,6 +222,66 @@ test('a corrupted chunk is rejected and the item resent', async (t) => {
   t.is(await r.store.checkObject(r.store.list()[0]!), null);
 });
 
+test('a damaged local file is sent twice, reported EVIDENCE_MISMATCH and kept; the other items go, and it goes once whole', async (t) => {
+  const r = await rig(t, [30_000, 20_000, 10_000]);
+  const damaged = r.items[1]!;
+  const path = join(r.evidenceDir, damaged.file);
+  const flip = () => {
+    const bytes = readFileSync(path);
+    bytes[5000] = bytes[5000]! ^ 1;
+    writeFileSync(path, bytes);
+  };
+  flip();
+  const others = r.items.filter((i) => i !== damaged).map((i) => i.file);
+  const result = await r.uploader.uploadAll();
+  t.deepEqual(result.receipted, others);
+  t.deepEqual(
+    result.failed.map((f) => [f.file, f.code]),
+    [[damaged.file, 'EVIDENCE_MISMATCH']],
+  );
+  t.regex(result.failed[0]!.message, /damaged on this device/);
+  // One send and one resend in the round, not one per attempt (maxAttempts 40 here).
+  t.is(r.alerts.filter((a) => a.code === 'UPLOAD_HASH_MISMATCH').length, 2);
+  t.deepEqual(
+    r.items.map((i) => i.file),
+    [damaged.file],
+    'still pending',
+  );
+  t.true(existsSync(path), 'never deleted');
+  t.is(r.store.get(DEVICE, damaged.file), null);
+
+  // The next round offers it again; once the file is whole (a transient read fault), it goes.
+  const again = await r.uploader.uploadAll();
+  t.deepEqual(
+    again.failed.map((f) => f.code),
+    ['EVIDENCE_MISMATCH'],
+  );
+  flip();
+  const whole = await r.uploader.uploadAll();
+  t.deepEqual(whole, { receipted: [damaged.file], failed: [] });
+  t.false(existsSync(path));
+});
+
+test('a link that corrupts every copy: UPLOAD_HASH_MISMATCH after one resend, the item kept, and it goes once the link is sound', async (t) => {
+  let corrupting = true;
+  const r = await rig(t, [20_000], {
+    onMessage: (_n, kind) => (corrupting && kind === 'chunk' ? 'corrupt' : 'pass'),
+  });
+  const item = r.items[0]!;
+  const result = await r.uploader.uploadAll();
+  t.deepEqual(result.receipted, []);
+  t.deepEqual(
+    result.failed.map((f) => [f.file, f.code]),
+    [[item.file, 'UPLOAD_HASH_MISMATCH']],
+  );
+  t.is(r.alerts.filter((a) => a.code === 'UPLOAD_HASH_MISMATCH').length, 2);
+  t.is(r.items.length, 1);
+  t.true(existsSync(join(r.evidenceDir, item.file)));
+  corrupting = false;
+  const next = await r.uploader.uploadAll();
+  t.deepEqual(next, { receipted: [item.file], failed: [] });
+});
+
 test('the gateway restarted mid-upload resumes from what it holds; partial data never enters the store', async (t) => {
   const alerts: UploadAlert[] = [];
   let restarted = false;
