@@ -165,9 +165,9 @@ export class EvidenceStore {
     this.db.exec('CREATE INDEX IF NOT EXISTS items_relay ON items (relayed_at, stored_at)');
   }
 
-  /** Where incoming uploads are written before they are verified and stored. */
+  /** Where an incoming upload is written before it is verified and stored (incomingFileName()). */
   incomingPath(device: string, id: string): string {
-    return join(this.root, 'incoming', `${device}--${id}.part`);
+    return join(this.root, 'incoming', incomingFileName(device, id));
   }
 
   objectPath(sha256: string): string {
@@ -526,6 +526,25 @@ function fromRow(r: Row): StoredItem {
     storedAt: r.stored_at,
     receipt: r.receipt,
   };
+}
+
+/**
+ * The name of an item's file in incoming/: `{device}+{id}.part`, each part with every byte
+ * outside [A-Za-z0-9_.-] percent-encoded (none is in the device ids the CA issues and the ids an
+ * offer may carry, protocol/topics.ts and protocol/upload.ts). '+' is in neither part, so no two
+ * (device, id) pairs share a file. The name was `{device}--{id}.part` until 2026-12-05, and both
+ * may hold `--`: device HN-CS-0001 offering x--E1-0.ts.enc wrote into the upload of device
+ * HN-CS-0001--x's E1-0.ts.enc. A file of that naming (no '+') is never opened again; its item is
+ * sent again from 0.
+ */
+export function incomingFileName(device: string, id: string): string {
+  return `${encodeNamePart(device)}+${encodeNamePart(id)}.part`;
+}
+
+function encodeNamePart(text: string): string {
+  return text.replace(/[^A-Za-z0-9_.-]/gu, (c) =>
+    [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
+  );
 }
 
 /** SHA-256 (hex) of a whole file, read as a stream. */

@@ -18,7 +18,7 @@ import type { ExecutionContext } from 'ava';
 import { createHash, generateKeyPairSync } from 'node:crypto';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { EvidenceStore } from '../../gateway/evidence-store.ts';
+import { EvidenceStore, incomingFileName } from '../../gateway/evidence-store.ts';
 import { loadGatewayConfig } from '../../gateway/config.ts';
 import { startGateway } from '../../gateway/gateway.ts';
 import { deviceTopic } from '../../protocol/topics.ts';
@@ -76,7 +76,7 @@ test('the gateway SIGKILLed mid-upload and restarted: partial data never enters 
   // Restarted on the same port: the device's configuration names one address.
   station.writeConfig({ listen: { host: '127.0.0.1', port: gateway.port } });
   const root = join(station.dir, 'evidence');
-  const incoming = join(root, 'incoming', `${DEVICE}--${item.file}.part`);
+  const incoming = join(root, 'incoming', incomingFileName(DEVICE, item.file));
   const size = () => {
     try {
       return statSync(incoming).size;

@@ -1,8 +1,8 @@
 import test from 'ava';
 import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { EvidenceStore, type StoredItem } from '../../gateway/evidence-store.ts';
+import { dirname, join } from 'node:path';
+import { EvidenceStore, incomingFileName, type StoredItem } from '../../gateway/evidence-store.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import { tempDir } from '../helpers/temp.ts';
 
@@ -121,4 +121,24 @@ test('an object left without its index row is kept when it hashes right, else re
   await store.put(again, bad, 'now');
   t.deepEqual(readFileSync(store.objectPath(bad.sha256)), other);
   t.is(await store.checkObject(store.get('HN-CS-0001', 'bad')!), null);
+});
+
+test('incoming files of different devices and items never share a name, though ids may hold --', (t) => {
+  const store = new EvidenceStore(tempDir(t));
+  t.teardown(() => store.close());
+  const pairs: [string, string][] = [
+    ['HN-CS-0001', 'x--E1-0.ts.enc'],
+    ['HN-CS-0001--x', 'E1-0.ts.enc'],
+    ['HN-CS-0001-', '-x--E1-0.ts.enc'],
+    ['a+b', 'c'],
+    ['a', 'b+c'],
+    ['a%2Bb', 'c'],
+    ['a/..', 'b'],
+    ['', 'a+b'],
+  ];
+  const paths = pairs.map(([device, id]) => store.incomingPath(device, id));
+  t.is(new Set(paths).size, pairs.length);
+  for (const path of paths) t.is(dirname(path), join(store.root, 'incoming'));
+  // What the CA and the offer schema admit is kept as it is, for an operator to read.
+  t.is(incomingFileName('HN-CS-0001', 'E1-0.ts.enc'), 'HN-CS-0001+E1-0.ts.enc.part');
 });

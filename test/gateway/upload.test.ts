@@ -1,7 +1,7 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, type KeyObject } from 'node:crypto';
 import {
   chmodSync,
   copyFileSync,
@@ -533,4 +533,85 @@ test('killed between moving the object into the store and indexing it: the item 
   t.deepEqual((await r2.uploader.uploadAll()).failed, []);
   t.is(await r2.store.checkObject(r2.store.list()[0]!), null);
   t.deepEqual(readdirSync(join(r2.dir, 'station', 'incoming')), []);
+});
+
+test('a device whose id and item id join to another device and item writes nothing into that upload', async (t) => {
+  const dir = tempDir(t);
+  const store = new EvidenceStore(join(dir, 'station'));
+  t.teardown(() => store.close());
+  // HN-CS-0001--x's E1-0.ts.enc and HN-CS-0001's x--E1-0.ts.enc were both incoming/HN-CS-0001--x--E1-0.ts.enc.part.
+  const victim = 'HN-CS-0001--x';
+  const other = 'HN-CS-0001';
+  const keys = new Map([victim, other].map((d) => [d, generateKeyPairSync('ed25519')]));
+  const receiver = new UploadReceiver({
+    store,
+    unit: 'HN',
+    holder: 'HN-station',
+    role: 'station',
+    receiptKey: gatewayKeys.privateKey,
+    deviceKey: (d) => keys.get(d)?.publicKey ?? null,
+  });
+  t.teardown(() => receiver.close());
+  const alerts: UploadAlert[] = [];
+  receiver.on('alert', (a: UploadAlert) => alerts.push(a));
+  const journals = new Map<string, JournalWriter>();
+  for (const [device, { privateKey }] of keys) {
+    const journal = await JournalWriter.open({ path: join(dir, `${device}.jsonl`), device, privateKey });
+    t.teardown(() => journal.close());
+    journals.set(device, journal);
+  }
+  const offerOf = async (device: string, id: string, data: Buffer) => {
+    const sha256 = createHash('sha256').update(data).digest('hex');
+    const entry = await journals
+      .get(device)!
+      .append('segment', { evidence: { file: id, bytes: data.length, sha256 } });
+    return { id, entry, bytes: data.length, sha256 };
+  };
+  const data = randomBytes(20_000);
+  const offer = await offerOf(victim, 'E1-0.ts.enc', data);
+  t.is((await receiver.offer(victim, offer)).state?.status, 'send');
+  for (let at = 0; at < 8192; at += 4096)
+    t.is(await receiver.chunk(victim, offer.id, at, data.subarray(at, at + 4096)), null);
+
+  // The other device offers a short item (a longer file was cut back to 0), then writes its own bytes.
+  const garbage = Buffer.alloc(8192, 0x41);
+  t.like((await receiver.offer(other, await offerOf(other, 'x--E1-0.ts.enc', Buffer.alloc(1)))).state, {
+    status: 'send',
+    offset: 0,
+  });
+  t.like((await receiver.offer(other, await offerOf(other, 'x--E1-0.ts.enc', garbage))).state, {
+    status: 'send',
+    offset: 0,
+  });
+  t.is(await receiver.chunk(other, 'x--E1-0.ts.enc', 0, garbage), null);
+
+  for (let at = 8192; at < data.length; at += 4096)
+    t.is(await receiver.chunk(victim, offer.id, at, data.subarray(at, at + 4096)), null);
+  const reply = await receiver.done(victim, { id: offer.id, bytes: offer.bytes, sha256: offer.sha256 });
+  t.is(reply.state?.status, 'have');
+  t.truthy(reply.receipt);
+  const stored = store.get(victim, offer.id)!;
+  t.is(await store.checkObject(stored), null);
+  t.true(readFileSync(store.objectPath(stored.sha256)).equals(data));
+  t.deepEqual(alerts, []);
+  // The other device's upload is its own, and completes too.
+  const theirs = await receiver.done(other, {
+    id: 'x--E1-0.ts.enc',
+    bytes: garbage.length,
+    sha256: createHash('sha256').update(garbage).digest('hex'),
+  });
+  t.is(theirs.state?.status, 'have');
+  t.is(await store.checkObject(store.get(other, 'x--E1-0.ts.enc')!), null);
+});
+
+test('an incoming file of the naming before 2026-12-05 is not resumed: the item is sent from 0, the leftover blocks nothing', async (t) => {
+  const r = await rig(t, [50_000]);
+  const item = r.items[0]!;
+  const old = join(r.dir, 'station', 'incoming', `${DEVICE}--${item.file}.part`);
+  writeFileSync(old, readFileSync(join(r.evidenceDir, item.file)).subarray(0, 20_000));
+  const offer = { id: item.file, entry: r.entries.get(item.file)!, bytes: item.bytes, sha256: item.sha256 };
+  t.like((await r.receiver.offer(DEVICE, offer)).state, { status: 'send', offset: 0 });
+  t.deepEqual((await r.uploader.uploadAll()).failed, []);
+  t.is(await r.store.checkObject(r.store.list()[0]!), null);
+  t.deepEqual(readdirSync(join(r.dir, 'station', 'incoming')), [`${DEVICE}--${item.file}.part`]);
 });
