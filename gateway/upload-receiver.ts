@@ -68,6 +68,11 @@ export interface UploadReceiverOptions {
    * device would wait for it. Default 32 MiB.
    */
   syncEveryBytes?: number;
+  /**
+   * Opens an incoming file for appending. Default fs/promises open(path, 'a'); a test passes one
+   * whose writes or datasyncs fail, as a failing disk's do.
+   */
+  openIncoming?: (path: string) => Promise<FileHandle>;
   now?: () => Date;
 }
 
@@ -113,8 +118,12 @@ interface Session {
   writing: Promise<void>;
   /** bytes queued and not yet written */
   queued: number;
-  /** a write failed: later chunks are dropped and done reports it */
-  failed: { code: string; reason: string } | null;
+  /**
+   * a write or datasync failed: later chunks are dropped and done reports it. `restart`: nothing
+   * of the file is trusted, it was deleted at the failure (spoil()), and the item starts again from
+   * 0; else (a disk full on a write) the file was cut back to a clean prefix and is resumed.
+   */
+  failed: { code: string; reason: string; restart: boolean } | null;
 }
 
 /**
@@ -339,6 +348,7 @@ export class UploadReceiver extends EventEmitter {
 
     const previous = this.sessions.get(key(device, offer.id));
     await this.closeSession(device, offer.id);
+    if (previous?.failed?.restart) await this.restart(previous);
     const path = this.options.store.incomingPath(device, offer.id);
     let size = await stat(path).then(
       (s) => s.size,
@@ -385,7 +395,7 @@ export class UploadReceiver extends EventEmitter {
       return {
         id,
         status: 'refused',
-        offset: session.size,
+        offset: session.failed.restart ? 0 : session.size,
         code: session.failed.code,
         reason: session.failed.reason,
       };
@@ -418,7 +428,7 @@ export class UploadReceiver extends EventEmitter {
     const bytes = chunks.reduce((n, chunk) => n + chunk.length, 0);
     try {
       if (session.failed) return;
-      const handle = (session.handle ??= await open(session.path, 'a'));
+      const handle = (session.handle ??= await (this.options.openIncoming ?? appendTo)(session.path));
       // A regular file may take fewer bytes than asked (a disk filling up): write the rest.
       let rest = chunks;
       for (let done = 0; done < bytes;) {
@@ -435,19 +445,31 @@ export class UploadReceiver extends EventEmitter {
           () => {
             session.syncing = null;
           },
-          (error: Error) => {
+          // Cleared only once the file is deleted: settle() waits for it before a re-offer looks.
+          async (error: Error) => {
+            await this.spoil(session, device, id, syncFailureCode(error), `datasync: ${error.message}`);
             session.syncing = null;
-            session.failed ??= { code: 'UPLOAD_WRITE_FAILED', reason: `datasync: ${error.message}` };
           },
         );
       }
     } catch (error) {
-      const code =
-        (error as NodeJS.ErrnoException).code === 'ENOSPC' ? 'STORAGE_FULL' : 'UPLOAD_WRITE_FAILED';
-      this.alert({ code, device, id, message: `cannot write ${session.path}: ${(error as Error).message}` });
-      // Whatever part of the chunk landed is cut off again, so the file stays a clean prefix.
-      await truncate(session.path, session.size).catch(() => undefined);
-      session.failed = { code, reason: (error as Error).message };
+      const reason = `write: ${(error as Error).message}`;
+      if ((error as NodeJS.ErrnoException).code !== 'ENOSPC') {
+        await this.spoil(session, device, id, 'UPLOAD_WRITE_FAILED', reason);
+        return;
+      }
+      // A disk full: whatever part of the chunk landed is cut off again, so the file stays a clean
+      // prefix, resumed once there is room (no datasync failed, the bytes before are as written).
+      const cut = await truncate(session.path, session.size).then(
+        () => true,
+        () => false,
+      );
+      if (!cut) {
+        await this.spoil(session, device, id, 'STORAGE_FULL', `${reason}; the file could not be cut back`);
+        return;
+      }
+      this.alert({ code: 'STORAGE_FULL', device, id, message: `cannot write ${session.path}: ${reason}` });
+      session.failed = { code: 'STORAGE_FULL', reason: (error as Error).message, restart: false };
       session.accepted = session.size;
     } finally {
       session.queued -= bytes;
@@ -455,8 +477,46 @@ export class UploadReceiver extends EventEmitter {
   }
 
   /**
+   * A write (other than a disk full) or a datasync of the item's file failed: the alert is raised,
+   * the file deleted, and the item starts again from 0 in a fresh file with a fresh hash (done or a
+   * re-offer resets the session, restart()). After a failed fsync Linux reports the error once
+   * and marks the pages clean: a second fsync "succeeds" though the bytes may never reach the
+   * disk, while they still read back right from the page cache, so neither the running hash nor a
+   * re-read would tell (PostgreSQL's "fsyncgate", 2018). Deleted now, so that neither a re-offer
+   * nor a gateway restarted on this store resumes from the file.
+   */
+  private async spoil(
+    session: Session,
+    device: string,
+    id: string,
+    code: string,
+    reason: string,
+  ): Promise<void> {
+    if (session.failed?.restart) return;
+    session.failed = { code, reason, restart: true };
+    this.alert({
+      code,
+      device,
+      id,
+      message: `${session.path}: ${reason}; the incoming file is dropped and the item is to be sent again from 0`,
+    });
+    await unlink(session.path).catch(() => undefined);
+  }
+
+  /** After spoil(): the session starts again from 0, its file gone (deleted again if it came back). */
+  private async restart(session: Session): Promise<void> {
+    await unlink(session.path).catch(() => undefined);
+    session.failed = null;
+    session.size = 0;
+    session.accepted = 0;
+    session.hash = createHash('sha256');
+    session.hashed = 0;
+    session.unsynced = 0;
+  }
+
+  /**
    * Waits for an item's queued writes and closes its incoming file (the session stays); with
-   * `durable`, the file's data is on disk first (a failed fsync fails the session).
+   * `durable`, the file's data is on disk first (a failed fsync spoils the file).
    */
   private async settle(session: Session, durable = false): Promise<void> {
     await session.writing;
@@ -464,9 +524,17 @@ export class UploadReceiver extends EventEmitter {
     const handle = session.handle;
     session.handle = null;
     if (handle && durable && !session.failed) {
-      await handle.datasync().catch((error: Error) => {
-        session.failed = { code: 'UPLOAD_WRITE_FAILED', reason: `fsync: ${error.message}` };
-      });
+      await handle
+        .datasync()
+        .catch((error: Error) =>
+          this.spoil(
+            session,
+            session.device,
+            session.offer.id,
+            syncFailureCode(error),
+            `fsync: ${error.message}`,
+          ),
+        );
     }
     await handle?.close().catch(() => undefined);
   }
@@ -528,7 +596,8 @@ export class UploadReceiver extends EventEmitter {
     const { offer } = session;
     await this.settle(session, true);
     if (session.failed) {
-      const { code, reason } = session.failed;
+      const { code, reason, restart } = session.failed;
+      if (restart) await this.restart(session);
       session.failed = null;
       return { state: { id: offer.id, status: 'refused', offset: session.size, code, reason } };
     }
@@ -600,6 +669,9 @@ export class UploadReceiver extends EventEmitter {
           ? 'STORAGE_FULL'
           : 'STORE_FAILED';
       this.alert({ code, device, id: offer.id, message: (error as Error).message });
+      // The store's fsync, rename or INSERT failed: the file is not trusted again (spoil()); only
+      // a refusal of the store's own (STORE_CONFLICT) leaves it as it is.
+      if (!isRecorderError(error)) await this.restart(session);
       return {
         state: {
           id: offer.id,
@@ -764,6 +836,15 @@ export class UploadReceiver extends EventEmitter {
   private alert(alert: UploadAlert): void {
     this.emit('alert', alert);
   }
+}
+
+function appendTo(path: string): Promise<FileHandle> {
+  return open(path, 'a');
+}
+
+/** A datasync that failed for want of room says so (the station-storage alert either way). */
+function syncFailureCode(error: Error): string {
+  return (error as NodeJS.ErrnoException).code === 'ENOSPC' ? 'STORAGE_FULL' : 'UPLOAD_WRITE_FAILED';
 }
 
 function key(device: string, id: string): string {

@@ -11,6 +11,7 @@ import {
   readdirSync,
   writeFileSync,
 } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { JournalWriter } from '../../device/journal-writer.ts';
 import { Uploader, type PendingUpload, type UploaderOptions } from '../../device/uploader.ts';
@@ -614,4 +615,156 @@ test('an incoming file of the naming before 2026-12-05 is not resumed: the item 
   t.deepEqual((await r.uploader.uploadAll()).failed, []);
   t.is(await r.store.checkObject(r.store.list()[0]!), null);
   t.deepEqual(readdirSync(join(r.dir, 'station', 'incoming')), [`${DEVICE}--${item.file}.part`]);
+});
+
+/** Opens incoming files whose next `faults.datasync` datasyncs and `faults.writev` writes fail with EIO. */
+function failingDisk(faults: { datasync: number; writev: number }): (path: string) => Promise<FileHandle> {
+  return async (path) => {
+    const handle = await open(path, 'a');
+    return new Proxy(handle, {
+      get(target, name) {
+        if ((name === 'datasync' || name === 'writev') && faults[name] > 0) {
+          return () => {
+            faults[name]--;
+            return Promise.reject(Object.assign(new Error(`EIO: i/o error, ${name}`), { code: 'EIO' }));
+          };
+        }
+        const value: unknown = Reflect.get(target, name, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+  };
+}
+
+/** One item's messages straight to a receiver: offer, 16 KiB chunks in [from, to), done. */
+function itemMessages(r: Rig, receiver: UploadReceiver) {
+  const item = r.items[0]!;
+  const bytes = readFileSync(join(r.evidenceDir, item.file));
+  const offer = { id: item.file, entry: r.entries.get(item.file)!, bytes: item.bytes, sha256: item.sha256 };
+  return {
+    item,
+    offer: () => receiver.offer(DEVICE, JSON.parse(JSON.stringify(offer))),
+    chunks: async (from: number, to = bytes.length) => {
+      const states = [];
+      for (let at = from; at < to; at += 16_384)
+        states.push(await receiver.chunk(DEVICE, item.file, at, bytes.subarray(at, at + 16_384)));
+      return states;
+    },
+    done: () => receiver.done(DEVICE, { id: item.file, bytes: item.bytes, sha256: item.sha256 }),
+  };
+}
+
+for (const where of ['done', 'travel'] as const) {
+  test(`a datasync that fails (${where === 'done' ? 'at done' : 'while the item travels'}) is alerted, and the item is sent again from 0 before any receipt`, async (t) => {
+    const r = await rig(t, [100_000]);
+    const faults = { datasync: 0, writev: 0 };
+    const receiver = new UploadReceiver({
+      store: r.store,
+      unit: 'HN',
+      holder: 'HN-station',
+      role: 'station',
+      receiptKey: gatewayKeys.privateKey,
+      deviceKey: (d) => (d === DEVICE ? deviceKeys.publicKey : null),
+      syncEveryBytes: where === 'travel' ? 32_768 : 1 << 30,
+      openIncoming: failingDisk(faults),
+    });
+    t.teardown(() => receiver.close());
+    const alerts: UploadAlert[] = [];
+    receiver.on('alert', (a: UploadAlert) => alerts.push(a));
+    const m = itemMessages(r, receiver);
+    const incoming = r.store.incomingPath(DEVICE, m.item.file);
+    t.like((await m.offer()).state, { status: 'send', offset: 0 });
+    if (where === 'travel') faults.datasync = 1;
+    // A chunk is acknowledged once queued: the failure shows in a later chunk's answer, or at done.
+    for (const state of await m.chunks(0))
+      if (state) t.like(state, { status: 'refused', code: 'UPLOAD_WRITE_FAILED', offset: 0 });
+    if (where === 'done') faults.datasync = 1;
+    const refused = await m.done();
+    t.like(refused.state, { status: 'refused', code: 'UPLOAD_WRITE_FAILED', offset: 0 });
+    t.is(refused.receipt, undefined);
+    t.is(faults.datasync, 0);
+    t.deepEqual(
+      alerts.map((a) => a.code),
+      ['UPLOAD_WRITE_FAILED'],
+    );
+    t.false(existsSync(incoming), 'the file is not trusted after a failed datasync');
+    // A second datasync would "succeed": the next done and a re-offer ask for every byte again.
+    t.like((await m.done()).state, { status: 'send', offset: 0 });
+    t.like((await m.offer()).state, { status: 'send', offset: 0 });
+    // So does a gateway restarted on the same store.
+    await receiver.close();
+    const again = newReceiver(r.store, alerts);
+    const m2 = itemMessages(r, again);
+    t.like((await m2.offer()).state, { status: 'send', offset: 0 });
+    t.true((await m2.chunks(0)).every((s) => s === null));
+    const reply = await m2.done();
+    t.is(reply.state?.status, 'have');
+    t.truthy(reply.receipt);
+    t.is(await r.store.checkObject(r.store.get(DEVICE, m.item.file)!), null);
+    await again.close();
+  });
+}
+
+test('a write that fails (not for a full disk) is alerted, and the item is sent again from 0 into a fresh file', async (t) => {
+  const r = await rig(t, [100_000]);
+  const faults = { datasync: 0, writev: 0 };
+  const receiver = new UploadReceiver({
+    store: r.store,
+    unit: 'HN',
+    holder: 'HN-station',
+    role: 'station',
+    receiptKey: gatewayKeys.privateKey,
+    deviceKey: (d) => (d === DEVICE ? deviceKeys.publicKey : null),
+    openIncoming: failingDisk(faults),
+  });
+  t.teardown(() => receiver.close());
+  const alerts: UploadAlert[] = [];
+  receiver.on('alert', (a: UploadAlert) => alerts.push(a));
+  const m = itemMessages(r, receiver);
+  t.like((await m.offer()).state, { status: 'send', offset: 0 });
+  await m.chunks(0, 16_384 * 6);
+  // The first 96 KiB are in the file (the receiver closed it); the next write fails.
+  await receiver.close();
+  faults.writev = 1;
+  t.like((await m.offer()).state, { status: 'send', offset: 16_384 * 6 });
+  await m.chunks(16_384 * 6);
+  t.like((await m.done()).state, { status: 'refused', code: 'UPLOAD_WRITE_FAILED', offset: 0 });
+  t.deepEqual(
+    alerts.map((a) => a.code),
+    ['UPLOAD_WRITE_FAILED'],
+  );
+  t.true((await m.chunks(0)).every((s) => s === null));
+  const reply = await m.done();
+  t.is(reply.state?.status, 'have');
+  t.is(await r.store.checkObject(r.store.get(DEVICE, m.item.file)!), null);
+});
+
+test("the store's fsync failing at done: no receipt on a second try, the item is sent again from 0", async (t) => {
+  const r = await rig(t, [50_000]);
+  let failPut = 1;
+  class FailingStore extends EvidenceStore {
+    override put(...args: Parameters<EvidenceStore['put']>): ReturnType<EvidenceStore['put']> {
+      if (failPut-- > 0)
+        return Promise.reject(
+          Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO', syscall: 'fsync' }),
+        );
+      return super.put(...args);
+    }
+  }
+  r.store.close();
+  const store = new FailingStore(join(r.dir, 'station'));
+  t.teardown(() => store.close());
+  const alerts: UploadAlert[] = [];
+  const receiver = newReceiver(store, alerts);
+  t.teardown(() => receiver.close());
+  const m = itemMessages(r, receiver);
+  t.like((await m.offer()).state, { status: 'send', offset: 0 });
+  await m.chunks(0);
+  t.like((await m.done()).state, { status: 'refused', code: 'STORE_FAILED', offset: 0 });
+  t.true(alerts.some((a) => a.code === 'STORE_FAILED'));
+  t.like((await m.done()).state, { status: 'send', offset: 0 });
+  t.like((await m.offer()).state, { status: 'send', offset: 0 });
+  await m.chunks(0);
+  t.truthy((await m.done()).receipt);
+  t.is(await store.checkObject(store.get(DEVICE, m.item.file)!), null);
 });
