@@ -88,9 +88,17 @@ export interface ReceiverReply {
   receipt?: Receipt;
 }
 
+/**
+ * One item in travel. It keeps what done needs of the offer, not the offer: the index row to store
+ * (with the signed entry line, verbatim) and, at a center, what the plaintext must be.
+ */
 interface Session {
   device: string;
-  offer: Offer;
+  item: Omit<StoredItem, 'storedAt' | 'receipt'>;
+  /** center: the plaintext size and SHA-256 the device-signed entry gives */
+  plain: { bytes: unknown; sha256: unknown } | null;
+  /** when a message of the item was last handled (a running count): the oldest is dropped first */
+  active: number;
   /** the unit on whose topics it was offered: chunks and done come on those only (a center) */
   unit: string;
   path: string;
@@ -138,11 +146,23 @@ const QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
 const EVIDENCE_KINDS = new Set(['segment', 'photo']);
 
 /**
+ * Items in travel a device may hold sessions for. A device sends `itemsInFlight` items at a time
+ * (default 2), so it needs a few; an offer beyond this many drops the device's least recently
+ * active session: its file is closed and stays in incoming/, and a re-offer of that item resumes
+ * from it. A session holds the item's signed entry line (up to a few hundred KiB) and its hash
+ * state; with no bound, offers never followed by their bytes each held theirs until the gateway
+ * stopped (1,500 of them took the heap to 370 MiB in a review probe).
+ */
+export const MAX_SESSIONS_PER_DEVICE = 16;
+
+/**
  * Events: 'stored' (StoredItem), 'journal' {device, seq} (lines appended up to seq), 'alert'
  * (UploadAlert), 'rejected' {device, id, code, message}.
  */
 export class UploadReceiver extends EventEmitter {
-  private readonly sessions = new Map<string, Session>();
+  /** by device, then item id */
+  private readonly sessions = new Map<string, Map<string, Session>>();
+  private activity = 0;
   /** per device and item, messages are handled one at a time, in arrival order */
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly now: () => Date;
@@ -346,8 +366,8 @@ export class UploadReceiver extends EventEmitter {
         receipt: this.receiptFor(stored),
       };
 
-    const previous = this.sessions.get(key(device, offer.id));
-    await this.closeSession(device, offer.id);
+    const previous = this.sessions.get(device)?.get(offer.id);
+    if (previous) await this.settle(previous);
     if (previous?.failed?.restart) await this.restart(previous);
     const path = this.options.store.incomingPath(device, offer.id);
     let size = await stat(path).then(
@@ -359,16 +379,26 @@ export class UploadReceiver extends EventEmitter {
       size = 0;
     }
     if (size === 0) await (await open(path, 'a')).close(); // even an empty item has a file
-    this.sessions.set(key(device, offer.id), {
+    // A re-offer after a cut connection goes on with the hash of the bytes this process accepted,
+    // if they are all in the file; only a file this process has not written (a restart, a session
+    // dropped) or whose write failed is read again.
+    const hash = previous?.hashed === size && size > 0 ? previous.hash : await hashPrefix(path, size);
+    this.makeRoom(device, offer.id);
+    this.sessionsOf(device).set(offer.id, {
       device,
-      offer,
+      item: this.itemFor(device, offer),
+      plain:
+        this.options.role === 'center'
+          ? {
+              bytes: (offer.entry.body as { bytes?: unknown }).bytes,
+              sha256: (offer.entry.body as { sha256?: unknown }).sha256,
+            }
+          : null,
+      active: ++this.activity,
       unit,
       path,
       size,
-      // A re-offer after a cut connection goes on with the hash of the bytes this process accepted,
-      // if they are all in the file; only a file this process has not written (a restart) or whose
-      // write failed is read again.
-      hash: previous?.hashed === size && size > 0 ? previous.hash : await hashPrefix(path, size),
+      hash,
       hashed: size,
       unsynced: 0,
       syncing: null,
@@ -399,8 +429,9 @@ export class UploadReceiver extends EventEmitter {
         code: session.failed.code,
         reason: session.failed.reason,
       };
+    session.active = ++this.activity;
     if (offset + data.length <= session.accepted) return null; // a QoS 1 resend of bytes already held
-    if (offset !== session.accepted || offset + data.length > session.offer.bytes) {
+    if (offset !== session.accepted || offset + data.length > session.item.bytes) {
       return { id, status: 'send', offset: session.accepted };
     }
     session.accepted += data.length;
@@ -530,7 +561,7 @@ export class UploadReceiver extends EventEmitter {
           this.spoil(
             session,
             session.device,
-            session.offer.id,
+            session.item.id,
             syncFailureCode(error),
             `fsync: ${error.message}`,
           ),
@@ -544,7 +575,7 @@ export class UploadReceiver extends EventEmitter {
    * store: a receiver started again on the same store resumes from what the files hold.
    */
   async close(): Promise<void> {
-    await Promise.all([...this.sessions.values()].map((session) => this.settle(session)));
+    await Promise.all(this.allSessions().map((session) => this.settle(session)));
     this.sessions.clear();
   }
 
@@ -555,21 +586,52 @@ export class UploadReceiver extends EventEmitter {
    * descriptor until the gateway stopped.
    */
   async release(match: { device: string } | { unit: string }): Promise<number> {
-    const gone = [...this.sessions.values()].filter((s) =>
+    const gone = this.allSessions().filter((s) =>
       'device' in match ? s.device === match.device : s.unit === match.unit,
     );
-    await Promise.all(gone.map((s) => this.serial(s.device, s.offer.id, () => this.settle(s))));
+    await Promise.all(gone.map((s) => this.serial(s.device, s.item.id, () => this.settle(s))));
     return gone.length;
   }
 
-  private async closeSession(device: string, id: string): Promise<void> {
-    const session = this.sessions.get(key(device, id));
-    if (session) await this.settle(session);
+  /** How many items in travel the receiver holds a session for (MAX_SESSIONS_PER_DEVICE each). */
+  sessionCount(device?: string): number {
+    return device === undefined ? this.allSessions().length : (this.sessions.get(device)?.size ?? 0);
+  }
+
+  private allSessions(): Session[] {
+    return [...this.sessions.values()].flatMap((held) => [...held.values()]);
+  }
+
+  private sessionsOf(device: string): Map<string, Session> {
+    let held = this.sessions.get(device);
+    if (!held) this.sessions.set(device, (held = new Map()));
+    return held;
+  }
+
+  private dropSession(device: string, id: string): void {
+    const held = this.sessions.get(device);
+    held?.delete(id);
+    if (held?.size === 0) this.sessions.delete(device);
+  }
+
+  /**
+   * Before `device`'s session for `id` is made: beyond MAX_SESSIONS_PER_DEVICE, its least recently
+   * active other session is dropped and its file closed, in that item's turn (not awaited: two
+   * offers dropping each other's session must not wait for each other). The file stays; a
+   * re-offer resumes from it.
+   */
+  private makeRoom(device: string, id: string): void {
+    const held = this.sessions.get(device);
+    if (!held || held.has(id) || held.size < MAX_SESSIONS_PER_DEVICE) return;
+    let oldest: Session | null = null;
+    for (const s of held.values()) if (!oldest || s.active < oldest.active) oldest = s;
+    this.dropSession(device, oldest!.item.id);
+    void this.serial(device, oldest!.item.id, () => this.settle(oldest!));
   }
 
   /** The item's session, if it was offered on `unit`'s topics. */
   private session(device: string, id: string, unit: string): Session | null {
-    const session = this.sessions.get(key(device, id));
+    const session = this.sessions.get(device)?.get(id);
     return session?.unit === unit ? session : null;
   }
 
@@ -593,17 +655,18 @@ export class UploadReceiver extends EventEmitter {
         state: { id: done.id, status: 'refused', offset: 0, code: 'UPLOAD_NO_OFFER', reason: 'offer first' },
       };
     }
-    const { offer } = session;
+    session.active = ++this.activity;
+    const { item } = session;
     await this.settle(session, true);
     if (session.failed) {
       const { code, reason, restart } = session.failed;
       if (restart) await this.restart(session);
       session.failed = null;
-      return { state: { id: offer.id, status: 'refused', offset: session.size, code, reason } };
+      return { state: { id: item.id, status: 'refused', offset: session.size, code, reason } };
     }
-    if (session.size < offer.bytes) {
+    if (session.size < item.bytes) {
       session.accepted = session.size;
-      return { state: { id: offer.id, status: 'send', offset: session.size } };
+      return { state: { id: item.id, status: 'send', offset: session.size } };
     }
     // The hash runs ahead of the file only after a failed write: the done that reported it was
     // refused, and a device that sends on without offering again gets its file read once more here.
@@ -614,7 +677,7 @@ export class UploadReceiver extends EventEmitter {
       (s) => s.size,
       () => -1,
     );
-    if (session.size !== offer.bytes || onDisk !== offer.bytes || sha256 !== offer.sha256) {
+    if (session.size !== item.bytes || onDisk !== item.bytes || sha256 !== item.sha256) {
       // Corrupted on the way (or the file changed under us): drop the bytes and have them sent again.
       await unlink(session.path).catch(() => undefined);
       session.size = 0;
@@ -624,12 +687,12 @@ export class UploadReceiver extends EventEmitter {
       this.alert({
         code: 'UPLOAD_HASH_MISMATCH',
         device,
-        id: offer.id,
+        id: item.id,
         message: 'received bytes do not match the signed hash; resending',
       });
       return {
         state: {
-          id: offer.id,
+          id: item.id,
           status: 'send',
           offset: 0,
           code: 'UPLOAD_HASH_MISMATCH',
@@ -639,42 +702,37 @@ export class UploadReceiver extends EventEmitter {
     }
     let ingest: { checkedAt: string; plainSha256: string } | undefined;
     if (this.options.role === 'center') {
-      const problem = await this.checkPlaintext(session.path, offer);
+      const problem = await this.checkPlaintext(session.path, item, session.plain!);
       if (problem) {
         // Nothing is stored: the station keeps its copy and its relay reports the refusal.
         await unlink(session.path).catch(() => undefined);
-        this.sessions.delete(key(device, offer.id));
-        this.alert({ code: problem.code, device, id: offer.id, message: problem.message });
+        this.dropSession(device, item.id);
+        this.alert({ code: problem.code, device, id: item.id, message: problem.message });
         return {
-          state: { id: offer.id, status: 'refused', offset: 0, code: problem.code, reason: problem.detail },
+          state: { id: item.id, status: 'refused', offset: 0, code: problem.code, reason: problem.detail },
         };
       }
       ingest = {
         checkedAt: this.now().toISOString(),
-        plainSha256: (offer.entry.body as { sha256: string }).sha256,
+        plainSha256: session.plain!.sha256 as string,
       };
     }
     let stored: StoredItem;
     try {
-      stored = await this.options.store.put(
-        session.path,
-        this.itemFor(device, offer),
-        this.now().toISOString(),
-        ingest,
-      );
+      stored = await this.options.store.put(session.path, item, this.now().toISOString(), ingest);
     } catch (error) {
       const code = isRecorderError(error)
         ? error.code
         : (error as NodeJS.ErrnoException).code === 'ENOSPC'
           ? 'STORAGE_FULL'
           : 'STORE_FAILED';
-      this.alert({ code, device, id: offer.id, message: (error as Error).message });
+      this.alert({ code, device, id: item.id, message: (error as Error).message });
       // The store's fsync, rename or INSERT failed: the file is not trusted again (spoil()); only
       // a refusal of the store's own (STORE_CONFLICT) leaves it as it is.
       if (!isRecorderError(error)) await this.restart(session);
       return {
         state: {
-          id: offer.id,
+          id: item.id,
           status: 'refused',
           offset: session.size,
           code,
@@ -682,10 +740,10 @@ export class UploadReceiver extends EventEmitter {
         },
       };
     }
-    this.sessions.delete(key(device, offer.id));
+    this.dropSession(device, item.id);
     const receipt = this.receiptFor(stored);
     this.emit('stored', stored);
-    return { state: { id: offer.id, status: 'have', offset: stored.bytes }, receipt };
+    return { state: { id: item.id, status: 'have', offset: stored.bytes }, receipt };
   }
 
   /**
@@ -693,9 +751,12 @@ export class UploadReceiver extends EventEmitter {
    * 1 GiB segment costs 1 MiB), and compares the plaintext with the device-signed entry's `bytes`
    * and `sha256`. Returns the problem, or null when it matches.
    */
-  private async checkPlaintext(path: string, offer: Offer): Promise<RecorderError | null> {
-    const body = offer.entry.body as { bytes?: unknown; sha256?: unknown };
-    const file = `${offer.entry.device}/${offer.id}`;
+  private async checkPlaintext(
+    path: string,
+    item: Session['item'],
+    body: { bytes: unknown; sha256: unknown },
+  ): Promise<RecorderError | null> {
+    const file = `${item.device}/${item.id}`;
     const handle = await open(path, 'r');
     try {
       const size = (await handle.stat()).size;

@@ -9,6 +9,7 @@ import {
   mkdirSync,
   readFileSync,
   readdirSync,
+  readlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -16,13 +17,14 @@ import { dirname, join } from 'node:path';
 import { JournalWriter } from '../../device/journal-writer.ts';
 import { Uploader, type PendingUpload, type UploaderOptions } from '../../device/uploader.ts';
 import { EvidenceStore } from '../../gateway/evidence-store.ts';
-import { UploadReceiver, type UploadAlert } from '../../gateway/upload-receiver.ts';
+import { MAX_SESSIONS_PER_DEVICE, UploadReceiver, type UploadAlert } from '../../gateway/upload-receiver.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import type { JournalEntry } from '../../protocol/journal-entry.ts';
 import { checkJournalReceipt, entryHash, signReceipt } from '../../protocol/upload.ts';
 import { TestWire, type WireFaults } from '../helpers/upload-wire.ts';
 import { fakeSegments, queueOptions } from '../helpers/sealed-device.ts';
 import { tempDir } from '../helpers/temp.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const DEVICE = 'HN-CS-0001';
 const deviceKeys = generateKeyPairSync('ed25519');
@@ -767,4 +769,47 @@ test("the store's fsync failing at done: no receipt on a second try, the item is
   await m.chunks(0);
   t.truthy((await m.done()).receipt);
   t.is(await store.checkObject(store.get(DEVICE, m.item.file)!), null);
+});
+
+test('offers never followed by their bytes: a device holds at most MAX_SESSIONS_PER_DEVICE sessions, and an item whose session was dropped resumes from its file', async (t) => {
+  const r = await rig(t, [100_000]);
+  const alerts: UploadAlert[] = [];
+  const receiver = newReceiver(r.store, alerts);
+  t.teardown(() => receiver.close());
+  const m = itemMessages(r, receiver);
+  const incoming = r.store.incomingPath(DEVICE, m.item.file);
+  t.like((await m.offer()).state, { status: 'send', offset: 0 });
+  t.true((await m.chunks(0, 32_768)).every((s) => s === null));
+  const sha256 = createHash('sha256').update('x').digest('hex');
+  for (let i = 0; i < 3 * MAX_SESSIONS_PER_DEVICE; i++) {
+    const id = `F${i}.ts.enc`;
+    const entry = await r.journal.append('segment', { evidence: { file: id, bytes: 1, sha256 } });
+    t.like((await receiver.offer(DEVICE, { id, entry, bytes: 1, sha256 })).state, { status: 'send' });
+    t.true(receiver.sessionCount(DEVICE) <= MAX_SESSIONS_PER_DEVICE);
+  }
+  t.is(receiver.sessionCount(DEVICE), MAX_SESSIONS_PER_DEVICE);
+  t.is(receiver.sessionCount(), MAX_SESSIONS_PER_DEVICE);
+  // The first item's session, the least recently active, was dropped and its file closed.
+  t.like(await receiver.chunk(DEVICE, m.item.file, 32_768, Buffer.alloc(16_384)), {
+    status: 'refused',
+    code: 'UPLOAD_NO_OFFER',
+  });
+  const openOn = (path: string) =>
+    readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`) === path;
+      } catch {
+        return false;
+      }
+    }).length;
+  await waitFor(() => openOn(incoming) === 0, 5000, 'the dropped session to close its file');
+  // Offered again, it resumes from what its file holds, and is stored with its own bytes.
+  t.like((await m.offer()).state, { status: 'send', offset: 32_768 });
+  t.true((await m.chunks(32_768)).every((s) => s === null));
+  const reply = await m.done();
+  t.is(reply.state?.status, 'have');
+  t.truthy(reply.receipt);
+  t.is(await r.store.checkObject(r.store.get(DEVICE, m.item.file)!), null);
+  t.deepEqual(alerts, []);
+  t.is(receiver.sessionCount(DEVICE), MAX_SESSIONS_PER_DEVICE - 1);
 });
