@@ -8,7 +8,8 @@
  * - every device's stored journal chain checked line by line with the device's evidence key as
  *   first seen (signature, seq, prev, and the hash column of each row);
  * - every item's sealing entry signed by its device, naming the item, and being the very line the
- *   device's chain holds at that seq;
+ *   device's chain holds at that seq; every index column taken from that entry (officer, event,
+ *   kind, start, end, positions: what R9 classifies by) equal to what the device signed;
  * - every receipt the store gave (and every center receipt it holds) signed and naming the item;
  * - station with an upstream: the center's receipt for each relayed journal, naming a line held here;
  * - center role: every item has a successful plaintext check at ingest.
@@ -17,6 +18,7 @@
  */
 import { createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { statSync } from 'node:fs';
+import { canonicalize } from '../protocol/canonical-json.ts';
 import { isRecorderError } from '../protocol/errors.ts';
 import { ChainVerifier } from '../protocol/journal-chain.ts';
 import { sha256Hex, verifyEntrySignature, type JournalEntry } from '../protocol/journal-entry.ts';
@@ -206,7 +208,49 @@ function checkEntry(item: StoredItem, key: KeyObject | null, add: Add): JournalE
       `the sealing entry does not match: ${mismatches.join(', ')}`,
     );
   }
+  // R9: an item is found by these columns; an edited one hides it from a search, or files it under
+  // another officer or event, while the object and the entry stay intact.
+  const signed = indexColumnsOf(entry);
+  const edited = (Object.keys(signed) as (keyof IndexColumns)[]).filter((c) =>
+    // The receiver kept the fixes in the key order they came in; the entry line is canonical.
+    c === 'positions' ? canonicalOrNull(item.positions) !== signed.positions : item[c] !== signed[c],
+  );
+  if (edited.length) {
+    add(
+      'STORE_INDEX_MISMATCH',
+      item.device,
+      item.id,
+      `the index differs from the device-signed sealing entry in: ${edited.join(', ')}`,
+    );
+  }
   return entry;
+}
+
+type IndexColumns = Pick<StoredItem, 'officer' | 'event' | 'kind' | 'start' | 'end' | 'positions'>;
+
+/** The index columns of an item as the upload receiver takes them from its sealing entry. */
+function indexColumnsOf(entry: JournalEntry): IndexColumns {
+  const body = (typeof entry.body === 'object' && entry.body !== null ? entry.body : {}) as Record<
+    string,
+    unknown
+  >;
+  const str = (v: unknown) => (typeof v === 'string' ? v : null);
+  return {
+    officer: str(body.officer),
+    event: str(body.event),
+    kind: entry.kind,
+    start: str(body.start),
+    end: str(body.end),
+    positions: canonicalOrNull(JSON.stringify(Array.isArray(body.fixes) ? body.fixes : [])) ?? '',
+  };
+}
+
+function canonicalOrNull(json: string): string | null {
+  try {
+    return canonicalize(JSON.parse(json));
+  } catch {
+    return null;
+  }
 }
 
 function checkStoredReceipt(

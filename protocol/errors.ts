@@ -111,6 +111,8 @@ export const ErrorCodes = {
   STORE_ENTRY_INVALID: "an item's sealing entry is not signed by its device or does not name the item",
   STORE_ENTRY_NOT_IN_CHAIN:
     "an item's sealing entry is not the line the device's stored journal holds at that seq",
+  STORE_INDEX_MISMATCH:
+    "an item's index row (officer, event, kind, times, positions) differs from its device-signed sealing entry",
   STORE_JOURNAL_HASH: 'a stored journal line does not hash to its recorded hash',
   STORE_RECEIPT_INVALID: 'a stored receipt does not verify or names another item',
   STORE_JOURNAL_RECEIPT_INVALID:

@@ -217,6 +217,35 @@ test("an item whose entry is not the device's journal line at that seq is found"
   t.true(out.problems.some((p) => p.code === 'STORE_ENTRY_NOT_IN_CHAIN' && p.id === item.id));
 });
 
+test('an index row edited away from its signed entry (officer, event, kind, times, positions) is found', async (t) => {
+  const { station, a, b } = await filledStation(t);
+  const [first, second] = station.store.list({ device: a.id });
+  const third = station.store.list({ device: b.id })[0]!;
+  // The object, the entry and the journal stay intact: only what R9 files the item by is edited.
+  const db = new Database(join(station.dir, 'evidence', 'index.sqlite'));
+  const edit = (sql: string, item: { device: string; id: string }) =>
+    db.prepare(`UPDATE items SET ${sql} WHERE device = ? AND id = ?`).run(item.device, item.id);
+  edit("officer = 'OF-9999', start = '2020-01-01T00:00:00.000Z'", first!);
+  edit(`event = 'E-other', positions = '[{"lat":28.2,"lon":112.9}]'`, second!);
+  edit(`kind = 'photo', "end" = '2030-01-01T00:00:00.000Z'`, third);
+  db.close();
+
+  const { code, out } = await verify(station);
+  t.is(code, 1);
+  const mismatch = (item: { device: string; id: string }) =>
+    out.problems
+      .filter((p) => p.code === 'STORE_INDEX_MISMATCH' && p.device === item.device && p.id === item.id)
+      .map((p) => p.message);
+  t.deepEqual(mismatch(first!), [
+    'the index differs from the device-signed sealing entry in: officer, start',
+  ]);
+  t.deepEqual(mismatch(second!), [
+    'the index differs from the device-signed sealing entry in: event, positions',
+  ]);
+  t.deepEqual(mismatch(third), ['the index differs from the device-signed sealing entry in: kind, end']);
+  t.is(out.problems.length, 3, JSON.stringify(out.problems));
+});
+
 test('verify cannot run without a store: exit 2, and nothing is created', async (t) => {
   const { station } = await filledStation(t);
   const config = JSON.parse(readFileSync(station.configPath, 'utf8')) as { evidence: { dir: string } };
