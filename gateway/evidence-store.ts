@@ -6,7 +6,7 @@
  *
  * better-sqlite3: a synchronous, well-kept SQLite binding; Node 20 has no built-in SQLite.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import {
   createReadStream,
   chmodSync,
@@ -21,7 +21,8 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
-import { RecorderError } from '../protocol/errors.ts';
+import { RecorderError, isRecorderError } from '../protocol/errors.ts';
+import { checkCenterReceipt } from './center-receipt.ts';
 
 export interface StoredItem {
   /** the evidence file name the device gave it (unique per device) */
@@ -344,11 +345,24 @@ export class EvidenceStore {
    * Deletes the object file of a relayed item and records when. The index row, the station's
    * receipt and the center's receipt stay: the item's history is never purged. An object shared by
    * another item that is not purgeable yet stays on disk.
+   *
+   * The center's receipt is checked with `centerReceiptKey` first, not `relayed_at`: an item marked
+   * relayed without a receipt that names it, signed by the center, keeps its object (it may be the
+   * only copy) and STORE_PURGE_REFUSED is thrown.
    */
-  purgeObject(device: string, id: string, at: string): boolean {
+  purgeObject(device: string, id: string, at: string, centerReceiptKey: KeyObject): boolean {
     const item = this.get(device, id);
     const life = this.lifecycle(device, id);
     if (!item || !life?.relayedAt || life.purgedAt) return false;
+    try {
+      checkCenterReceipt(item, life.centerReceipt, centerReceiptKey);
+    } catch (error) {
+      throw new RecorderError(
+        'STORE_PURGE_REFUSED',
+        `${device}/${id} is marked relayed, but ${isRecorderError(error) ? error.detail : (error as Error).message}; its object stays`,
+        { device, id },
+      );
+    }
     const others = this.db
       .prepare(
         'SELECT COUNT(*) AS n FROM items WHERE sha256 = ? AND NOT (device = ? AND id = ?) AND purged_at IS NULL',

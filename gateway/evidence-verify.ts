@@ -11,10 +11,12 @@
  *   device's chain holds at that seq; every index column taken from that entry (officer, event,
  *   kind, start, end, positions: what R9 classifies by) equal to what the device signed;
  * - every receipt the store gave (and every center receipt it holds) signed and naming the item;
+ * - every item marked relayed or purged holds the center's receipt for it (signed, with the
+ *   center's receipt key; else at least well-formed and naming the item);
  * - station with an upstream: the center's receipt for each relayed journal, naming a line held here;
  * - center role: every item has a successful plaintext check at ingest.
  *
- * An object purged after relay (the center holds it) is expected to be gone.
+ * An object purged after relay is expected to be gone, but only with that receipt: the center holds it.
  */
 import { createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { statSync } from 'node:fs';
@@ -24,7 +26,8 @@ import { ChainVerifier } from '../protocol/journal-chain.ts';
 import { sha256Hex, verifyEntrySignature, type JournalEntry } from '../protocol/journal-entry.ts';
 import { checkJournalReceipt, checkReceipt, parseJournalReceipt, parseReceipt } from '../protocol/upload.ts';
 import { checkDeviceCertificate } from './device-certificate.ts';
-import type { EvidenceStore, StoredItem } from './evidence-store.ts';
+import { checkCenterReceipt } from './center-receipt.ts';
+import type { EvidenceStore, ItemLifecycle, StoredItem } from './evidence-store.ts';
 
 export interface StoreProblem {
   code: string;
@@ -92,8 +95,14 @@ export async function verifyStore(store: EvidenceStore, options: VerifyStoreOpti
   const items = store.list();
   for (const item of items) {
     const life = store.lifecycle(item.device, item.id)!;
-    if (!life.purgedAt) await checkObject(store, item, add);
     const entry = checkEntry(item, keyOf(item.device), add);
+    // Relayed or purged only with the center's receipt for exactly this item (R8, R18): without
+    // it, a purge is a deletion, and a relay mark would let the next purge delete the only copy.
+    const relayed =
+      life.relayedAt !== null || life.purgedAt !== null || life.centerReceipt !== null
+        ? checkRelay(item, life, options.centerReceiptKey, add)
+        : false;
+    if (!life.purgedAt || !relayed) await checkObject(store, item, add);
     const held = chains.get(item.device)?.get(item.entrySeq);
     if (held === undefined) {
       add(
@@ -112,8 +121,6 @@ export async function verifyStore(store: EvidenceStore, options: VerifyStoreOpti
     }
     if (entry && item.receipt && options.receiptKey)
       checkStoredReceipt(item, entry, item.receipt, options.receiptKey, 'receipt', add);
-    if (entry && life.centerReceipt && options.centerReceiptKey)
-      checkStoredReceipt(item, entry, life.centerReceipt, options.centerReceiptKey, 'center receipt', add);
     if (options.role === 'center' && !life.ingest?.ok)
       add('STORE_INGEST_UNCHECKED', item.device, item.id, 'no successful plaintext check is recorded');
   }
@@ -275,6 +282,40 @@ function checkStoredReceipt(
       `the ${what}: ${isRecorderError(error) ? error.detail : (error as Error).message}`,
     );
   }
+}
+
+/**
+ * Station: an item marked relayed or purged holds the center's receipt for it, signed by the
+ * center when its key is configured (else at least well-formed and naming the item). True when it
+ * checks: only then may the object be gone.
+ */
+function checkRelay(item: StoredItem, life: ItemLifecycle, key: KeyObject | undefined, add: Add): boolean {
+  const marked = [life.relayedAt && 'relayed', life.purgedAt && 'purged'].filter(Boolean).join(' and ');
+  if (life.centerReceipt === null) {
+    add(
+      'STORE_RELAY_UNPROVEN',
+      item.device,
+      item.id,
+      `marked ${marked}, but no center receipt is held for it`,
+    );
+    return false;
+  }
+  try {
+    checkCenterReceipt(item, life.centerReceipt, key);
+  } catch (error) {
+    add(
+      'STORE_RECEIPT_INVALID',
+      item.device,
+      item.id,
+      `the center receipt: ${isRecorderError(error) ? error.detail : (error as Error).message}`,
+    );
+    return false;
+  }
+  if (!life.relayedAt) {
+    add('STORE_RELAY_UNPROVEN', item.device, item.id, `marked ${marked}, but not relayed`);
+    return false;
+  }
+  return true;
 }
 
 /** Station: the center's receipt for the journal relayed so far names a line held here, byte for byte. */

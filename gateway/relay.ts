@@ -7,9 +7,9 @@
  * An item is marked relayed only when the center's receipt verifies with the center's receipt key
  * and names exactly this item (id, device, entry, size, ciphertext hash) held by a center. Nothing
  * is deleted before that; after `purgeAfterDays` (0 = never) only the object file of a relayed
- * item is deleted, and the purge is recorded: the index row and both receipts stay. A device's
- * journal counts as relayed up to the line the center's journal receipt names, checked the same
- * way; the receipt is kept with it.
+ * item is deleted, once its center receipt checks again (not on the index's word), and the purge
+ * is recorded: the index row and both receipts stay. A device's journal counts as relayed up to
+ * the line the center's journal receipt names, checked the same way; the receipt is kept with it.
  *
  * The center unreachable: every attempt fails with a timeout, the round ends, and the next one
  * waits with exponential backoff and jitter (mqtt.js reconnects at a fixed period: STACK-NOTES).
@@ -74,7 +74,8 @@ export interface RelayRoundResult {
 /**
  * Events: 'relayed' {device, id, receipt}, 'journal' {device, seq}, 'purged' {device, id},
  * 'alert' RelayFailure (a refusal, a receipt that does not match, an item the center finds not to
- * match its hash: STORE_OBJECT_HASH when the object here is damaged), 'round' RelayRoundResult.
+ * match its hash: STORE_OBJECT_HASH when the object here is damaged, a purge refused), 'round'
+ * RelayRoundResult.
  */
 export class Relay extends EventEmitter {
   private readonly now: () => Date;
@@ -83,6 +84,8 @@ export class Relay extends EventEmitter {
   private running: Promise<RelayRoundResult> | null = null;
   private loop: { stopped: boolean; timer: unknown; wake: (() => void) | null } | null = null;
   private failures = 0;
+  /** items whose purge was refused and alerted (STORE_PURGE_REFUSED) */
+  private readonly purgeRefused = new Set<string>();
   /** a wake() that came while a round ran, and why */
   private wokenDuringRound: 'news' | 'center-back' | null = null;
 
@@ -233,9 +236,24 @@ export class Relay extends EventEmitter {
       const now = this.now();
       const before = new Date(now.getTime() - days * DAY_MS).toISOString();
       for (const item of store.purgeable(before)) {
-        if (store.purgeObject(item.device, item.id, now.toISOString())) {
-          result.purged.push({ device: item.device, id: item.id });
-          this.emit('purged', { device: item.device, id: item.id });
+        try {
+          if (store.purgeObject(item.device, item.id, now.toISOString(), this.options.centerReceiptKey)) {
+            result.purged.push({ device: item.device, id: item.id });
+            this.emit('purged', { device: item.device, id: item.id });
+          }
+        } catch (error) {
+          // Marked relayed without a center receipt that checks: the index was edited or damaged,
+          // and the object may be the only copy. It stays; said once per item, not every round
+          // (and not a round failure: relaying the rest must not back off for it).
+          const key = `${item.device}\u0000${item.id}`;
+          if (this.purgeRefused.has(key)) continue;
+          this.purgeRefused.add(key);
+          this.emit('alert', {
+            device: item.device,
+            id: item.id,
+            code: isRecorderError(error) ? error.code : 'STORE_PURGE_REFUSED',
+            message: (error as Error).message,
+          } satisfies RelayFailure);
         }
       }
     }

@@ -34,7 +34,7 @@ export const ErrorCodes = {
   UPLOAD_BAD_MESSAGE: 'an upload message does not match its schema',
   RECEIPT_INVALID: 'an upload receipt is not signed by the trusted gateway',
   RECEIPT_MISMATCH: 'an upload receipt names another item',
-  RECEIPT_MISSING: 'the center answered a relayed journal without a receipt for it',
+  RECEIPT_MISSING: 'the center answered a relayed journal without a receipt for it, or none is held',
   UPLOAD_FORGED: 'an upload offer is not signed by the device that sends it',
   DEVICE_ID_NOT_OF_UNIT:
     "at a center admitting several units, a device id does not begin with its unit's name and '-'",
@@ -113,6 +113,9 @@ export const ErrorCodes = {
     "an item's sealing entry is not the line the device's stored journal holds at that seq",
   STORE_INDEX_MISMATCH:
     "an item's index row (officer, event, kind, times, positions) differs from its device-signed sealing entry",
+  STORE_RELAY_UNPROVEN: 'an item is marked relayed or purged, but no center receipt that names it is held',
+  STORE_PURGE_REFUSED:
+    'an item marked relayed has no center receipt that checks, so its object is not purged',
   STORE_JOURNAL_HASH: 'a stored journal line does not hash to its recorded hash',
   STORE_RECEIPT_INVALID: 'a stored receipt does not verify or names another item',
   STORE_JOURNAL_RECEIPT_INVALID:

@@ -164,6 +164,18 @@ export function checkReceipt(
       `the receipt for ${body.id} is not signed by the trusted gateway key`,
     );
   }
+  checkReceiptNames(body, expected);
+  return body;
+}
+
+/**
+ * Checks that a receipt body names exactly this item (id, device, entry, size, ciphertext hash),
+ * without its signature: for a holder that has no key to check it with. Throws RECEIPT_MISMATCH.
+ */
+export function checkReceiptNames(
+  body: ReceiptBody,
+  expected: { id: string; device: string; entry: JournalEntry; bytes: number; sha256: string },
+): void {
   const mismatches: string[] = [];
   if (body.id !== expected.id) mismatches.push(`id ${body.id} ≠ ${expected.id}`);
   if (body.device !== expected.device) mismatches.push(`device ${body.device} ≠ ${expected.device}`);
@@ -181,7 +193,6 @@ export function checkReceipt(
       },
     );
   }
-  return body;
 }
 
 export interface QueuedItem {

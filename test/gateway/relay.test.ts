@@ -617,6 +617,68 @@ test('purge: after purgeAfterDays only the object of a relayed item goes; 0 keep
   t.is(stationOk.code, 0, JSON.stringify(stationOk.report.problems));
 });
 
+test('purged or relayed only with the center receipt: verify finds an item marked so without it, and purge keeps its object', async (t) => {
+  const w = await world(t, [3_000, 3_000, 3_000, 3_000]);
+  let clock = Date.parse('2026-11-23T12:00:00.000Z');
+  const now = () => new Date(clock);
+  const [first, second, third, fourth] = w.station.store.list();
+  const others = [second!.id, third!.id, fourth!.id];
+  const relay = w.relay({ now, linkFor: losing(w, others), maxAttempts: 1, replyTimeoutMs: 50 });
+  const alerts: RelayFailure[] = [];
+  relay.on('alert', (a: RelayFailure) => alerts.push(a));
+  t.deepEqual((await relay.runOnce()).relayed, [{ device: first!.device, id: first!.id }]);
+  const genuine = w.station.store.lifecycle(first!.device, first!.id)!.centerReceipt!;
+
+  const db = new Database(join(w.station.dir, 'evidence', 'index.sqlite'));
+  const set = (sql: string, item: { device: string; id: string }, ...args: unknown[]) =>
+    db.prepare(`UPDATE items SET ${sql} WHERE device = ? AND id = ?`).run(...args, item.device, item.id);
+  // Deleted and marked purged, though never relayed.
+  const { chmodSync, unlinkSync } = await import('node:fs');
+  chmodSync(w.station.store.objectPath(second!.sha256), 0o644);
+  unlinkSync(w.station.store.objectPath(second!.sha256));
+  set('purged_at = ?', second!, new Date(clock).toISOString());
+  // Marked relayed long ago: with no center receipt, and with the first item's.
+  set('relayed_at = ?', third!, '2026-01-01T00:00:00.000Z');
+  set('relayed_at = ?, center_receipt = ?', fourth!, '2026-01-01T00:00:00.000Z', genuine);
+  db.close();
+
+  // Purge time for all three relayed marks: only the first item's object goes.
+  clock += 31 * DAY;
+  const round = await relay.runOnce();
+  t.deepEqual(round.purged, [{ device: first!.device, id: first!.id }]);
+  t.true(existsSync(w.station.store.objectPath(third!.sha256)));
+  t.true(existsSync(w.station.store.objectPath(fourth!.sha256)));
+  const refused = new Map(
+    alerts.filter((a) => a.code === 'STORE_PURGE_REFUSED').map((a) => [a.id, a.message]),
+  );
+  t.deepEqual([...refused.keys()].sort(), [third!.id, fourth!.id].sort());
+  t.regex(refused.get(third!.id)!, /no center receipt is held/);
+  t.regex(refused.get(fourth!.id)!, /does not match/);
+  // Said once, not every round; the objects still stay.
+  await relay.runOnce();
+  t.is(alerts.filter((a) => a.code === 'STORE_PURGE_REFUSED').length, 2);
+  t.true(existsSync(w.station.store.objectPath(third!.sha256)));
+
+  const expected = [
+    `STORE_RELAY_UNPROVEN ${second!.id}`,
+    `STORE_OBJECT_MISSING ${second!.id}`,
+    `STORE_RELAY_UNPROVEN ${third!.id}`,
+    `STORE_RECEIPT_INVALID ${fourth!.id}`,
+  ].sort();
+  const { code, report } = await verifyCli(w.station);
+  t.is(code, 1);
+  const found = (problems: unknown[]) =>
+    (problems as { code: string; id: string }[]).map((p) => `${p.code} ${p.id}`).sort();
+  t.deepEqual(found(report.problems), expected);
+  // Without the center's key configured, a receipt must still be there and name the item.
+  const { verifyStore } = await import('../../gateway/evidence-verify.ts');
+  const keyless = await verifyStore(w.station.store, {
+    role: 'station',
+    receiptKey: w.station.receiptKeys.publicKey,
+  });
+  t.deepEqual(found(keyless.problems), expected);
+});
+
 test('without the device certificate nothing is relayed: the center could not check the signatures', async (t) => {
   const w = await world(t, [2_000]);
   const db = new Database(join(w.station.dir, 'evidence', 'index.sqlite'));
