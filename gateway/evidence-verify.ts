@@ -11,6 +11,7 @@
  *   device's chain holds at that seq; every index column taken from that entry (officer, event,
  *   kind, start, end, positions: what R9 classifies by) equal to what the device signed;
  * - every receipt the store gave (and every center receipt it holds) signed and naming the item;
+ * - every receipt of this gateway a device journaled names an item held (or purged after relay);
  * - every item marked relayed or purged holds the center's receipt for it (signed, with the
  *   center's receipt key; else at least well-formed and naming the item);
  * - station with an upstream: the center's receipt for each relayed journal, naming a line held here;
@@ -18,7 +19,7 @@
  *
  * An object purged after relay is expected to be gone, but only with that receipt: the center holds it.
  */
-import { createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
+import { createPublicKey, verify, type KeyObject, type X509Certificate } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { canonicalize } from '../protocol/canonical-json.ts';
 import { isRecorderError } from '../protocol/errors.ts';
@@ -124,8 +125,99 @@ export async function verifyStore(store: EvidenceStore, options: VerifyStoreOpti
     if (options.role === 'center' && !life.ingest?.ok)
       add('STORE_INGEST_UNCHECKED', item.device, item.id, 'no successful plaintext check is recorded');
   }
+  checkJournaledReceipts(items, chains, options, add);
   if (options.unitCas) checkDeviceCertificates(store, items, options.unitCas, add);
   return { ok: problems.length === 0, items: items.length, devices: chains.size, journalLines, problems };
+}
+
+/**
+ * Every receipt of this gateway a device journaled (`upload-receipt`, the device's word that it
+ * deleted its copy on it) names an item the index holds: an item deleted here, row and object, is
+ * still named by the device's signed journal. A receipt is this gateway's when its signature, as
+ * journaled, verifies with the receipt key, or when it names this gateway's role and a holder of the
+ * receipts stored here.
+ */
+function checkJournaledReceipts(
+  items: readonly StoredItem[],
+  chains: Map<string, Map<number, string>>,
+  options: VerifyStoreOptions,
+  add: Add,
+): void {
+  const indexed = new Map(items.map((i) => [`${i.device}\u0000${i.id}`, i]));
+  const holders = new Set<string>();
+  for (const item of items) {
+    try {
+      if (item.receipt) holders.add(parseReceipt(JSON.parse(item.receipt)).receipt.holder);
+    } catch {
+      // STORE_RECEIPT_INVALID, above
+    }
+  }
+  for (const [device, lines] of chains) {
+    const named = new Set<string>();
+    for (const [seq, line] of lines) {
+      if (!line.includes('"kind":"upload-receipt"')) continue;
+      let entry: JournalEntry;
+      try {
+        entry = JSON.parse(line) as JournalEntry;
+      } catch {
+        continue; // a chain problem, above
+      }
+      if (entry.kind !== 'upload-receipt') continue;
+      const b = entry.body as Record<string, unknown>;
+      if (typeof b.file !== 'string' || named.has(b.file)) continue;
+      const sealing = typeof b.seq === 'number' ? lines.get(b.seq) : undefined;
+      const signedHere =
+        options.receiptKey !== undefined &&
+        sealing !== undefined &&
+        journaledReceiptVerifies(device, b, sha256Hex(sealing), options.receiptKey);
+      const ours = signedHere || (b.role === options.role && holders.has(b.holder as string));
+      if (!ours) continue;
+      named.add(b.file);
+      const item = indexed.get(`${device}\u0000${b.file}`);
+      if (!item) {
+        add(
+          'STORE_ITEM_MISSING',
+          device,
+          b.file,
+          `journal line ${seq} records this gateway's receipt for ${b.file}, which the index does not hold`,
+        );
+      } else if (item.sha256 !== b.sha256 || item.bytes !== b.bytes || item.entrySeq !== b.seq) {
+        add(
+          'STORE_ITEM_MISSING',
+          device,
+          b.file,
+          `journal line ${seq} records this gateway's receipt for another ${b.file} (entry, size or hash) than the index holds`,
+        );
+      }
+    }
+  }
+}
+
+/** The receipt an `upload-receipt` entry records (its body and the signature), rebuilt and checked. */
+function journaledReceiptVerifies(
+  device: string,
+  b: Record<string, unknown>,
+  entryHash: string,
+  key: KeyObject,
+): boolean {
+  if (typeof b.receiptSig !== 'string') return false;
+  const body = {
+    v: 1,
+    id: b.file,
+    device,
+    entrySeq: b.seq,
+    entryHash,
+    bytes: b.bytes,
+    sha256: b.sha256,
+    holder: b.holder,
+    role: b.role,
+    storedAt: b.storedAt,
+  };
+  try {
+    return verify(null, Buffer.from(canonicalize(body)), key, Buffer.from(b.receiptSig, 'base64'));
+  } catch {
+    return false; // a field missing: not a receipt that could verify
+  }
 }
 
 /**

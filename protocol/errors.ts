@@ -116,6 +116,7 @@ export const ErrorCodes = {
   STORE_RELAY_UNPROVEN: 'an item is marked relayed or purged, but no center receipt that names it is held',
   STORE_PURGE_REFUSED:
     'an item marked relayed has no center receipt that checks, so its object is not purged',
+  STORE_ITEM_MISSING: "a device's journal records this gateway's receipt for an item the index does not hold",
   STORE_JOURNAL_HASH: 'a stored journal line does not hash to its recorded hash',
   STORE_RECEIPT_INVALID: 'a stored receipt does not verify or names another item',
   STORE_JOURNAL_RECEIPT_INVALID:

@@ -246,6 +246,34 @@ test('an index row edited away from its signed entry (officer, event, kind, time
   t.is(out.problems.length, 3, JSON.stringify(out.problems));
 });
 
+test('an item deleted outright (row and object) is found by the receipt the device journaled', async (t) => {
+  const { station, a, b } = await filledStation(t);
+  const db = new Database(join(station.dir, 'evidence', 'index.sqlite'));
+  t.teardown(() => db.close());
+  const remove = (item: { device: string; id: string; sha256: string }) => {
+    const path = station.store.objectPath(item.sha256);
+    chmodSync(path, 0o644);
+    unlinkSync(path);
+    db.prepare('DELETE FROM items WHERE device = ? AND id = ?').run(item.device, item.id);
+  };
+  const missing = async () => {
+    const { code, out } = await verify(station);
+    t.is(code, 1);
+    t.true(
+      out.problems.every((p) => p.code === 'STORE_ITEM_MISSING'),
+      JSON.stringify(out.problems),
+    );
+    return out.problems.map((p) => `${p.device} ${p.id}`).sort();
+  };
+  const bItem = station.store.list({ device: b.id })[0]!;
+  remove(bItem);
+  t.deepEqual(await missing(), [`${b.id} ${bItem.id}`]);
+  // Every item gone, so no receipt of this gateway is left in the index: the receipt key tells.
+  const aItems = station.store.list({ device: a.id });
+  for (const item of aItems) remove(item);
+  t.deepEqual(await missing(), [...aItems.map((i) => `${a.id} ${i.id}`), `${b.id} ${bItem.id}`].sort());
+});
+
 test('verify cannot run without a store: exit 2, and nothing is created', async (t) => {
   const { station } = await filledStation(t);
   const config = JSON.parse(readFileSync(station.configPath, 'utf8')) as { evidence: { dir: string } };
