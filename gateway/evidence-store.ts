@@ -128,6 +128,14 @@ CREATE TABLE IF NOT EXISTS journal_relay (
   relayed_at TEXT NOT NULL,
   receipt TEXT
 );
+-- The last line ever appended for each device, kept apart from journal_lines: a journal whose
+-- tail was deleted ends before it (R18). Devices journaled before 2026-12-05 get one at their
+-- next batch.
+CREATE TABLE IF NOT EXISTS journal_heads (
+  device TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  hash TEXT NOT NULL
+);
 `;
 
 /** Columns added after the first release of the index; added in place to an older file. */
@@ -460,12 +468,25 @@ export class EvidenceStore {
     return row?.hash ?? null;
   }
 
-  /** Appends verified journal lines in one transaction. */
+  /** Appends verified journal lines in one transaction, and records the new head. */
   appendJournal(device: string, lines: { seq: number; hash: string; line: string }[]): void {
     const insert = this.db.prepare('INSERT INTO journal_lines (device, seq, hash, line) VALUES (?, ?, ?, ?)');
+    const head = this.db.prepare(
+      `INSERT INTO journal_heads (device, seq, hash) VALUES (?, ?, ?)
+       ON CONFLICT (device) DO UPDATE SET seq = excluded.seq, hash = excluded.hash WHERE excluded.seq > seq`,
+    );
     this.db.transaction(() => {
       for (const l of lines) insert.run(device, l.seq, l.hash, l.line);
+      const last = lines.at(-1);
+      if (last) head.run(device, last.seq, last.hash);
     })();
+  }
+
+  /** The last journal line ever appended for a device (journal_heads), or null. */
+  recordedJournalHead(device: string): { seq: number; hash: string } | null {
+    const r = this.db.prepare('SELECT seq, hash FROM journal_heads WHERE device = ?').get(device) as
+      { seq: number; hash: string } | undefined;
+    return r ?? null;
   }
 
   /** Every journal line held for a device, in order. */

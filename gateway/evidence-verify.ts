@@ -6,7 +6,8 @@
  * - with the unit CAs: every device's key bound by the certificate kept with it, issued by the CA
  *   of the unit its items are indexed under (so the key rests on the unit CA, not on the index);
  * - every device's stored journal chain checked line by line with the device's evidence key as
- *   first seen (signature, seq, prev, and the hash column of each row);
+ *   first seen (signature, seq, prev, and the hash column of each row), and reaching the head the
+ *   store knows apart from it (the last line appended, the line relayed, every item's entry);
  * - every item's sealing entry signed by its device, naming the item, and being the very line the
  *   device's chain holds at that seq; every index column taken from that entry (officer, event,
  *   kind, start, end, positions: what R9 classifies by) equal to what the device signed;
@@ -70,13 +71,25 @@ export async function verifyStore(store: EvidenceStore, options: VerifyStoreOpti
   };
 
   // Journals first: items are then checked against the chains found intact.
+  const items = store.list();
+  const heads = knownHeads(store, items);
   let journalLines = 0;
   const chains = new Map<string, Map<number, string>>();
   for (const device of store.devices()) {
     const rows = store.journalRows(device);
     const lines = new Map<number, string>();
     chains.set(device, lines);
-    if (rows.length === 0) continue;
+    const knownHead = heads.get(device);
+    if (rows.length === 0) {
+      if (knownHead)
+        add(
+          'JOURNAL_TRUNCATED',
+          device,
+          null,
+          `no journal line is held, but seq ${knownHead.seq} is known to exist (${knownHead.from})`,
+        );
+      continue;
+    }
     const key = keyOf(device);
     journalLines += rows.length;
     for (const row of rows) {
@@ -85,15 +98,17 @@ export async function verifyStore(store: EvidenceStore, options: VerifyStoreOpti
         add('STORE_JOURNAL_HASH', device, null, `journal line ${row.seq} does not hash to its recorded hash`);
     }
     if (!key) continue;
-    const verifier = new ChainVerifier({ publicKey: key, device });
+    const verifier = new ChainVerifier({ publicKey: key, device, ...(knownHead ? { knownHead } : {}) });
     for (const row of rows) verifier.push(Buffer.from(row.line, 'utf8'));
     const report = verifier.finish();
-    for (const p of report.problems)
-      add(p.code, device, null, `journal line ${rows[p.line - 1]?.seq ?? p.line}: ${p.message}`);
+    for (const p of report.problems) {
+      if (p.code === 'JOURNAL_TRUNCATED' || p.code === 'JOURNAL_HEAD_MISMATCH')
+        add(p.code, device, null, `${p.message} (${knownHead!.from})`);
+      else add(p.code, device, null, `journal line ${rows[p.line - 1]?.seq ?? p.line}: ${p.message}`);
+    }
     if (options.centerReceiptKey) checkJournalRelay(store, device, lines, options.centerReceiptKey, add);
   }
 
-  const items = store.list();
   for (const item of items) {
     const life = store.lifecycle(item.device, item.id)!;
     const entry = checkEntry(item, keyOf(item.device), add);
@@ -128,6 +143,28 @@ export async function verifyStore(store: EvidenceStore, options: VerifyStoreOpti
   checkJournaledReceipts(items, chains, options, add);
   if (options.unitCas) checkDeviceCertificates(store, items, options.unitCas, add);
   return { ok: problems.length === 0, items: items.length, devices: chains.size, journalLines, problems };
+}
+
+/**
+ * What the store knows of each device's journal head apart from the journal itself (R18: a tail
+ * cut off at a line boundary leaves a chain that verifies): the last line ever appended, the line
+ * the center receipted, and the sealing entry of every item. The highest seq of these, per device.
+ */
+function knownHeads(
+  store: EvidenceStore,
+  items: readonly StoredItem[],
+): Map<string, { seq: number; hash: string; from: string }> {
+  const heads = new Map<string, { seq: number; hash: string; from: string }>();
+  const know = (device: string, head: { seq: number; hash: string } | null, from: string) => {
+    if (head && head.seq > (heads.get(device)?.seq ?? -1)) heads.set(device, { ...head, from });
+  };
+  for (const item of items)
+    know(item.device, { seq: item.entrySeq, hash: item.entryHash }, `the sealing entry of ${item.id}`);
+  for (const device of store.devices()) {
+    know(device, store.relayedJournalHead(device), 'the head relayed to the center');
+    know(device, store.recordedJournalHead(device), 'the last line appended here');
+  }
+  return heads;
 }
 
 /**

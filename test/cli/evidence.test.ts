@@ -274,6 +274,34 @@ test('an item deleted outright (row and object) is found by the receipt the devi
   t.deepEqual(await missing(), [...aItems.map((i) => `${a.id} ${i.id}`), `${b.id} ${bItem.id}`].sort());
 });
 
+test('a device journal whose tail was deleted is found, though what is left chains', async (t) => {
+  const { station, a, b } = await filledStation(t);
+  const db = new Database(join(station.dir, 'evidence', 'index.sqlite'));
+  const head = station.store.journalHead(a.id)!;
+  // a's last two lines (its upload receipts): every item's entry is still held.
+  db.prepare('DELETE FROM journal_lines WHERE device = ? AND seq >= ?').run(a.id, head.seq - 1);
+  // b's whole journal.
+  db.prepare('DELETE FROM journal_lines WHERE device = ?').run(b.id);
+  db.close();
+  t.true(station.store.list({ device: a.id }).every((i) => i.entrySeq < head.seq - 1));
+
+  const { code, out } = await verify(station);
+  t.is(code, 1);
+  const ofA = out.problems.filter((p) => p.device === a.id);
+  t.deepEqual(
+    ofA.map((p) => p.code),
+    ['JOURNAL_TRUNCATED'],
+    JSON.stringify(out.problems),
+  );
+  t.regex(
+    ofA[0]!.message,
+    new RegExp(
+      `ends at seq ${head.seq - 2}, but seq ${head.seq} is known to exist \\(the last line appended here\\)`,
+    ),
+  );
+  t.true(out.problems.some((p) => p.code === 'JOURNAL_TRUNCATED' && p.device === b.id));
+});
+
 test('verify cannot run without a store: exit 2, and nothing is created', async (t) => {
   const { station } = await filledStation(t);
   const config = JSON.parse(readFileSync(station.configPath, 'utf8')) as { evidence: { dir: string } };
