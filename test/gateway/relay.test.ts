@@ -543,13 +543,15 @@ test('news wakes an idle relay at once, not one backing off from a failing cente
     backoffMinMs: 60_000,
     backoffMaxMs: 60_000,
     maxAttempts: 1,
-    replyTimeoutMs: 200,
+    // Long enough that a loaded machine's slow reply is not taken for the center being away (with
+    // 200 ms the round meant to succeed sometimes failed under a parallel test run).
+    replyTimeoutMs: 2_000,
   });
   const rounds: RelayRoundResult[] = [];
   relay.on('round', (r: RelayRoundResult) => rounds.push(r));
   relay.on('alert', () => undefined);
   t.teardown(() => relay.stop());
-  const roundsReach = (n: number) => waitFor(() => rounds.length >= n, 5_000, `relay round ${n}`);
+  const roundsReach = (n: number) => waitFor(() => rounds.length >= n, 30_000, `relay round ${n}`);
   const newItem = async () => {
     await w.device.seal(2_000);
     await w.evidence.upload(w.device, w.station);
