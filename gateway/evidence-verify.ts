@@ -26,7 +26,13 @@ import { canonicalize } from '../protocol/canonical-json.ts';
 import { isRecorderError } from '../protocol/errors.ts';
 import { ChainVerifier } from '../protocol/journal-chain.ts';
 import { sha256Hex, verifyEntrySignature, type JournalEntry } from '../protocol/journal-entry.ts';
-import { checkJournalReceipt, checkReceipt, parseJournalReceipt, parseReceipt } from '../protocol/upload.ts';
+import {
+  checkJournalReceipt,
+  checkReceipt,
+  parseJournalReceipt,
+  parseReceipt,
+  sealedBy,
+} from '../protocol/upload.ts';
 import { checkDeviceCertificate } from './device-certificate.ts';
 import { checkCenterReceipt } from './center-receipt.ts';
 import type { EvidenceStore, ItemLifecycle, StoredItem } from './evidence-store.ts';
@@ -327,8 +333,7 @@ function checkEntry(item: StoredItem, key: KeyObject | null, add: Add): JournalE
     add('STORE_ENTRY_INVALID', item.device, item.id, 'the sealing entry is not JSON');
     return null;
   }
-  const evidence = (entry.body as { evidence?: { file?: unknown; bytes?: unknown; sha256?: unknown } })
-    ?.evidence;
+  const evidence = sealedBy(entry);
   const mismatches: string[] = [];
   if (sha256Hex(item.entryLine) !== item.entryHash) mismatches.push('entry hash');
   if (entry.seq !== item.entrySeq) mismatches.push('entry seq');

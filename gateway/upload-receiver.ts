@@ -25,8 +25,11 @@ import { EVIDENCE_TAG_BYTES, EvidenceDecipher, parseEvidenceHeader } from '../pr
 import { entryLine, verifyEntrySignature, type JournalEntry } from '../protocol/journal-entry.ts';
 import { ChainVerifier } from '../protocol/journal-chain.ts';
 import {
+  EVIDENCE_ORPHAN_KIND,
   entryHash,
   parseDone,
+  sealedBy,
+  sealsEvidence,
   parseJournalBatch,
   parseOffer,
   signReceipt,
@@ -95,8 +98,11 @@ export interface ReceiverReply {
 interface Session {
   device: string;
   item: Omit<StoredItem, 'storedAt' | 'receipt'>;
-  /** center: the plaintext size and SHA-256 the device-signed entry gives */
-  plain: { bytes: unknown; sha256: unknown } | null;
+  /**
+   * center: the plaintext size and SHA-256 the device-signed entry gives, or null when it gives
+   * none (an orphan: the file is only checked to decrypt, and its plaintext's hash recorded)
+   */
+  plain: { bytes: number; sha256: string } | null;
   /** when a message of the item was last handled (a running count): the oldest is dropped first */
   active: number;
   /** the unit on whose topics it was offered: chunks and done come on those only (a center) */
@@ -142,8 +148,6 @@ interface Session {
  * disk (a crash) is simply resent: the resume point is always the incoming file's real size.
  */
 const QUEUED_BYTES_HIGH = 4 * 1024 * 1024;
-
-const EVIDENCE_KINDS = new Set(['segment', 'photo']);
 
 /**
  * Items in travel a device may hold sessions for. A device sends `itemsInFlight` items at a time
@@ -387,13 +391,7 @@ export class UploadReceiver extends EventEmitter {
     this.sessionsOf(device).set(offer.id, {
       device,
       item: this.itemFor(device, offer),
-      plain:
-        this.options.role === 'center'
-          ? {
-              bytes: (offer.entry.body as { bytes?: unknown }).bytes,
-              sha256: (offer.entry.body as { sha256?: unknown }).sha256,
-            }
-          : null,
+      plain: sealedBy(offer.entry as JournalEntry)?.plain ?? null,
       active: ++this.activity,
       unit,
       path,
@@ -702,8 +700,9 @@ export class UploadReceiver extends EventEmitter {
     }
     let ingest: { checkedAt: string; plainSha256: string } | undefined;
     if (this.options.role === 'center') {
-      const problem = await this.checkPlaintext(session.path, item, session.plain!);
-      if (problem) {
+      const checked = await this.checkPlaintext(session.path, item, session.plain);
+      if (checked instanceof RecorderError) {
+        const problem = checked;
         // Nothing is stored: the station keeps its copy and its relay reports the refusal.
         await unlink(session.path).catch(() => undefined);
         this.dropSession(device, item.id);
@@ -714,7 +713,7 @@ export class UploadReceiver extends EventEmitter {
       }
       ingest = {
         checkedAt: this.now().toISOString(),
-        plainSha256: session.plain!.sha256 as string,
+        plainSha256: checked.sha256,
       };
     }
     let stored: StoredItem;
@@ -748,14 +747,15 @@ export class UploadReceiver extends EventEmitter {
 
   /**
    * Center: decrypts the received file with the center key, streaming (1 MiB at a time, so a
-   * 1 GiB segment costs 1 MiB), and compares the plaintext with the device-signed entry's `bytes`
-   * and `sha256`. Returns the problem, or null when it matches.
+   * 1 GiB segment costs 1 MiB; AES-GCM's tag proves it whole), and compares the plaintext with the
+   * device-signed entry's `bytes` and `sha256` (`body`; an orphan's entry gives none). Returns the
+   * problem, or the plaintext's size and SHA-256.
    */
   private async checkPlaintext(
     path: string,
     item: Session['item'],
-    body: { bytes: unknown; sha256: unknown },
-  ): Promise<RecorderError | null> {
+    body: { bytes: number; sha256: string } | null,
+  ): Promise<RecorderError | { bytes: number; sha256: string }> {
     const file = `${item.device}/${item.id}`;
     const handle = await open(path, 'r');
     try {
@@ -777,13 +777,19 @@ export class UploadReceiver extends EventEmitter {
         decipher.update(chunk.subarray(0, bytesRead));
       }
       const plain = decipher.final();
-      if (plain.sha256 !== body.sha256 || plain.bytes !== body.bytes) {
+      if (!body && item.kind !== EVIDENCE_ORPHAN_KIND) {
+        return new RecorderError(
+          'EVIDENCE_PLAINTEXT_MISMATCH',
+          `${file} decrypts to ${plain.bytes} bytes with SHA-256 ${plain.sha256}; its signed entry names no plaintext`,
+        );
+      }
+      if (body && (plain.sha256 !== body.sha256 || plain.bytes !== body.bytes)) {
         return new RecorderError(
           'EVIDENCE_PLAINTEXT_MISMATCH',
           `${file} decrypts to ${plain.bytes} bytes with SHA-256 ${plain.sha256}, its signed entry says ${String(body.bytes)} bytes ${String(body.sha256)}`,
         );
       }
-      return null;
+      return { bytes: plain.bytes, sha256: plain.sha256 };
     } catch (error) {
       if (isRecorderError(error)) return error;
       return new RecorderError('EVIDENCE_DECRYPT_FAILED', `${file}: ${(error as Error).message}`);
@@ -822,15 +828,14 @@ export class UploadReceiver extends EventEmitter {
         `entry ${entry.seq} differs from the journal line the station holds`,
       );
     }
-    if (!EVIDENCE_KINDS.has(entry.kind))
+    if (!sealsEvidence(entry.kind))
       return new RecorderError('UPLOAD_BAD_MESSAGE', `a ${entry.kind} entry seals no evidence`);
-    const evidence = (entry.body as { evidence?: { file?: unknown; bytes?: unknown; sha256?: unknown } })
-      .evidence;
+    const sealed = sealedBy(entry);
     if (
-      !evidence ||
-      evidence.file !== offer.id ||
-      evidence.bytes !== offer.bytes ||
-      evidence.sha256 !== offer.sha256
+      !sealed ||
+      sealed.file !== offer.id ||
+      sealed.bytes !== offer.bytes ||
+      sealed.sha256 !== offer.sha256
     ) {
       return new RecorderError(
         'UPLOAD_FORGED',

@@ -123,6 +123,57 @@ export function parseReceipt(value: unknown): Receipt {
   return parseWithSchema(ReceiptSchema, value, 'UPLOAD_BAD_MESSAGE', 'upload receipt');
 }
 
+/**
+ * The entry kind of a complete evidence file a device found without its sealing entry (a crash
+ * between the file's final name and its entry); the device journals its name, size and SHA-256.
+ */
+export const EVIDENCE_ORPHAN_KIND = 'evidence-orphan';
+
+const SEALING_KINDS = new Set(['segment', 'photo']);
+
+/** Entries of these kinds seal an evidence file (sealedBy says which, in what shape). */
+export function sealsEvidence(kind: string): boolean {
+  return SEALING_KINDS.has(kind) || kind === EVIDENCE_ORPHAN_KIND;
+}
+
+/** What a journal entry seals: an evidence file, and its plaintext when the device knew it. */
+export interface Sealed {
+  file: string;
+  bytes: number;
+  sha256: string;
+  /** null for an orphan (its device never saw its plaintext again), or an entry that names none */
+  plain: { bytes: number; sha256: string } | null;
+}
+
+/**
+ * What `entry` seals for a gateway to store: a `segment` or `photo` entry names its evidence file
+ * (`evidence`) and the plaintext's size and SHA-256; an `evidence-orphan` entry names the file only.
+ * Null for an entry that seals nothing, or names its file in the wrong shape.
+ */
+export function sealedBy(entry: JournalEntry): Sealed | null {
+  const body = (typeof entry.body === 'object' && entry.body !== null ? entry.body : {}) as Record<
+    string,
+    unknown
+  >;
+  const named = (value: unknown) => {
+    const v = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>;
+    return typeof v.file === 'string' && Number.isSafeInteger(v.bytes) && typeof v.sha256 === 'string'
+      ? { file: v.file, bytes: v.bytes as number, sha256: v.sha256 }
+      : null;
+  };
+  if (entry.kind === EVIDENCE_ORPHAN_KIND) {
+    const file = named(body);
+    return file && { ...file, plain: null };
+  }
+  if (!SEALING_KINDS.has(entry.kind)) return null;
+  const file = named(body.evidence);
+  const plain =
+    Number.isSafeInteger(body.bytes) && typeof body.sha256 === 'string'
+      ? { bytes: body.bytes as number, sha256: body.sha256 }
+      : null;
+  return file && { ...file, plain };
+}
+
 /** The hash a receipt names for an entry: SHA-256 of its journal line, as `prev` chains them. */
 export function entryHash(entry: JournalEntry): string {
   return sha256Hex(entryLine(entry));

@@ -6,6 +6,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { JournalEntry } from '../../protocol/journal-entry.ts';
 import { PHOTO_KIND, SEGMENT_KIND } from './sealer.ts';
+import { EVIDENCE_ORPHAN_KIND } from '../../protocol/upload.ts';
 
 /**
  * Kind of the entry the uploader writes when a gateway's signed receipt arrives; `body.file` names
@@ -17,7 +18,7 @@ export const UPLOAD_RECEIPT_KIND = 'upload-receipt';
 export const MARK_KIND = 'mark';
 
 /** Kind of the entry that recovery writes for an evidence file that was never journaled. */
-export const EVIDENCE_ORPHAN_KIND = 'evidence-orphan';
+export { EVIDENCE_ORPHAN_KIND };
 /** An unfinished seal kept because its plaintext was gone (a power cut emptied the RAM spool). */
 export const EVIDENCE_UNFINISHED_KIND = 'evidence-unfinished';
 
@@ -38,7 +39,7 @@ export interface SealedIndex {
   items: SealedItem[];
   byEvidenceFile: Map<string, SealedItem>;
   /** evidence files journaled as orphans (complete files left by a crash before their entry) */
-  orphans: Map<string, { bytes: number; sha256: string; line: number }>;
+  orphans: Map<string, { bytes: number; sha256: string; line: number; seq: number; time: string }>;
   /** unfinished seals kept as found, under a `.unfinished` name, because their plaintext was gone */
   unfinished: Map<string, { bytes: number; sha256: string; line: number }>;
   /** evidence files a gateway has receipted: their local copy may be gone */
@@ -103,7 +104,13 @@ export async function readSealedIndex(journalPath: string): Promise<SealedIndex>
     } else if (entry.kind === MARK_KIND && typeof b.event === 'string' && b.event !== '') {
       index.marked.add(b.event);
     } else if (entry.kind === EVIDENCE_ORPHAN_KIND && typeof b.file === 'string') {
-      index.orphans.set(b.file, { bytes: Number(b.bytes), sha256: String(b.sha256), line });
+      index.orphans.set(b.file, {
+        bytes: Number(b.bytes),
+        sha256: String(b.sha256),
+        line,
+        seq: entry.seq,
+        time: entry.time,
+      });
     } else if (entry.kind === EVIDENCE_UNFINISHED_KIND && typeof b.file === 'string') {
       index.unfinished.set(b.file, { bytes: Number(b.bytes), sha256: String(b.sha256), line });
     }

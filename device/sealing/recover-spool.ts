@@ -127,10 +127,11 @@ export async function recoverSpool(spoolDir: string, options: RecoverSpoolOption
         sha256,
         note:
           spoolFiles.length > 0
-            ? 'sealed evidence file without its entry (interrupted seal); kept, its spool file is sealed again'
-            : 'sealed evidence file without its entry, found with the spool emptied (a power cut); kept, not uploaded',
+            ? 'sealed evidence file without its entry (interrupted seal); uploaded as it is, and its spool file sealed again'
+            : 'sealed evidence file without its entry, found with the spool emptied (a power cut); uploaded as it is',
       };
-      await options.journal.append(EVIDENCE_ORPHAN_KIND, body);
+      const entry = await options.journal.append(EVIDENCE_ORPHAN_KIND, body);
+      index.orphans.set(name, { bytes, sha256, line: 0, seq: entry.seq, time: entry.time });
       report.orphans.push(name);
     }
   }
@@ -147,6 +148,22 @@ export async function recoverSpool(spoolDir: string, options: RecoverSpoolOption
     const queued = new Set(state.data.uploadQueue.map((i) => i.file));
     const present = new Set(await listFiles(evidenceDir));
     const hours = options.uploadDeadlineHours ?? 24;
+    // An orphan is uploaded like any item, under its orphan entry (which names file, size and
+    // hash): the station stores it, the center checks that it decrypts.
+    for (const [file, orphan] of index.orphans) {
+      if (queued.has(file) || !present.has(file) || index.receipted.has(file)) continue;
+      await state.enqueueUpload({
+        file,
+        sha256: orphan.sha256,
+        bytes: orphan.bytes,
+        kind: EVIDENCE_ORPHAN_KIND,
+        seq: orphan.seq,
+        sealedAt: orphan.time,
+        deadline: new Date(Date.parse(orphan.time) + hours * 3_600_000).toISOString(),
+        event: null,
+      });
+      report.requeued.push(file);
+    }
     for (const item of index.items) {
       if (queued.has(item.evidence.file) || !present.has(item.evidence.file)) continue;
       await state.enqueueUpload({

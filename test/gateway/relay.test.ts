@@ -1,8 +1,8 @@
 import test from 'ava';
 import type { ExecutionContext } from 'ava';
 import Database from 'better-sqlite3';
-import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
+import { chmodSync, existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Relay, type RelayFailure, type RelayOptions, type RelayRoundResult } from '../../gateway/relay.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
@@ -27,6 +27,10 @@ import {
 } from '../helpers/evidence-rig.ts';
 import { TestWire } from '../helpers/upload-wire.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { recoverSpool } from '../../device/sealing/recover-spool.ts';
+import { Sealer } from '../../device/sealing/sealer.ts';
+import { testCenterKeys } from '../helpers/media.ts';
+import { sealMeta } from '../helpers/sealing.ts';
 
 const DAY = 86_400_000;
 const timers = {
@@ -692,4 +696,63 @@ test('without the device certificate nothing is relayed: the center could not ch
   t.true(result.failed.every((f) => f.code === 'RELAY_NO_CERTIFICATE'));
   t.is(w.center.store.list().length, 0);
   t.is(w.center.store.journalLines(w.device.id).length, 0);
+});
+
+test('an orphan (a sealed file found without its entry after a power cut) travels to the center, which checks it decrypts', async (t) => {
+  const w = await world(t, [3_000]);
+  const d = w.device;
+  // A seal whose journal append never happened, and then the power cut took the RAM spool.
+  const plaintext = randomBytes(5_000);
+  const spoolPath = join(d.spoolDir, 'seg-7.ts');
+  writeFileSync(spoolPath, plaintext);
+  const failing = new Sealer({
+    evidenceDir: d.evidenceDir,
+    journal: { append: () => Promise.reject(new Error('power cut')), head: d.journal.head },
+    centerPublicKey: testCenterKeys().publicKey,
+  });
+  await t.throwsAsync(failing.seal(spoolPath, sealMeta({ segment: 7 })));
+  rmSync(spoolPath);
+  // And a file that only looks like evidence: the center must refuse it.
+  writeFileSync(join(d.evidenceDir, 'EV-junk_00000.ts.rse'), randomBytes(2_000));
+
+  const sealer = new Sealer({
+    evidenceDir: d.evidenceDir,
+    journal: d.journal,
+    centerPublicKey: testCenterKeys().publicKey,
+  });
+  const report = await recoverSpool(d.spoolDir, {
+    sealer,
+    journal: d.journal,
+    officer: 'OF-0042',
+    state: d.state,
+  });
+  t.is(report.orphans.length, 2);
+  const queued = d.state.data.uploadQueue.filter((i) => i.kind === 'evidence-orphan');
+  t.deepEqual(queued.map((i) => i.file).sort(), [...report.orphans].sort());
+  const lines = readFileSync(d.journalPath, 'utf8').trimEnd().split('\n');
+  for (const item of queued) {
+    d.items.push(item);
+    d.entries.set(item.file, JSON.parse(lines[item.seq]!) as JournalEntry);
+  }
+
+  await w.evidence.upload(d, w.station);
+  for (const item of queued) {
+    t.false(existsSync(join(d.evidenceDir, item.file)), 'receipted, so deleted on the device');
+    t.is(w.station.store.get(d.id, item.file)!.kind, 'evidence-orphan');
+  }
+  const result = await w.relay({ maxAttempts: 1 }).runOnce();
+  const orphan = queued.find((i) => i.file !== 'EV-junk_00000.ts.rse')!;
+  t.true(result.relayed.some((r) => r.id === orphan.file));
+  t.true(result.failed.some((f) => f.id === 'EV-junk_00000.ts.rse'));
+  t.truthy(w.station.store.get(d.id, 'EV-junk_00000.ts.rse'), 'the station keeps what the center refused');
+  t.is(w.center.store.get(d.id, 'EV-junk_00000.ts.rse'), null);
+  t.true(w.center.alerts.some((a) => a.id === 'EV-junk_00000.ts.rse' && a.code.startsWith('EVIDENCE_')));
+  // The center decrypted the orphan (the GCM tag checks) and recorded its plaintext's hash.
+  const life = w.center.store.lifecycle(d.id, orphan.file)!;
+  t.true(life.ingest!.ok);
+  t.is(life.ingest!.plainSha256, createHash('sha256').update(plaintext).digest('hex'));
+  const atCenter = await verifyCli(w.center);
+  t.is(atCenter.code, 0, JSON.stringify(atCenter.report.problems));
+  const atStation = await verifyCli(w.station);
+  t.is(atStation.code, 0, JSON.stringify(atStation.report.problems));
 });

@@ -1,11 +1,13 @@
 import test from 'ava';
 import { generateKeyPairSync } from 'node:crypto';
 import { isRecorderError } from '../../protocol/errors.ts';
-import { EMPTY_HEAD, signEntry, type JournalEntry } from '../../protocol/journal-entry.ts';
+import { EMPTY_HEAD, signEntry, type JournalEntry, type JsonObject } from '../../protocol/journal-entry.ts';
 import {
   checkReceipt,
   entryHash,
   parseOffer,
+  sealedBy,
+  sealsEvidence,
   signReceipt,
   uploadOrder,
   type ReceiptBody,
@@ -104,6 +106,31 @@ test('a receipt whose body has no canonical JSON (a lone surrogate) is refused a
       'RECEIPT_INVALID',
     ),
   );
+});
+
+test('sealedBy: a segment names its file and plaintext, an orphan its file only, anything else nothing', (t) => {
+  const entry = (kind: string, body: JsonObject) =>
+    signEntry(
+      { nextSeq: 0, prev: EMPTY_HEAD.prev },
+      { device: 'D', kind, time: new Date(), body },
+      device.privateKey,
+    );
+  const file = { file: 'E1-0.ts.rse', bytes: 10, sha256: sha('c') };
+  t.deepEqual(sealedBy(entry('segment', { evidence: file, bytes: 4, sha256: sha('p') })), {
+    ...file,
+    plain: { bytes: 4, sha256: sha('p') },
+  });
+  t.deepEqual(sealedBy(entry('evidence-orphan', { ...file, note: 'x' })), { ...file, plain: null });
+  t.deepEqual(
+    sealedBy(entry('segment', { evidence: file })),
+    { ...file, plain: null },
+    'the center refuses it',
+  );
+  t.is(sealedBy(entry('photo', { evidence: { ...file, bytes: '10' } })), null);
+  t.is(sealedBy(entry('evidence-orphan', { file: 'x', bytes: '10', sha256: sha('c') })), null);
+  t.is(sealedBy(entry('mark', { ...file })), null);
+  t.true(sealsEvidence('evidence-orphan'));
+  t.false(sealsEvidence('evidence-unfinished'), 'an unfinished seal is kept on the device, not offered');
 });
 
 test('offers are validated with every problem named', (t) => {
