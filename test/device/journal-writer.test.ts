@@ -1,4 +1,4 @@
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { appendFileSync, existsSync, readFileSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
@@ -6,13 +6,30 @@ import { join } from 'node:path';
 import { verifyJournalFile } from '../../device/journal-reader.ts';
 import { JournalWriter, TORN_TAIL_KIND } from '../../device/journal-writer.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
-import { sha256Hex } from '../../protocol/journal-entry.ts';
+import { sha256Hex, type JournalEntry } from '../../protocol/journal-entry.ts';
 import { tempDir } from '../helpers/temp.ts';
 import { reapWithWorker } from '../helpers/child-reaper.ts';
 
 const keys = generateKeyPairSync('ed25519');
 const open = (path: string, now?: () => Date) =>
   JournalWriter.open({ path, device: 'HN-CS-0001', privateKey: keys.privateKey, ...(now ? { now } : {}) });
+
+/** The journal's lines as entries. */
+const entriesOf = (path: string): JournalEntry[] =>
+  readFileSync(path, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as JournalEntry);
+
+/** A journal of one entry, closed; `intactSize` is its length, where a torn tail would begin. */
+async function oneEntryJournal(t: ExecutionContext) {
+  const dir = tempDir(t);
+  const path = join(dir, 'journal.jsonl');
+  const w = await open(path);
+  await w.append('a', {});
+  await w.close();
+  return { dir, path, intactSize: readFileSync(path).length };
+}
 
 test('entries are appended in order, one canonical line each, and continue after reopening', async (t) => {
   const path = join(tempDir(t), 'journal.jsonl');
@@ -92,15 +109,12 @@ test('a torn tail is moved byte for byte into a .torn file and the move is journ
   t.is(tornFile, `journal.jsonl.torn-${intactSize}`);
   t.deepEqual(readFileSync(join(dir, tornFile!)), torn);
 
-  const lines = readFileSync(path, 'utf8')
-    .trimEnd()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const lines = entriesOf(path);
   t.deepEqual(
     lines.map((e) => e.kind),
     ['a', 'b', TORN_TAIL_KIND, 'c'],
   );
-  t.deepEqual(lines[2].body, {
+  t.deepEqual(lines[2]!.body, {
     offset: intactSize,
     bytes: torn.length,
     sha256: sha256Hex(torn),
@@ -110,12 +124,7 @@ test('a torn tail is moved byte for byte into a .torn file and the move is journ
 });
 
 test('a tail torn again at the same offset (power cut while journaling the move) keeps both, and one entry names both', async (t) => {
-  const dir = tempDir(t);
-  const path = join(dir, 'journal.jsonl');
-  const w = await open(path);
-  await w.append('a', {});
-  await w.close();
-  const intactSize = readFileSync(path).length;
+  const { dir, path, intactSize } = await oneEntryJournal(t);
   const first = Buffer.from('{"body":{"evidence":{"file":"EV-1_00000.ts.rse","bytes":123');
   appendFileSync(path, first);
   await (await open(path)).close();
@@ -132,15 +141,12 @@ test('a tail torn again at the same offset (power cut while journaling the move)
       .sort(),
     [`journal.jsonl.torn-${intactSize}`, `journal.jsonl.torn-${intactSize}-2`],
   );
-  const lines = readFileSync(path, 'utf8')
-    .trimEnd()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const lines = entriesOf(path);
   t.deepEqual(
     lines.map((e) => e.kind),
     ['a', TORN_TAIL_KIND],
   );
-  t.deepEqual(lines[1].body, {
+  t.deepEqual(lines[1]!.body, {
     offset: intactSize,
     file: `journal.jsonl.torn-${intactSize}-2`,
     bytes: second.length,
@@ -152,12 +158,7 @@ test('a tail torn again at the same offset (power cut while journaling the move)
 });
 
 test('a power cut after the tail was kept but before it was cut off repeats the move into the same file', async (t) => {
-  const dir = tempDir(t);
-  const path = join(dir, 'journal.jsonl');
-  const w = await open(path);
-  await w.append('a', {});
-  await w.close();
-  const intactSize = readFileSync(path).length;
+  const { dir, path, intactSize } = await oneEntryJournal(t);
   const torn = Buffer.from('{"body":{"half":"written');
   appendFileSync(path, torn);
   writeFileSync(`${path}.torn-${intactSize}`, torn);
@@ -168,11 +169,8 @@ test('a power cut after the tail was kept but before it was cut off repeats the 
     [`journal.jsonl.torn-${intactSize}`],
   );
   t.deepEqual(readFileSync(`${path}.torn-${intactSize}`), torn);
-  const lines = readFileSync(path, 'utf8')
-    .trimEnd()
-    .split('\n')
-    .map((l) => JSON.parse(l));
-  t.deepEqual(lines[1].body, {
+  const lines = entriesOf(path);
+  t.deepEqual(lines[1]!.body, {
     offset: intactSize,
     file: `journal.jsonl.torn-${intactSize}`,
     bytes: torn.length,
@@ -182,20 +180,12 @@ test('a power cut after the tail was kept but before it was cut off repeats the 
 });
 
 test('a power cut after the tail was cut off but before the move was journaled: the next open journals it', async (t) => {
-  const dir = tempDir(t);
-  const path = join(dir, 'journal.jsonl');
-  const w = await open(path);
-  await w.append('a', {});
-  await w.close();
-  const intactSize = readFileSync(path).length;
+  const { path, intactSize } = await oneEntryJournal(t);
   const torn = Buffer.from('{"body":{"half":"written');
   writeFileSync(`${path}.torn-${intactSize}`, torn);
 
   await (await open(path)).close();
-  const lines = readFileSync(path, 'utf8')
-    .trimEnd()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const lines = entriesOf(path);
   t.deepEqual(
     lines.map((e) => [e.kind, e.body]),
     [
@@ -249,17 +239,14 @@ test('a clock set back is journaled as a clock-step before the next entry, so th
   const d = await w2.append('d', {});
   await w2.close();
 
-  const entries = readFileSync(path, 'utf8')
-    .trimEnd()
-    .split('\n')
-    .map((l) => JSON.parse(l));
+  const entries = entriesOf(path);
   t.deepEqual(
     entries.map((e) => e.kind),
     ['a', 'b', 'clock-step', 'c', 'clock-step', 'd'],
   );
-  t.deepEqual(entries[2].body, { from: '2030-01-02T10:00:00.500Z', stepMs: -3_600_500 });
-  t.is(entries[2].time, '2030-01-02T09:00:00.000Z');
-  t.deepEqual(entries[4].body, { from: '2030-01-02T09:00:00.000Z', stepMs: -60_000 });
+  t.deepEqual(entries[2]!.body, { from: '2030-01-02T10:00:00.500Z', stepMs: -3_600_500 });
+  t.is(entries[2]!.time, '2030-01-02T09:00:00.000Z');
+  t.deepEqual(entries[4]!.body, { from: '2030-01-02T09:00:00.000Z', stepMs: -60_000 });
   t.is(c.seq, 3, 'the entry returned is the one written after the step');
   t.is(d.seq, 5);
   t.is(w2.head.nextSeq, 6);

@@ -17,7 +17,12 @@ import { dirname, join } from 'node:path';
 import { JournalWriter } from '../../device/journal-writer.ts';
 import { Uploader, type PendingUpload, type UploaderOptions } from '../../device/uploader.ts';
 import { EvidenceStore } from '../../gateway/evidence-store.ts';
-import { MAX_SESSIONS_PER_DEVICE, UploadReceiver, type UploadAlert } from '../../gateway/upload-receiver.ts';
+import {
+  MAX_SESSIONS_PER_DEVICE,
+  UploadReceiver,
+  type UploadAlert,
+  type UploadReceiverOptions,
+} from '../../gateway/upload-receiver.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
 import type { JournalEntry } from '../../protocol/journal-entry.ts';
 import { checkJournalReceipt, entryHash, signReceipt } from '../../protocol/upload.ts';
@@ -93,7 +98,11 @@ async function rig(
   };
 }
 
-function newReceiver(store: EvidenceStore, alerts: UploadAlert[]): UploadReceiver {
+function newReceiver(
+  store: EvidenceStore,
+  alerts: UploadAlert[],
+  options: Partial<UploadReceiverOptions> = {},
+): UploadReceiver {
   const receiver = new UploadReceiver({
     store,
     unit: 'HN',
@@ -103,6 +112,7 @@ function newReceiver(store: EvidenceStore, alerts: UploadAlert[]): UploadReceive
     deviceKey: (d) => (d === DEVICE ? deviceKeys.publicKey : null),
     // Datasync alongside the writes many times per item, so cuts and restarts meet it in flight.
     syncEveryBytes: 8192,
+    ...options,
   });
   receiver.on('alert', (a: UploadAlert) => alerts.push(a));
   return receiver;
@@ -546,17 +556,12 @@ test('a device whose id and item id join to another device and item writes nothi
   const victim = 'HN-CS-0001--x';
   const other = 'HN-CS-0001';
   const keys = new Map([victim, other].map((d) => [d, generateKeyPairSync('ed25519')]));
-  const receiver = new UploadReceiver({
-    store,
-    unit: 'HN',
-    holder: 'HN-station',
-    role: 'station',
-    receiptKey: gatewayKeys.privateKey,
+  const alerts: UploadAlert[] = [];
+  const receiver = newReceiver(store, alerts, {
     deviceKey: (d) => keys.get(d)?.publicKey ?? null,
+    syncEveryBytes: 32 * 1024 * 1024,
   });
   t.teardown(() => receiver.close());
-  const alerts: UploadAlert[] = [];
-  receiver.on('alert', (a: UploadAlert) => alerts.push(a));
   const journals = new Map<string, JournalWriter>();
   for (const [device, { privateKey }] of keys) {
     const journal = await JournalWriter.open({ path: join(dir, `${device}.jsonl`), device, privateKey });
@@ -660,19 +665,12 @@ for (const where of ['done', 'travel'] as const) {
   test(`a datasync that fails (${where === 'done' ? 'at done' : 'while the item travels'}) is alerted, and the item is sent again from 0 before any receipt`, async (t) => {
     const r = await rig(t, [100_000]);
     const faults = { datasync: 0, writev: 0 };
-    const receiver = new UploadReceiver({
-      store: r.store,
-      unit: 'HN',
-      holder: 'HN-station',
-      role: 'station',
-      receiptKey: gatewayKeys.privateKey,
-      deviceKey: (d) => (d === DEVICE ? deviceKeys.publicKey : null),
+    const alerts: UploadAlert[] = [];
+    const receiver = newReceiver(r.store, alerts, {
       syncEveryBytes: where === 'travel' ? 32_768 : 1 << 30,
       openIncoming: failingDisk(faults),
     });
     t.teardown(() => receiver.close());
-    const alerts: UploadAlert[] = [];
-    receiver.on('alert', (a: UploadAlert) => alerts.push(a));
     const m = itemMessages(r, receiver);
     const incoming = r.store.incomingPath(DEVICE, m.item.file);
     t.like((await m.offer()).state, { status: 'send', offset: 0 });
@@ -710,18 +708,12 @@ for (const where of ['done', 'travel'] as const) {
 test('a write that fails (not for a full disk) is alerted, and the item is sent again from 0 into a fresh file', async (t) => {
   const r = await rig(t, [100_000]);
   const faults = { datasync: 0, writev: 0 };
-  const receiver = new UploadReceiver({
-    store: r.store,
-    unit: 'HN',
-    holder: 'HN-station',
-    role: 'station',
-    receiptKey: gatewayKeys.privateKey,
-    deviceKey: (d) => (d === DEVICE ? deviceKeys.publicKey : null),
+  const alerts: UploadAlert[] = [];
+  const receiver = newReceiver(r.store, alerts, {
+    syncEveryBytes: 32 * 1024 * 1024,
     openIncoming: failingDisk(faults),
   });
   t.teardown(() => receiver.close());
-  const alerts: UploadAlert[] = [];
-  receiver.on('alert', (a: UploadAlert) => alerts.push(a));
   const m = itemMessages(r, receiver);
   t.like((await m.offer()).state, { status: 'send', offset: 0 });
   await m.chunks(0, 16_384 * 6);
