@@ -314,12 +314,17 @@ export class EvidenceStore {
     return { items: r.items, bytes: r.bytes, oldestStoredAt: r.oldest, journals: j.n };
   }
 
-  /** Station: receipted items the center has not receipted yet, oldest first. */
+  /**
+   * Station: receipted items the center has not receipted yet, oldest first; those whose last
+   * relay failed come after the rest, so that a batch of items that keep failing (a damaged object,
+   * one the center refuses) never keeps newer ones out of every round.
+   */
   unrelayed(limit = 100): StoredItem[] {
     return (
       this.db
         .prepare(
-          'SELECT * FROM items WHERE relayed_at IS NULL AND receipt IS NOT NULL ORDER BY stored_at, device, id LIMIT ?',
+          `SELECT * FROM items WHERE relayed_at IS NULL AND receipt IS NOT NULL
+           ORDER BY relay_error IS NOT NULL, stored_at, device, id LIMIT ?`,
         )
         .all(limit) as Row[]
     ).map(fromRow);

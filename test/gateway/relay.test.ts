@@ -403,6 +403,23 @@ function losing(w: World, ids: string[]): RelayOptions['linkFor'] {
   };
 }
 
+test('items that keep failing never keep newer ones out of a round: failed ones go after the rest', async (t) => {
+  const w = await world(t, [2_000, 2_000, 2_000]);
+  const [first, second, third] = w.station.store.list();
+  const relay = w.relay({
+    linkFor: losing(w, [first!.id, second!.id]),
+    batchItems: 2,
+    maxAttempts: 1,
+    replyTimeoutMs: 100,
+  });
+  const one = await relay.runOnce();
+  t.deepEqual(one.relayed, []);
+  t.is(one.failed.filter((f) => f.id !== null).length, 2, 'the two oldest were tried and failed');
+  const two = await relay.runOnce();
+  t.deepEqual(two.relayed, [{ device: third!.device, id: third!.id }]);
+  t.is(w.center.store.list().length, 1);
+});
+
 test('a center receipt for another item is refused: nothing is marked relayed', async (t) => {
   const w = await world(t, [5_000, 6_000]);
   const [first, second] = w.station.store.list();
