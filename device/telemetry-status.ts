@@ -7,7 +7,7 @@ import type { Profile } from '../protocol/schemas/profile.ts';
 import type { DeviceEvent } from '../protocol/schemas/event.ts';
 import type { Status } from '../protocol/schemas/status.ts';
 import type { RecorderStatus } from './recorder.ts';
-import { RECEIPT_REFUSED_KIND } from './uploader.ts';
+import { EVIDENCE_DAMAGED_KIND, RECEIPT_REFUSED_KIND } from './uploader.ts';
 
 /** Journal kinds a device manager should hear about at once (the journal stays the evidence). */
 export const EVENT_KINDS: Record<string, 'info' | 'warning'> = {
@@ -24,6 +24,8 @@ export const EVENT_KINDS: Record<string, 'info' | 'warning'> = {
   fault: 'warning',
   // issue 6: a gateway answered with a receipt the device would not act on
   [RECEIPT_REFUSED_KIND]: 'warning',
+  // a local evidence file that no longer hashes to its entry
+  [EVIDENCE_DAMAGED_KIND]: 'warning',
 };
 
 export function toStatus(s: RecorderStatus, profile: Profile, now: Date): Status {

@@ -107,6 +107,9 @@ export interface UploaderJournal {
   readonly head?: JournalHead;
 }
 
+/** Kind of the journal entry for a local evidence file found not to hash to its entry. */
+export const EVIDENCE_DAMAGED_KIND = 'evidence-damaged';
+
 /** Kind of the journal entry for a receipt the device checked and would not act on. */
 export const RECEIPT_REFUSED_KIND = 'receipt-refused';
 
@@ -114,6 +117,8 @@ export class Uploader {
   private readonly sender: UploadSender;
   /** `file receiptHash` of refusals already journaled: a gateway repeating itself adds no lines */
   private readonly refused = new Set<string>();
+  /** `file sha256` of local damage already journaled */
+  private readonly damaged = new Set<string>();
 
   constructor(private readonly options: UploaderOptions) {
     this.sender = new UploadSender({
@@ -289,6 +294,24 @@ export class Uploader {
     const path = join(this.options.evidenceDir, item.file);
     const found = await hashFile(path).catch(() => null);
     if (!found || (found.sha256 === item.sha256 && found.bytes === item.bytes)) return null;
+    // R18: the damage goes into the journal too (once per file and hash it was found with), so
+    // the station's copy of the journal shows it whether or not anyone reads this round's result.
+    const key = `${item.file} ${found.sha256}`;
+    if (!this.damaged.has(key)) {
+      await this.options.journal
+        .append(EVIDENCE_DAMAGED_KIND, {
+          file: item.file,
+          seq: item.seq,
+          bytes: found.bytes,
+          sha256: found.sha256,
+          expectedBytes: item.bytes,
+          expectedSha256: item.sha256,
+        })
+        .then(
+          () => this.damaged.add(key),
+          () => undefined, // the round reports it either way; the next finding tries again
+        );
+    }
     return new RecorderError(
       'EVIDENCE_MISMATCH',
       `the local copy of ${item.file} (${path}) does not hash to its journal entry (${item.bytes} bytes, ` +

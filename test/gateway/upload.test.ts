@@ -24,7 +24,7 @@ import {
   type UploadReceiverOptions,
 } from '../../gateway/upload-receiver.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
-import type { JournalEntry } from '../../protocol/journal-entry.ts';
+import { sha256Hex, type JournalEntry } from '../../protocol/journal-entry.ts';
 import { checkJournalReceipt, entryHash, signReceipt } from '../../protocol/upload.ts';
 import { TestWire, type WireFaults } from '../helpers/upload-wire.ts';
 import { fakeSegments, queueOptions } from '../helpers/sealed-device.ts';
@@ -269,6 +269,21 @@ test('a damaged local file is sent twice, reported EVIDENCE_MISMATCH and kept; t
     again.failed.map((f) => f.code),
     ['EVIDENCE_MISMATCH'],
   );
+  // The damage is journaled once (R18), naming what the file hashes to and what it should.
+  const journaled = readFileSync(r.journal.path, 'utf8')
+    .trimEnd()
+    .split('\n')
+    .map((l) => JSON.parse(l) as JournalEntry)
+    .filter((e) => e.kind === 'evidence-damaged');
+  t.is(journaled.length, 1);
+  t.like(journaled[0]!.body, {
+    file: damaged.file,
+    seq: damaged.seq,
+    bytes: damaged.bytes,
+    expectedBytes: damaged.bytes,
+    expectedSha256: damaged.sha256,
+    sha256: sha256Hex(readFileSync(path)),
+  });
   flip();
   const whole = await r.uploader.uploadAll();
   t.deepEqual(whole, { receipted: [damaged.file], failed: [] });
