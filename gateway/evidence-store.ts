@@ -210,11 +210,15 @@ export class EvidenceStore {
       return existing;
     }
     const target = this.objectPath(item.sha256);
-    mkdirSync(dirname(target), { recursive: true });
+    // A new objects/xx folder is on disk only once its parent is fsync'd too.
+    if (mkdirSync(dirname(target), { recursive: true })) fsyncPath(dirname(dirname(target)));
     if (existsSync(target) && (await sha256OfFile(target)) === item.sha256) {
       // The object is here without its index row: a gateway killed between the rename below and the
       // INSERT (SIGKILL, power cut), and the device sent the item again. Keep the object, drop the
-      // copy just received, so incoming/ holds only uploads in progress.
+      // copy just received, so incoming/ holds only uploads in progress. That gateway may have died
+      // before the object's folder was fsync'd: it is, and the object, before the row says stored.
+      fsyncPath(target);
+      fsyncPath(dirname(target));
       unlinkSync(file);
       fsyncPath(dirname(file));
     } else {

@@ -1,12 +1,10 @@
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StateStore } from '../../device/state-store.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
-import { reapWithWorker } from '../helpers/child-reaper.ts';
-import { needPrograms } from '../helpers/system.ts';
+import { opensOf, pathsOf, syncedBefore as isSyncedBefore, traceChild } from '../helpers/strace.ts';
 import { tempDir } from '../helpers/temp.ts';
 
 const WRITE_CHILD = fileURLToPath(new URL('./fixtures/state-write-child.ts', import.meta.url));
@@ -125,77 +123,16 @@ test('issue 6: a state file from before events and marks loads: items of no even
   t.deepEqual(onDisk.markedEvents, ['OLD']);
 });
 
-interface Syscall {
-  name: string;
-  args: string;
-  result: string;
-}
-
-/** The system calls of an `strace -f` log, each whole again where strace split it between threads. */
-function parseStrace(log: string): Syscall[] {
-  const pending = new Map<string, string>();
-  const calls: Syscall[] = [];
-  for (const line of log.split('\n')) {
-    const m = /^(\d+) +(.*)$/.exec(line);
-    if (!m) continue;
-    const [, pid, rest] = m as unknown as [string, string, string];
-    if (rest.endsWith(' <unfinished ...>')) {
-      pending.set(pid, rest.slice(0, -' <unfinished ...>'.length));
-      continue;
-    }
-    const resumed = /^<\.\.\. \w+ resumed>(.*)$/.exec(rest);
-    const whole = resumed ? `${pending.get(pid) ?? ''}${resumed[1]}` : rest;
-    pending.delete(pid);
-    const call = /^(\w+)\((.*)\) += (-?\w+)/.exec(whole);
-    if (call) calls.push({ name: call[1]!, args: call[2]!, result: call[3]! });
-  }
-  return calls;
-}
-
 test("every write of the state file is fsync'd before it is renamed over the file, and the directory after (strace)", async (t) => {
-  needPrograms('strace');
   const dir = tempDir(t);
   const path = join(dir, 'state.json');
-  const log = join(dir, 'strace.log');
-  const child = reapWithWorker(
-    spawn(
-      'strace',
-      [
-        '-f',
-        '-qq',
-        '-s',
-        '4096',
-        '-o',
-        log,
-        '-e',
-        'trace=open,openat,close,fsync,fdatasync,rename,renameat,renameat2',
-        process.execPath,
-        '--import=tsx',
-        WRITE_CHILD,
-        path,
-      ],
-      { stdio: ['ignore', 'ignore', 'pipe'] },
-    ),
-  );
-  let stderr = '';
-  child.stderr!.on('data', (d: Buffer) => (stderr += d));
-  const code = await new Promise((resolve) => child.once('exit', resolve));
+  const { code, stderr, calls } = await traceChild(WRITE_CHILD, [path], join(dir, 'strace.log'));
   t.is(code, 0, stderr);
   t.is(JSON.parse(readFileSync(path, 'utf8')).counters.traced, 4);
 
-  const calls = parseStrace(readFileSync(log, 'utf8'));
-  const paths = (c: Syscall) => [...c.args.matchAll(/"([^"]*)"/g)].map((m) => m[1]!);
-  /** Whether the file opened by calls[opened] is fsync'd after it, before `end` and before it is closed. */
-  const syncedBefore = (opened: number, end: number) => {
-    const fd = calls[opened]!.result;
-    const use = calls
-      .slice(opened + 1, end)
-      .find((c) => ['fsync', 'fdatasync', 'close'].includes(c.name) && c.args === fd);
-    return use !== undefined && use.name !== 'close' && use.result === '0';
-  };
-  /** Indexes of the calls that open `file`. */
-  const opens = (file: string) =>
-    calls.flatMap((c, n) => (c.name.startsWith('open') && paths(c)[0] === file ? [n] : []));
+  const paths = pathsOf;
+  const syncedBefore = (opened: number, end: number) => isSyncedBefore(calls, opened, end);
+  const opens = (file: string) => opensOf(calls, file);
   const renames = calls.flatMap((c, i) =>
     c.name.startsWith('rename') && paths(c)[1] === path
       ? [{ tmp: paths(c)[0]!, i, ok: c.result === '0' }]

@@ -1,34 +1,16 @@
 import test from 'ava';
-import { createHash } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { EvidenceStore, incomingFileName, type StoredItem } from '../../gateway/evidence-store.ts';
 import { isRecorderError } from '../../protocol/errors.ts';
+import { opensOf, syncedBefore, traceChild } from '../helpers/strace.ts';
+import { storedItem } from '../helpers/stored-item.ts';
 import { tempDir } from '../helpers/temp.ts';
 
-function item(
-  id: string,
-  data: Buffer,
-  patch: Partial<StoredItem> = {},
-): Omit<StoredItem, 'storedAt' | 'receipt'> {
-  return {
-    id,
-    unit: 'HN',
-    device: 'HN-CS-0001',
-    officer: 'O1',
-    event: 'E1',
-    kind: 'segment',
-    start: '2026-11-23T10:00:00.000Z',
-    end: '2026-11-23T10:00:10.000Z',
-    entrySeq: 3,
-    entryHash: 'a'.repeat(64),
-    entryLine: '{}',
-    bytes: data.length,
-    sha256: createHash('sha256').update(data).digest('hex'),
-    positions: '[]',
-    ...patch,
-  };
-}
+const PUT_CHILD = fileURLToPath(new URL('./fixtures/store-put-child.ts', import.meta.url));
+
+const item = storedItem;
 
 test('an item is stored read-only, indexed, and stored once', async (t) => {
   const root = tempDir(t);
@@ -141,4 +123,37 @@ test('incoming files of different devices and items never share a name, though i
   for (const path of paths) t.is(dirname(path), join(store.root, 'incoming'));
   // What the CA and the offer schema admit is kept as it is, for an operator to read.
   t.is(incomingFileName('HN-CS-0001', 'E1-0.ts.enc'), 'HN-CS-0001+E1-0.ts.enc.part');
+});
+
+test("an object kept from before a kill is fsync'd with its folder before its row; a new folder's parent is fsync'd (strace)", async (t) => {
+  const dir = tempDir(t);
+  const store = join(dir, 'store');
+  const { code, stderr, calls } = await traceChild(PUT_CHILD, [store], join(dir, 'strace.log'));
+  t.is(code, 0, stderr);
+  // The child's stdout is not captured under strace: the paths follow from the store's layout.
+  const objects = calls.flatMap((c, i) =>
+    c.name.startsWith('open') && /\/objects\/[0-9a-f]{2}\/[0-9a-f]{64}[^"/]*"/.test(c.args) ? [i] : [],
+  );
+  t.true(objects.length > 0, 'the trace shows the objects');
+  const reusedPath = /"([^"]*\/objects\/[0-9a-f]{2}\/[0-9a-f]{64}[^"/]*)"/.exec(
+    calls[objects[0]!]!.args,
+  )![1]!;
+  // After the child's copy wrote it, put() opens the object again and fsyncs it, then its folder.
+  const copied = opensOf(calls, reusedPath).filter((n) => calls[n]!.args.includes('O_WRONLY'));
+  const after = opensOf(calls, reusedPath).filter((n) => n > copied.at(-1)!);
+  t.true(
+    after.some((n) => syncedBefore(calls, n, calls.length)),
+    "the kept object is fsync'd before its row is written",
+  );
+  const folder = dirname(reusedPath);
+  t.true(
+    opensOf(calls, folder).some((n) => n > copied.at(-1)! && syncedBefore(calls, n, calls.length)),
+    'and its folder',
+  );
+  // The second item's objects/yy folder is new: objects/ itself is fsync'd after it is made.
+  const parent = dirname(folder);
+  t.true(
+    opensOf(calls, parent).some((n) => syncedBefore(calls, n, calls.length)),
+    "objects/ is fsync'd once a folder is made in it",
+  );
 });
