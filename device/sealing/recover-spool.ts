@@ -132,6 +132,7 @@ export async function recoverSpool(spoolDir: string, options: RecoverSpoolOption
       };
       const entry = await options.journal.append(EVIDENCE_ORPHAN_KIND, body);
       index.orphans.set(name, { bytes, sha256, line: 0, seq: entry.seq, time: entry.time });
+      options.sealer.rememberNames([name]);
       report.orphans.push(name);
     }
   }

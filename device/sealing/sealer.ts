@@ -359,10 +359,16 @@ export class Sealer {
     }
   }
 
-  /** Gives the finished temp file its final name without ever replacing an existing file. */
+  /**
+   * Gives the finished temp file its final name without ever replacing an existing file or
+   * giving a name twice: `EVENT_00003.ts.rse`, else `EVENT_00003-1.ts.rse`, `-2`, … (characters an
+   * upload id may hold).
+   */
   private async publish(tmp: string, base: string): Promise<string> {
+    const ext = extname(base);
+    const stem = base.slice(0, base.length - ext.length);
     for (let n = 0; ; n++) {
-      const file = n === 0 ? `${base}${EVIDENCE_SUFFIX}` : `${base}~${n}${EVIDENCE_SUFFIX}`;
+      const file = n === 0 ? `${base}${EVIDENCE_SUFFIX}` : `${stem}-${n}${ext}${EVIDENCE_SUFFIX}`;
       if (this.usedNames.has(file)) continue;
       const target = join(this.evidenceDir, file);
       try {

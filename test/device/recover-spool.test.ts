@@ -23,7 +23,9 @@ import { verifyJournalFile } from '../../device/journal-reader.ts';
 import { readSealedIndex } from '../../device/sealing/journal-index.ts';
 import { recoverSpool } from '../../device/sealing/recover-spool.ts';
 import { Sealer, type SealedBody } from '../../device/sealing/sealer.ts';
+import { Value } from '@sinclair/typebox/value';
 import { isRecorderError } from '../../protocol/errors.ts';
+import { UploadId } from '../../protocol/upload.ts';
 import { sha256Hex } from '../../protocol/journal-entry.ts';
 import { makeTsClip, testCenterKeys } from '../helpers/media.ts';
 import { deviceKeys, sealingRig, sealMeta } from '../helpers/sealing.ts';
@@ -131,23 +133,38 @@ test('after a power cut emptied the spool, an unfinished seal is kept as found a
   t.is((await readSealedIndex(journal.path)).entries, 1, 'journaled once');
 });
 
-test('a name once sealed is never given again, though its file is gone after its receipt', async (t) => {
+test("a name once sealed is never given again, though its file is gone after its receipt; nor an orphan's", async (t) => {
   const rig = await sealingRig(t);
   const meta = sealMeta({ event: 'HN-CS-0001-20260101T000012Z', segment: 0 });
   const first = await rig.sealer.seal(makeTsClip(rig.spool, 'a.ts', 2), meta);
   rmSync(first.evidencePath); // uploaded, receipted, deleted
-  // A restart, then the clock is back at that second: the same event id and segment number.
+  // An orphan left by a crash, of the event's next segment (found by this boot's recovery).
+  writeFileSync(join(rig.evidence, 'HN-CS-0001-20260101T000012Z_00001.ts.rse'), randomBytes(100));
+  // A restart, then the clock is back at that second: the same event id and segment numbers.
   const sealer = new Sealer({
     evidenceDir: rig.evidence,
     journal: rig.journal,
     centerPublicKey: testCenterKeys().publicKey,
   });
   await recoverSpool(rig.spool, { sealer, journal: rig.journal, officer: 'OF-0042' });
-  const second = await sealer.seal(makeTsClip(rig.spool, 'b.ts', 2), meta);
+  rmSync(join(rig.evidence, 'HN-CS-0001-20260101T000012Z_00001.ts.rse')); // the orphan, receipted
+  const names = [];
+  for (const [segment, spool] of [
+    [0, 'b.ts'],
+    [0, 'c.ts'],
+    [1, 'd.ts'],
+  ] as const) {
+    const sealed = await sealer.seal(makeTsClip(rig.spool, spool, 2), { ...meta, segment });
+    names.push(basename(sealed.evidencePath));
+  }
   t.is(basename(first.evidencePath), 'HN-CS-0001-20260101T000012Z_00000.ts.rse');
-  t.is(basename(second.evidencePath), 'HN-CS-0001-20260101T000012Z_00000.ts~1.rse');
-  const third = await sealer.seal(makeTsClip(rig.spool, 'c.ts', 2), meta);
-  t.is(basename(third.evidencePath), 'HN-CS-0001-20260101T000012Z_00000.ts~2.rse');
+  t.deepEqual(names, [
+    'HN-CS-0001-20260101T000012Z_00000-1.ts.rse',
+    'HN-CS-0001-20260101T000012Z_00000-2.ts.rse',
+    'HN-CS-0001-20260101T000012Z_00001-1.ts.rse',
+  ]);
+  // Each is an id a station takes (the offer schema's pattern).
+  for (const name of names) t.true(Value.Check(UploadId, name), name);
 });
 
 test('a segment torn by a power cut is recovered and passes verify with the center key (ffprobe)', async (t) => {

@@ -127,7 +127,7 @@ test('a photo is journaled as kind photo; each item has its own key and IV', asy
   const rb = await sealer.seal(b, meta({ mediaType: 'image/jpeg', segment: 0, event: 'PH' }));
   t.is(ra.entry.kind, 'photo');
   t.not(ra.evidencePath, rb.evidencePath, 'an existing evidence name is never reused');
-  t.regex(rb.evidencePath, /PH_00000\.jpg~1\.rse$/);
+  t.regex(rb.evidencePath, /PH_00000-1\.jpg\.rse$/);
   const ha = parseEvidenceHeader(readFileSync(ra.evidencePath));
   const hb = parseEvidenceHeader(readFileSync(rb.evidencePath));
   t.false(ha.iv.equals(hb.iv));
