@@ -72,7 +72,9 @@ export async function verifyState(root: string, options: VerifyStateOptions = {}
     if (TEMP_NAME.test(name)) {
       problems.push({
         code: 'EVIDENCE_INCOMPLETE',
-        message: `${name} is an unfinished seal; the device removes it at its next start and seals the spool file again`,
+        message:
+          `${name} is an unfinished seal; at its next start the device seals the spool file again and ` +
+          'removes it, or keeps it as .unfinished when the spool is empty',
         file: name,
       });
       continue;
@@ -108,6 +110,17 @@ export async function verifyState(root: string, options: VerifyStateOptions = {}
         message: `${item.evidence.file} (journal seq ${item.seq}) is missing and no gateway receipted it`,
         file: item.evidence.file,
         line: item.line,
+      });
+    }
+  }
+  // Orphans travel too, and are deleted only after their receipt; unfinished seals never leave.
+  for (const [file, kept] of [...index.orphans, ...index.unfinished]) {
+    if (!present.has(file) && !index.receipted.has(file)) {
+      problems.push({
+        code: 'EVIDENCE_MISSING',
+        message: `${file} (journaled at line ${kept.line}) is missing and no gateway receipted it`,
+        file,
+        line: kept.line,
       });
     }
   }

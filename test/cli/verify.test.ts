@@ -142,6 +142,27 @@ test('verify reports a corrupted, a missing and an unjournaled evidence file, an
     t.deepEqual(r.problems.map((p) => p.code).sort(), ['EVIDENCE_MISSING', 'EVIDENCE_UNJOURNALED']);
     t.is(r.problems.find((p) => p.code === 'EVIDENCE_MISSING')!.line, 3);
   }
+  // an orphan (journaled, uploaded like any item) gone without a receipt
+  {
+    const { root, paths } = copyState(t, built);
+    const key = loadOrCreateSigningKey(paths.privateKey, paths.publicKey);
+    const journal = await JournalWriter.open({
+      path: paths.journal,
+      device: 'HN-CS-0001',
+      privateKey: key.privateKey,
+    });
+    await journal.append('evidence-orphan', {
+      file: 'EV-lost_00000.ts.rse',
+      bytes: 1,
+      sha256: 'a'.repeat(64),
+    });
+    await journal.close();
+    const r = await verifyState(root);
+    t.deepEqual(
+      r.problems.map((p) => [p.code, p.file]),
+      [['EVIDENCE_MISSING', 'EV-lost_00000.ts.rse']],
+    );
+  }
   // tampered journal: one journaled hash edited
   {
     const { root, paths } = copyState(t, built);
