@@ -166,6 +166,12 @@ export const MAX_SESSIONS_PER_DEVICE = 16;
 export class UploadReceiver extends EventEmitter {
   /** by device, then item id */
   private readonly sessions = new Map<string, Map<string, Session>>();
+  /**
+   * Sessions dropped by makeRoom until they are settled (their writes and datasync may still be on
+   * their way), by key(device, id): a re-offer queued before the settle takes over from one (it
+   * may yet fail, and its file must not then be resumed from), and close() waits for them.
+   */
+  private readonly dropped = new Map<string, Session>();
   private activity = 0;
   /** per device and item, messages are handled one at a time, in arrival order */
   private readonly queues = new Map<string, Promise<unknown>>();
@@ -370,7 +376,8 @@ export class UploadReceiver extends EventEmitter {
         receipt: this.receiptFor(stored),
       };
 
-    const previous = this.sessions.get(device)?.get(offer.id);
+    const previous = this.sessions.get(device)?.get(offer.id) ?? this.dropped.get(key(device, offer.id));
+    this.dropped.delete(key(device, offer.id));
     if (previous) await this.settle(previous);
     if (previous?.failed?.restart) await this.restart(previous);
     const path = this.options.store.incomingPath(device, offer.id);
@@ -573,8 +580,9 @@ export class UploadReceiver extends EventEmitter {
    * store: a receiver started again on the same store resumes from what the files hold.
    */
   async close(): Promise<void> {
-    await Promise.all(this.allSessions().map((session) => this.settle(session)));
+    await Promise.all([...this.allSessions(), ...this.dropped.values()].map((s) => this.settle(s)));
     this.sessions.clear();
+    this.dropped.clear();
   }
 
   /**
@@ -623,8 +631,16 @@ export class UploadReceiver extends EventEmitter {
     if (!held || held.has(id) || held.size < MAX_SESSIONS_PER_DEVICE) return;
     let oldest: Session | null = null;
     for (const s of held.values()) if (!oldest || s.active < oldest.active) oldest = s;
+    const k = key(device, oldest!.item.id);
     this.dropSession(device, oldest!.item.id);
-    void this.serial(device, oldest!.item.id, () => this.settle(oldest!));
+    this.dropped.set(k, oldest!);
+    void this.serial(device, oldest!.item.id, async () => {
+      await this.settle(oldest!);
+      if (this.dropped.get(k) !== oldest) return; // a re-offer queued before this took it over
+      this.dropped.delete(k);
+      // A write or datasync that failed meanwhile: its file is not resumed from (spoil()).
+      if (oldest!.failed?.restart) await this.restart(oldest!);
+    });
   }
 
   /** The item's session, if it was offered on `unit`'s topics. */

@@ -778,6 +778,71 @@ test("the store's fsync failing at done: no receipt on a second try, the item is
   t.is(await store.checkObject(store.get(DEVICE, m.item.file)!), null);
 });
 
+test('a re-offer waiting behind a dropped session takes it over: a datasync of it failing later restarts the item from 0', async (t) => {
+  const r = await rig(t, [5_000_000]);
+  let openWrites!: () => void;
+  let failSync!: () => void;
+  const writes = new Promise<void>((resolve) => (openWrites = resolve));
+  const sync = new Promise<void>((resolve) => (failSync = resolve));
+  let syncs = 0;
+  const alerts: UploadAlert[] = [];
+  const receiver = newReceiver(r.store, alerts, {
+    syncEveryBytes: 1 << 20,
+    openIncoming: async (path) => {
+      const handle = await open(path, 'a');
+      return new Proxy(handle, {
+        get(target, name) {
+          if (name === 'writev')
+            return async (buffers: Buffer[]) => {
+              await writes;
+              return target.writev(buffers);
+            };
+          if (name === 'datasync' && syncs++ === 0)
+            return async () => {
+              await sync;
+              throw Object.assign(new Error('EIO: i/o error, datasync'), { code: 'EIO' });
+            };
+          const value: unknown = Reflect.get(target, name, target);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+    },
+  });
+  t.teardown(() => receiver.close());
+  const m = itemMessages(r, receiver);
+  t.like((await m.offer()).state, { status: 'send', offset: 0 });
+  // The disk stalls: 4 MiB are acknowledged while queued, the next chunk waits for the writes.
+  t.true((await m.chunks(0, 4 << 20)).every((s) => s === null));
+  const stalled = m.chunks(4 << 20, (4 << 20) + 16_384);
+  // The device, hearing nothing, offers again: queued behind the stalled chunk.
+  const reoffer = m.offer();
+  // Its other items' offers drop this item's session (the least recently active).
+  const sha256 = createHash('sha256').update('x').digest('hex');
+  for (let i = 0; i < MAX_SESSIONS_PER_DEVICE; i++) {
+    const id = `F${i}.ts.enc`;
+    const entry = await r.journal.append('segment', { evidence: { file: id, bytes: 1, sha256 } });
+    await receiver.offer(DEVICE, { id, entry, bytes: 1, sha256 });
+  }
+  openWrites();
+  await stalled;
+  // The re-offer waits for the dropped session's datasync rather than resume from its file.
+  const early = await Promise.race([
+    reoffer,
+    new Promise((resolve) => setTimeout(() => resolve('waiting'), 300)),
+  ]);
+  t.is(early, 'waiting');
+  failSync();
+  t.like((await reoffer).state, { status: 'send', offset: 0 });
+  t.deepEqual(
+    alerts.map((a) => a.code),
+    ['UPLOAD_WRITE_FAILED'],
+  );
+  t.true((await m.chunks(0)).every((s) => s === null));
+  const reply = await m.done();
+  t.is(reply.state?.status, 'have');
+  t.is(await r.store.checkObject(r.store.get(DEVICE, m.item.file)!), null);
+});
+
 test('offers never followed by their bytes: a device holds at most MAX_SESSIONS_PER_DEVICE sessions, and an item whose session was dropped resumes from its file', async (t) => {
   const r = await rig(t, [100_000]);
   const alerts: UploadAlert[] = [];
