@@ -16,7 +16,7 @@ import { createPrivateKey, type KeyObject, type X509Certificate } from 'node:cry
 import { EventEmitter } from 'node:events';
 import { readFileSync, statSync } from 'node:fs';
 import type { Identity } from '../protocol/acl.ts';
-import { RecorderError } from '../protocol/errors.ts';
+import { RecorderError, isRecorderError } from '../protocol/errors.ts';
 import { deviceTopic, encodePayload, type ParsedTopic } from '../protocol/topics.ts';
 import type { JournalState, UploadState } from '../protocol/upload.ts';
 import type { GatewayConfig } from './config.ts';
@@ -146,8 +146,56 @@ export class UploadService extends EventEmitter {
     this.emit('upload-alert', alert);
   }
 
-  /** One upload message from the broker (after ACL and schema); resolves when it is handled. */
+  /**
+   * One upload message from the broker (after ACL and schema); resolves when it is handled. A
+   * message whose handling fails for a reason of this station's (its disk or index, too many open
+   * files) is answered refused with the code, so the device does not wait out a timeout, and
+   * alerted like any upload alert (station-storage for the fleet).
+   */
   async handle(_who: Identity, topic: ParsedTopic, value: unknown): Promise<void> {
+    try {
+      await this.dispatch(topic, value);
+    } catch (error) {
+      await this.failed(topic, value, error as Error);
+    }
+  }
+
+  private async failed(topic: ParsedTopic, value: unknown, error: Error): Promise<void> {
+    const errno = (error as NodeJS.ErrnoException).code;
+    const code = isRecorderError(error) ? error.code : errno === 'ENOSPC' ? 'STORAGE_FULL' : 'STORE_FAILED';
+    const reason = error.message.slice(0, 500);
+    const id =
+      topic.name === 'uploadData'
+        ? (topic.id ?? null)
+        : topic.name === 'uploadJournal'
+          ? null
+          : (value as { id?: unknown }).id;
+    this.onReceiverAlert({
+      code,
+      device: topic.device,
+      id: typeof id === 'string' ? id : null,
+      message: `${topic.name} of ${topic.device} could not be handled: ${reason}`,
+    });
+    if (topic.name === 'uploadJournal') {
+      await this.reply('uploadJournalState', topic.unit, topic.device, {
+        status: 'refused',
+        head: null,
+        code,
+        reason,
+      });
+    } else if (typeof id === 'string') {
+      this.counters.refused++;
+      await this.reply('uploadState', topic.unit, topic.device, {
+        id,
+        status: 'refused',
+        offset: 0,
+        code,
+        reason,
+      });
+    }
+  }
+
+  private async dispatch(topic: ParsedTopic, value: unknown): Promise<void> {
     const device = topic.device;
     const receiver = this.receiver;
     if (topic.name === 'uploadData') {

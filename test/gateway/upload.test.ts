@@ -10,6 +10,7 @@ import {
   readFileSync,
   readdirSync,
   readlinkSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -17,6 +18,8 @@ import { dirname, join } from 'node:path';
 import { JournalWriter } from '../../device/journal-writer.ts';
 import { Uploader, type PendingUpload, type UploaderOptions } from '../../device/uploader.ts';
 import { EvidenceStore } from '../../gateway/evidence-store.ts';
+import { UploadService } from '../../gateway/upload-service.ts';
+import type { Identity } from '../../protocol/acl.ts';
 import {
   MAX_SESSIONS_PER_DEVICE,
   UploadReceiver,
@@ -884,4 +887,39 @@ test('offers never followed by their bytes: a device holds at most MAX_SESSIONS_
   t.is(await r.store.checkObject(r.store.get(DEVICE, m.item.file)!), null);
   t.deepEqual(alerts, []);
   t.is(receiver.sessionCount(DEVICE), MAX_SESSIONS_PER_DEVICE - 1);
+});
+
+test('a message the station cannot handle (its store broken) is answered refused with a code and alerted, not left to time out', async (t) => {
+  const r = await rig(t, [5_000]);
+  const dir = join(r.dir, 'service');
+  mkdirSync(dir);
+  const keyPath = join(dir, 'receipt.key.pem');
+  writeFileSync(keyPath, gatewayKeys.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+  const replies: { topic: string; value: { code?: string; status?: string; id?: string } }[] = [];
+  const fleet: string[] = [];
+  const logs: string[] = [];
+  const service = new UploadService({
+    unit: 'HN',
+    holder: 'HN-station',
+    evidence: { dir: join(dir, 'evidence'), receiptKey: keyPath, role: 'station', maxItemBytes: 1 << 30 },
+    log: (level, msg) => logs.push(`${level} ${msg}`),
+    publish: async (topic, text) => {
+      replies.push({ topic, value: JSON.parse(text) });
+    },
+    deviceKey: (d) => (d === DEVICE ? deviceKeys.publicKey : null),
+    onAlert: (device, alert) => fleet.push(`${device} ${alert}`),
+  });
+  t.teardown(() => service.close());
+  // incoming/ replaced by a file: every incoming path is now ENOTDIR.
+  rmSync(join(dir, 'evidence', 'incoming'), { recursive: true });
+  writeFileSync(join(dir, 'evidence', 'incoming'), '');
+  const item = r.items[0]!;
+  const offer = { id: item.file, entry: r.entries.get(item.file)!, bytes: item.bytes, sha256: item.sha256 };
+  const topic = { name: 'uploadOffer' as const, unit: 'HN', device: DEVICE };
+  await service.handle({} as Identity, topic, JSON.parse(JSON.stringify(offer)));
+  t.is(replies.length, 1);
+  t.true(replies[0]!.topic.endsWith('/upload/state'), replies[0]!.topic);
+  t.like(replies[0]!.value, { id: item.file, status: 'refused', code: 'STORE_FAILED' });
+  t.deepEqual(fleet, [`${DEVICE} station-storage`]);
+  t.true(logs.some((l) => l.startsWith('warn upload alert')));
 });
