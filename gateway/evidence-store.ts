@@ -21,7 +21,9 @@ import {
 } from 'node:fs';
 import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
+import { canonicalize } from '../protocol/canonical-json.ts';
 import { RecorderError, isRecorderError } from '../protocol/errors.ts';
+import type { JournalEntry } from '../protocol/journal-entry.ts';
 import { checkCenterReceipt } from './center-receipt.ts';
 
 export interface StoredItem {
@@ -589,6 +591,37 @@ function encodeNamePart(text: string): string {
   return text.replace(/[^A-Za-z0-9_.-]/gu, (c) =>
     [...Buffer.from(c, 'utf8')].map((b) => `%${b.toString(16).toUpperCase().padStart(2, '0')}`).join(''),
   );
+}
+
+/**
+ * The index columns of an item as they follow from its device-signed sealing entry (R9: found by
+ * officer, event, kind, time span and positions). The receiver stores them so; verify compares
+ * them (positions as canonical JSON, since rows from before 2026-12-08 keep the fixes in the key
+ * order they arrived in).
+ */
+export function indexColumnsOf(
+  entry: JournalEntry,
+): Pick<StoredItem, 'officer' | 'event' | 'kind' | 'start' | 'end' | 'positions'> {
+  const body = (typeof entry.body === 'object' && entry.body !== null ? entry.body : {}) as Record<
+    string,
+    unknown
+  >;
+  const str = (v: unknown) => (typeof v === 'string' ? v : null);
+  const fixes = Array.isArray(body.fixes) ? body.fixes : [];
+  let positions: string;
+  try {
+    positions = canonicalize(fixes);
+  } catch {
+    positions = JSON.stringify(fixes);
+  }
+  return {
+    officer: str(body.officer),
+    event: str(body.event),
+    kind: entry.kind,
+    start: str(body.start),
+    end: str(body.end),
+    positions,
+  };
 }
 
 /** SHA-256 (hex) of a whole file, read as a stream. */

@@ -35,7 +35,7 @@ import {
 } from '../protocol/upload.ts';
 import { checkDeviceCertificate } from './device-certificate.ts';
 import { checkCenterReceipt } from './center-receipt.ts';
-import type { EvidenceStore, ItemLifecycle, StoredItem } from './evidence-store.ts';
+import { indexColumnsOf, type EvidenceStore, type ItemLifecycle, type StoredItem } from './evidence-store.ts';
 
 export interface StoreProblem {
   code: string;
@@ -352,7 +352,7 @@ function checkEntry(item: StoredItem, key: KeyObject | null, add: Add): JournalE
   // R9: an item is found by these columns; an edited one hides it from a search, or files it under
   // another officer or event, while the object and the entry stay intact.
   const signed = indexColumnsOf(entry);
-  const edited = (Object.keys(signed) as (keyof IndexColumns)[]).filter((c) =>
+  const edited = (Object.keys(signed) as (keyof typeof signed)[]).filter((c) =>
     // The receiver kept the fixes in the key order they came in; the entry line is canonical.
     c === 'positions' ? canonicalOrNull(item.positions) !== signed.positions : item[c] !== signed[c],
   );
@@ -365,25 +365,6 @@ function checkEntry(item: StoredItem, key: KeyObject | null, add: Add): JournalE
     );
   }
   return entry;
-}
-
-type IndexColumns = Pick<StoredItem, 'officer' | 'event' | 'kind' | 'start' | 'end' | 'positions'>;
-
-/** The index columns of an item as the upload receiver takes them from its sealing entry. */
-function indexColumnsOf(entry: JournalEntry): IndexColumns {
-  const body = (typeof entry.body === 'object' && entry.body !== null ? entry.body : {}) as Record<
-    string,
-    unknown
-  >;
-  const str = (v: unknown) => (typeof v === 'string' ? v : null);
-  return {
-    officer: str(body.officer),
-    event: str(body.event),
-    kind: entry.kind,
-    start: str(body.start),
-    end: str(body.end),
-    positions: canonicalOrNull(JSON.stringify(Array.isArray(body.fixes) ? body.fixes : [])) ?? '',
-  };
 }
 
 function canonicalOrNull(json: string): string | null {

@@ -39,7 +39,7 @@ import {
   type UploadState,
 } from '../protocol/upload.ts';
 import { checkDeviceCertificate } from './device-certificate.ts';
-import type { EvidenceStore, StoredItem } from './evidence-store.ts';
+import { indexColumnsOf, type EvidenceStore, type StoredItem } from './evidence-store.ts';
 
 export interface UploadReceiverOptions {
   store: EvidenceStore;
@@ -866,23 +866,16 @@ export class UploadReceiver extends EventEmitter {
   private itemFor(device: string, offer: Offer): Omit<StoredItem, 'storedAt' | 'receipt'> {
     const entry = offer.entry as JournalEntry;
     const unit = this.unitOf.get(device) ?? this.options.unit;
-    const body = entry.body as Record<string, unknown>;
-    const str = (v: unknown) => (typeof v === 'string' ? v : null);
     return {
       id: offer.id,
       unit,
       device,
-      officer: str(body.officer),
-      event: str(body.event),
-      kind: entry.kind,
-      start: str(body.start),
-      end: str(body.end),
+      ...indexColumnsOf(entry),
       entrySeq: entry.seq,
       entryHash: entryHash(entry),
       entryLine: entryLine(entry),
       bytes: offer.bytes,
       sha256: offer.sha256,
-      positions: JSON.stringify(Array.isArray(body.fixes) ? body.fixes : []),
     };
   }
 
