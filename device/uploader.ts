@@ -25,6 +25,7 @@ import { RecorderError, isRecorderError } from '../protocol/errors.ts';
 import type { JournalEntry, JournalHead, JsonObject } from '../protocol/journal-entry.ts';
 import { canonicalize } from '../protocol/canonical-json.ts';
 import {
+  EVIDENCE_DAMAGED_KIND,
   checkReceipt,
   uploadOrder,
   type JournalState,
@@ -107,8 +108,7 @@ export interface UploaderJournal {
   readonly head?: JournalHead;
 }
 
-/** Kind of the journal entry for a local evidence file found not to hash to its entry. */
-export const EVIDENCE_DAMAGED_KIND = 'evidence-damaged';
+export { EVIDENCE_DAMAGED_KIND };
 
 /** Kind of the journal entry for a receipt the device checked and would not act on. */
 export const RECEIPT_REFUSED_KIND = 'receipt-refused';

@@ -19,10 +19,13 @@ interface DeviceRecord {
   uploadAlerts?: Map<UploadAlertName, number>;
 }
 
-export type UploadAlertName = Extract<AlertName, 'upload-refused' | 'station-storage'>;
+export type UploadAlertName = Extract<AlertName, 'upload-refused' | 'station-storage' | 'evidence-damaged'>;
 
 /** An upload alert holds until the device's next item is stored, or this long after the last one. */
 export const UPLOAD_ALERT_HOLD_MS = 3_600_000;
+
+/** evidence-damaged holds a day (a shift and its collection), whatever is stored meanwhile. */
+export const DAMAGE_ALERT_HOLD_MS = 24 * 3_600_000;
 
 export interface AlertChange {
   device: string;
@@ -84,9 +87,11 @@ export class FleetMonitor {
     if (r) (r.uploadAlerts ??= new Map()).set(alert, at);
   }
 
-  /** An item of this device was stored: its upload alerts clear. */
+  /** An item of this device was stored: its upload alerts clear (not evidence-damaged). */
   onUploadStored(device: string): void {
-    this.devices.get(device)?.uploadAlerts?.clear();
+    const alerts = this.devices.get(device)?.uploadAlerts;
+    alerts?.delete('upload-refused');
+    alerts?.delete('station-storage');
   }
 
   onDisconnect(device: string, at: number): void {
@@ -108,8 +113,10 @@ export class FleetMonitor {
       alerts.push('upload-overdue');
     if (r.clockOffsetMs !== undefined && Math.abs(r.clockOffsetMs) > t.clockDriftMs)
       alerts.push('clock-drift');
-    for (const [alert, since] of r.uploadAlerts ?? [])
-      if (now - since < UPLOAD_ALERT_HOLD_MS) alerts.push(alert);
+    for (const [alert, since] of r.uploadAlerts ?? []) {
+      const hold = alert === 'evidence-damaged' ? DAMAGE_ALERT_HOLD_MS : UPLOAD_ALERT_HOLD_MS;
+      if (now - since < hold) alerts.push(alert);
+    }
     return alerts;
   }
 

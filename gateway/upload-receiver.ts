@@ -25,7 +25,9 @@ import { EVIDENCE_TAG_BYTES, EvidenceDecipher, parseEvidenceHeader } from '../pr
 import { entryLine, verifyEntrySignature, type JournalEntry } from '../protocol/journal-entry.ts';
 import { ChainVerifier } from '../protocol/journal-chain.ts';
 import {
+  EVIDENCE_DAMAGED_KIND,
   EVIDENCE_ORPHAN_KIND,
+  EVIDENCE_UNFINISHED_KIND,
   entryHash,
   parseDone,
   sealedBy,
@@ -333,8 +335,38 @@ export class UploadReceiver extends EventEmitter {
         return { status: 'refused', head, code: first.code, reason: message };
       }
       this.options.store.appendJournal(device, rows);
+      for (const row of rows) this.noticeDamage(device, row.line);
       this.emit('journal', { device, seq: rows.at(-1)!.seq });
       return this.journalHeld(device, { seq: rows.at(-1)!.seq, hash: rows.at(-1)!.hash });
+    });
+  }
+
+  /**
+   * A journal line in which the device says it holds evidence it could not keep whole is alerted
+   * (DEVICE_EVIDENCE_DAMAGED: the fleet's evidence-damaged): the journal reaches the station
+   * whether or not anyone watched the device's events when it happened.
+   */
+  private noticeDamage(device: string, line: string): void {
+    if (!line.includes('"kind":"evidence-')) return;
+    let entry: JournalEntry;
+    try {
+      entry = JSON.parse(line) as JournalEntry;
+    } catch {
+      return;
+    }
+    if (entry.kind !== EVIDENCE_UNFINISHED_KIND && entry.kind !== EVIDENCE_DAMAGED_KIND) return;
+    const file = (entry.body as { file?: unknown }).file;
+    const name = typeof file === 'string' ? file : '(unnamed)';
+    this.alert({
+      code: 'DEVICE_EVIDENCE_DAMAGED',
+      device,
+      id: typeof file === 'string' ? file : null,
+      message:
+        entry.kind === EVIDENCE_UNFINISHED_KIND
+          ? `${device} keeps ${name} as found, an unfinished seal after a power cut (journal seq ${entry.seq}): ` +
+            'it cannot be uploaded; collect the recorder'
+          : `${device}'s copy of ${name} no longer hashes to its sealing entry (journal seq ${entry.seq}): ` +
+            'damaged on the recorder',
     });
   }
 

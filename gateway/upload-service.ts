@@ -141,7 +141,11 @@ export class UploadService extends EventEmitter {
     this.options.log('warn', `upload alert: ${alert.message}`, { ...alert });
     this.options.onAlert?.(
       alert.device,
-      STORAGE_CODES.has(alert.code) ? 'station-storage' : 'upload-refused',
+      alert.code === 'DEVICE_EVIDENCE_DAMAGED'
+        ? 'evidence-damaged'
+        : STORAGE_CODES.has(alert.code)
+          ? 'station-storage'
+          : 'upload-refused',
     );
     this.emit('upload-alert', alert);
   }

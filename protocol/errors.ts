@@ -36,6 +36,8 @@ export const ErrorCodes = {
   RECEIPT_MISMATCH: 'an upload receipt names another item',
   RECEIPT_MISSING: 'the center answered a relayed journal without a receipt for it, or none is held',
   UPLOAD_FORGED: 'an upload offer is not signed by the device that sends it',
+  DEVICE_EVIDENCE_DAMAGED:
+    'a device journaled evidence it could not keep whole (an unfinished seal, a damaged local file)',
   DEVICE_ID_NOT_OF_UNIT:
     "at a center admitting several units, a device id does not begin with its unit's name and '-'",
   UPLOAD_TOO_LARGE: 'an upload is larger than the gateway accepts',

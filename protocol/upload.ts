@@ -129,6 +129,12 @@ export function parseReceipt(value: unknown): Receipt {
  */
 export const EVIDENCE_ORPHAN_KIND = 'evidence-orphan';
 
+/** The entry kind of an unfinished seal a device kept as found after a power cut (never offered). */
+export const EVIDENCE_UNFINISHED_KIND = 'evidence-unfinished';
+
+/** The entry kind of a local evidence file a device found not to hash to its sealing entry. */
+export const EVIDENCE_DAMAGED_KIND = 'evidence-damaged';
+
 const SEALING_KINDS = new Set(['segment', 'photo']);
 
 /** Entries of these kinds seal an evidence file (sealedBy says which, in what shape). */

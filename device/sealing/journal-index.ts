@@ -6,7 +6,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { JournalEntry } from '../../protocol/journal-entry.ts';
 import { PHOTO_KIND, SEGMENT_KIND } from './sealer.ts';
-import { EVIDENCE_ORPHAN_KIND } from '../../protocol/upload.ts';
+import { EVIDENCE_ORPHAN_KIND, EVIDENCE_UNFINISHED_KIND } from '../../protocol/upload.ts';
 
 /**
  * Kind of the entry the uploader writes when a gateway's signed receipt arrives; `body.file` names
@@ -20,7 +20,7 @@ export const MARK_KIND = 'mark';
 /** Kind of the entry that recovery writes for an evidence file that was never journaled. */
 export { EVIDENCE_ORPHAN_KIND };
 /** An unfinished seal kept because its plaintext was gone (a power cut emptied the RAM spool). */
-export const EVIDENCE_UNFINISHED_KIND = 'evidence-unfinished';
+export { EVIDENCE_UNFINISHED_KIND };
 
 export interface SealedItem {
   seq: number;

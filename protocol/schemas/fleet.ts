@@ -16,6 +16,9 @@ export const AlertNames = [
   // corrupted bytes), or could not store it (the station's own disk is full or failing).
   'upload-refused',
   'station-storage',
+  // The device's journal says it holds evidence it could not keep whole: an unfinished seal kept
+  // after a power cut, or a local file that no longer hashes to its sealing entry.
+  'evidence-damaged',
 ] as const;
 export type AlertName = (typeof AlertNames)[number];
 

@@ -132,3 +132,20 @@ test('upload alerts mark a device of the fleet only: a relayed device (at a cent
   m.onUploadStored('D-here');
   t.deepEqual(m.snapshot(T0 + 2_000).devices[0]!.alerts, []);
 });
+
+test('evidence-damaged holds a day, whatever the device stores meanwhile; the other upload alerts clear on a store', (t) => {
+  const m = new FleetMonitor('U', thresholds);
+  const HOUR = 3_600_000;
+  m.onStatus('D0', makeStatus('D0', { time: iso(T0) }), T0);
+  m.onUploadAlert('D0', 'evidence-damaged', T0);
+  m.onUploadAlert('D0', 'upload-refused', T0);
+  m.onUploadStored('D0');
+  const alertsAt = (at: number) => {
+    m.onStatus('D0', makeStatus('D0', { time: iso(at) }), at); // online throughout
+    return m.snapshot(at).devices[0]!.alerts;
+  };
+  t.deepEqual(alertsAt(T0 + 1_000), ['evidence-damaged']);
+  t.deepEqual(alertsAt(T0 + 23 * HOUR), ['evidence-damaged']);
+  t.deepEqual(alertsAt(T0 + 25 * HOUR), []);
+  t.true(Value.Check(FleetSchema, m.snapshot(T0 + 1_000)));
+});

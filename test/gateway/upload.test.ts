@@ -889,8 +889,8 @@ test('offers never followed by their bytes: a device holds at most MAX_SESSIONS_
   t.is(receiver.sessionCount(DEVICE), MAX_SESSIONS_PER_DEVICE - 1);
 });
 
-test('a message the station cannot handle (its store broken) is answered refused with a code and alerted, not left to time out', async (t) => {
-  const r = await rig(t, [5_000]);
+/** A station's UploadService on its own store beside `r`, its replies, fleet alerts and log kept. */
+function uploadService(t: ExecutionContext, r: Rig) {
   const dir = join(r.dir, 'service');
   mkdirSync(dir);
   const keyPath = join(dir, 'receipt.key.pem');
@@ -910,9 +910,15 @@ test('a message the station cannot handle (its store broken) is answered refused
     onAlert: (device, alert) => fleet.push(`${device} ${alert}`),
   });
   t.teardown(() => service.close());
+  return { service, dir: join(dir, 'evidence'), replies, fleet, logs };
+}
+
+test('a message the station cannot handle (its store broken) is answered refused with a code and alerted, not left to time out', async (t) => {
+  const r = await rig(t, [5_000]);
+  const { service, dir, replies, fleet, logs } = uploadService(t, r);
   // incoming/ replaced by a file: every incoming path is now ENOTDIR.
-  rmSync(join(dir, 'evidence', 'incoming'), { recursive: true });
-  writeFileSync(join(dir, 'evidence', 'incoming'), '');
+  rmSync(join(dir, 'incoming'), { recursive: true });
+  writeFileSync(join(dir, 'incoming'), '');
   const item = r.items[0]!;
   const offer = { id: item.file, entry: r.entries.get(item.file)!, bytes: item.bytes, sha256: item.sha256 };
   const topic = { name: 'uploadOffer' as const, unit: 'HN', device: DEVICE };
@@ -922,4 +928,44 @@ test('a message the station cannot handle (its store broken) is answered refused
   t.like(replies[0]!.value, { id: item.file, status: 'refused', code: 'STORE_FAILED' });
   t.deepEqual(fleet, [`${DEVICE} station-storage`]);
   t.true(logs.some((l) => l.startsWith('warn upload alert')));
+});
+
+test('a journal that says the device keeps evidence it could not keep whole raises evidence-damaged for the fleet', async (t) => {
+  const r = await rig(t, [5_000]);
+  await r.journal.append('evidence-unfinished', {
+    file: 'EV_00004.ts.tmp-4242-deadbeef.unfinished',
+    bytes: 5000,
+    sha256: 'a'.repeat(64),
+    note: 'kept as found',
+  });
+  await r.journal.append('evidence-damaged', {
+    file: r.items[0]!.file,
+    seq: r.items[0]!.seq,
+    bytes: 5000,
+    sha256: 'b'.repeat(64),
+    expectedBytes: 5000,
+    expectedSha256: r.items[0]!.sha256,
+  });
+  const uploader = new Uploader({ ...r.uploaderOptions, journalPath: join(r.dir, 'journal.jsonl') });
+  await uploader.syncJournal();
+  t.deepEqual(
+    r.alerts.map((a) => [a.code, a.id]),
+    [
+      ['DEVICE_EVIDENCE_DAMAGED', 'EV_00004.ts.tmp-4242-deadbeef.unfinished'],
+      ['DEVICE_EVIDENCE_DAMAGED', r.items[0]!.file],
+    ],
+  );
+  t.regex(r.alerts[0]!.message, /unfinished seal after a power cut/);
+  // Held lines do not alert again.
+  await uploader.syncJournal();
+  t.is(r.alerts.length, 2);
+  // Through the station's upload service, the fleet sees evidence-damaged.
+  const { service, fleet } = uploadService(t, r);
+  const lines = readFileSync(join(r.dir, 'journal.jsonl'), 'utf8').trimEnd().split('\n');
+  await service.handle(
+    {} as Identity,
+    { name: 'uploadJournal', unit: 'HN', device: DEVICE },
+    { from: 0, lines },
+  );
+  t.deepEqual(fleet, [`${DEVICE} evidence-damaged`, `${DEVICE} evidence-damaged`]);
 });
