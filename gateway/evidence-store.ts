@@ -149,6 +149,8 @@ const LIFECYCLE_COLUMNS: [string, string][] = [
   ['center_receipt', 'TEXT'],
   ['relay_error', 'TEXT'],
   ['purged_at', 'TEXT'],
+  // 1 when the last relay failure was the item's own (refused, damaged), not the center's absence
+  ['relay_error_own', 'INTEGER'],
 ];
 
 export class EvidenceStore {
@@ -322,15 +324,16 @@ export class EvidenceStore {
 
   /**
    * Station: receipted items the center has not receipted yet, oldest first; those whose last
-   * relay failed come after the rest, so that a batch of items that keep failing (a damaged object,
-   * one the center refuses) never keeps newer ones out of every round.
+   * relay failed for a reason of their own come after the rest, so that a batch of items that keep
+   * failing (a damaged object, one the center refuses) never keeps newer ones out of every round.
+   * Items that failed only because the center was away keep their place, oldest first.
    */
   unrelayed(limit = 100): StoredItem[] {
     return (
       this.db
         .prepare(
           `SELECT * FROM items WHERE relayed_at IS NULL AND receipt IS NOT NULL
-           ORDER BY relay_error IS NOT NULL, stored_at, device, id LIMIT ?`,
+           ORDER BY COALESCE(relay_error_own, 0), stored_at, device, id LIMIT ?`,
         )
         .all(limit) as Row[]
     ).map(fromRow);
@@ -340,13 +343,19 @@ export class EvidenceStore {
   markRelayed(device: string, id: string, centerReceipt: string, at: string): void {
     this.db
       .prepare(
-        'UPDATE items SET relayed_at = ?, center_receipt = ?, relay_error = NULL WHERE device = ? AND id = ? AND relayed_at IS NULL',
+        'UPDATE items SET relayed_at = ?, center_receipt = ?, relay_error = NULL, relay_error_own = NULL WHERE device = ? AND id = ? AND relayed_at IS NULL',
       )
       .run(at, centerReceipt, device, id);
   }
 
-  setRelayError(device: string, id: string, error: string | null): void {
-    this.db.prepare('UPDATE items SET relay_error = ? WHERE device = ? AND id = ?').run(error, device, id);
+  /**
+   * Records why the item's relay failed; `own` when the failure is the item's own (the center
+   * refused it, its object is damaged), not the center's absence (no answer, not connected).
+   */
+  setRelayError(device: string, id: string, error: string | null, own = true): void {
+    this.db
+      .prepare('UPDATE items SET relay_error = ?, relay_error_own = ? WHERE device = ? AND id = ?')
+      .run(error, error === null ? null : own ? 1 : 0, device, id);
   }
 
   /** Relayed items whose object file is still here and whose relay is older than `before` (ISO). */

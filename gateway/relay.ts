@@ -71,6 +71,9 @@ export interface RelayRoundResult {
   failed: RelayFailure[];
 }
 
+/** Relay failures that say nothing of the item: the center did not answer, or is not connected. */
+const CENTER_AWAY_CODES = new Set(['UPLOAD_TIMEOUT', 'MQTT_NOT_CONNECTED']);
+
 /**
  * Events: 'relayed' {device, id, receipt}, 'journal' {device, seq}, 'purged' {device, id},
  * 'alert' RelayFailure (a refusal, a receipt that does not match, an item the center finds not to
@@ -227,7 +230,7 @@ export class Relay extends EventEmitter {
       } catch (error) {
         const code = isRecorderError(error) ? error.code : 'RELAY_FAILED';
         const message = (error as Error).message;
-        store.setRelayError(item.device, item.id, message);
+        store.setRelayError(item.device, item.id, message, !CENTER_AWAY_CODES.has(code));
         fail({ device: item.device, id: item.id, code, message }, code !== 'UPLOAD_TIMEOUT');
       }
     }

@@ -403,21 +403,45 @@ function losing(w: World, ids: string[]): RelayOptions['linkFor'] {
   };
 }
 
-test('items that keep failing never keep newer ones out of a round: failed ones go after the rest', async (t) => {
+test('items that keep failing never keep newer ones out of a round; items the center did not answer keep their place', async (t) => {
   const w = await world(t, [2_000, 2_000, 2_000]);
   const [first, second, third] = w.station.store.list();
-  const relay = w.relay({
-    linkFor: losing(w, [first!.id, second!.id]),
-    batchItems: 2,
-    maxAttempts: 1,
-    replyTimeoutMs: 100,
-  });
-  const one = await relay.runOnce();
+  const refusing: RelayOptions['linkFor'] = (d) => {
+    const wire = new TestWire(w.center.receiver, d);
+    const send = wire.sendOffer.bind(wire);
+    wire.sendOffer = async (offer) => {
+      if (![first!.id, second!.id].includes(offer.id)) return send(offer);
+      setImmediate(() =>
+        wire.emit('state', {
+          id: offer.id,
+          status: 'refused',
+          offset: 0,
+          code: 'UPLOAD_FORGED',
+          reason: 'test',
+        }),
+      );
+    };
+    return wire;
+  };
+  const options = { batchItems: 2, maxAttempts: 1, replyTimeoutMs: 100 };
+  // Refused, the item's own failure: the two oldest go to the back.
+  const one = await w.relay({ ...options, linkFor: refusing }).runOnce();
   t.deepEqual(one.relayed, []);
   t.is(one.failed.filter((f) => f.id !== null).length, 2, 'the two oldest were tried and failed');
-  const two = await relay.runOnce();
+  const two = await w.relay({ ...options, linkFor: refusing }).runOnce();
   t.deepEqual(two.relayed, [{ device: third!.device, id: third!.id }]);
-  t.is(w.center.store.list().length, 1);
+
+  // Unanswered (the center away): they keep their place, oldest first.
+  const v = await world(t, [2_000, 2_000, 2_000]);
+  const [a, b, c] = v.station.store.list();
+  const away = await v.relay({ ...options, linkFor: losing(v, [a!.id, b!.id]) }).runOnce();
+  t.deepEqual(away.relayed, []);
+  const back = await v.relay(options).runOnce();
+  t.deepEqual(
+    back.relayed.map((r) => r.id),
+    [a!.id, b!.id],
+  );
+  t.is(v.station.store.lifecycle(c!.device, c!.id)!.relayedAt, null, 'the newest waits for the next round');
 });
 
 test('a center receipt for another item is refused: nothing is marked relayed', async (t) => {
