@@ -405,7 +405,8 @@ function losing(w: World, ids: string[]): RelayOptions['linkFor'] {
 
 test('items that keep failing never keep newer ones out of a round; items the center did not answer keep their place', async (t) => {
   const w = await world(t, [2_000, 2_000, 2_000]);
-  const [first, second, third] = w.station.store.list();
+  // In the order the relay takes them (stored first; two items travel at once, so not list()'s).
+  const [first, second, third] = w.station.store.unrelayed(3);
   const refusing: RelayOptions['linkFor'] = (d) => {
     const wire = new TestWire(w.center.receiver, d);
     const send = wire.sendOffer.bind(wire);
@@ -433,7 +434,7 @@ test('items that keep failing never keep newer ones out of a round; items the ce
 
   // Unanswered (the center away): they keep their place, oldest first.
   const v = await world(t, [2_000, 2_000, 2_000]);
-  const [a, b, c] = v.station.store.list();
+  const [a, b, c] = v.station.store.unrelayed(3);
   const away = await v.relay({ ...options, linkFor: losing(v, [a!.id, b!.id]) }).runOnce();
   t.deepEqual(away.relayed, []);
   const back = await v.relay(options).runOnce();
