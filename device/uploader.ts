@@ -26,12 +26,13 @@ import type { JournalEntry, JournalHead, JsonObject } from '../protocol/journal-
 import { canonicalize } from '../protocol/canonical-json.ts';
 import {
   EVIDENCE_DAMAGED_KIND,
+  UPLOAD_RECEIPT_KIND,
+  journaledReceipt,
   checkReceipt,
   uploadOrder,
   type JournalState,
   type Offer,
   type Receipt,
-  type ReceiptBody,
   type UploadLink,
 } from '../protocol/upload.ts';
 import { UploadSender } from '../protocol/upload-sender.ts';
@@ -213,9 +214,8 @@ export class Uploader {
     for (let attempt = 0; attempt < attempts; attempt++) {
       try {
         const receipt = await this.attempt(item, offer, order?.offered);
-        let body: ReceiptBody;
         try {
-          body = checkReceipt(
+          checkReceipt(
             receipt,
             { id: item.file, device: this.options.device, entry, bytes: item.bytes, sha256: item.sha256 },
             this.options.gatewayKey,
@@ -225,16 +225,7 @@ export class Uploader {
           throw error;
         }
         // Journal first, delete second: a crash in between leaves a receipted file, never a lost one.
-        await this.options.journal.append('upload-receipt', {
-          file: item.file,
-          seq: item.seq,
-          sha256: item.sha256,
-          bytes: item.bytes,
-          holder: body.holder,
-          role: body.role,
-          storedAt: body.storedAt,
-          receiptSig: receipt.sig,
-        });
+        await this.options.journal.append(UPLOAD_RECEIPT_KIND, journaledReceipt(item, receipt));
         await unlink(join(this.options.evidenceDir, item.file)).catch((error: NodeJS.ErrnoException) => {
           if (error.code !== 'ENOENT') throw error;
         });

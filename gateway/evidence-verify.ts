@@ -20,7 +20,7 @@
  *
  * An object purged after relay is expected to be gone, but only with that receipt: the center holds it.
  */
-import { createPublicKey, verify, type KeyObject, type X509Certificate } from 'node:crypto';
+import { createPublicKey, type KeyObject, type X509Certificate } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { canonicalize } from '../protocol/canonical-json.ts';
 import { isRecorderError } from '../protocol/errors.ts';
@@ -31,7 +31,10 @@ import {
   checkReceipt,
   parseJournalReceipt,
   parseReceipt,
+  receiptOfJournaled,
+  receiptSignedBy,
   sealedBy,
+  UPLOAD_RECEIPT_KIND,
 } from '../protocol/upload.ts';
 import { checkDeviceCertificate } from './device-certificate.ts';
 import { checkCenterReceipt } from './center-receipt.ts';
@@ -198,21 +201,20 @@ function checkJournaledReceipts(
   for (const [device, lines] of chains) {
     const named = new Set<string>();
     for (const [seq, line] of lines) {
-      if (!line.includes('"kind":"upload-receipt"')) continue;
+      if (!line.includes(`"kind":"${UPLOAD_RECEIPT_KIND}"`)) continue;
       let entry: JournalEntry;
       try {
         entry = JSON.parse(line) as JournalEntry;
       } catch {
         continue; // a chain problem, above
       }
-      if (entry.kind !== 'upload-receipt') continue;
+      if (entry.kind !== UPLOAD_RECEIPT_KIND) continue;
       const b = entry.body as Record<string, unknown>;
       if (typeof b.file !== 'string' || named.has(b.file)) continue;
       const sealing = typeof b.seq === 'number' ? lines.get(b.seq) : undefined;
+      const rebuilt = sealing === undefined ? null : receiptOfJournaled(device, b, sha256Hex(sealing));
       const signedHere =
-        options.receiptKey !== undefined &&
-        sealing !== undefined &&
-        journaledReceiptVerifies(device, b, sha256Hex(sealing), options.receiptKey);
+        options.receiptKey !== undefined && rebuilt !== null && receiptSignedBy(rebuilt, options.receiptKey);
       const ours = signedHere || (b.role === options.role && holders.has(b.holder as string));
       if (!ours) continue;
       named.add(b.file);
@@ -233,33 +235,6 @@ function checkJournaledReceipts(
         );
       }
     }
-  }
-}
-
-/** The receipt an `upload-receipt` entry records (its body and the signature), rebuilt and checked. */
-function journaledReceiptVerifies(
-  device: string,
-  b: Record<string, unknown>,
-  entryHash: string,
-  key: KeyObject,
-): boolean {
-  if (typeof b.receiptSig !== 'string') return false;
-  const body = {
-    v: 1,
-    id: b.file,
-    device,
-    entrySeq: b.seq,
-    entryHash,
-    bytes: b.bytes,
-    sha256: b.sha256,
-    holder: b.holder,
-    role: b.role,
-    storedAt: b.storedAt,
-  };
-  try {
-    return verify(null, Buffer.from(canonicalize(body)), key, Buffer.from(b.receiptSig, 'base64'));
-  } catch {
-    return false; // a field missing: not a receipt that could verify
   }
 }
 

@@ -193,6 +193,62 @@ export function signReceipt<B extends ReceiptBody | JournalReceiptBody>(
   return { receipt: body, sig: sign(null, Buffer.from(canonicalize(body)), privateKey).toString('base64') };
 }
 
+/**
+ * The kind of the entry a device journals when it acts on a receipt (before it deletes its copy);
+ * its body is `journaledReceipt()`, from which `receiptOfJournaled()` rebuilds the receipt.
+ */
+export const UPLOAD_RECEIPT_KIND = 'upload-receipt';
+
+/** The body of an `upload-receipt` entry: the item and the receipt's own fields and signature. */
+export function journaledReceipt(
+  item: { file: string; seq: number; sha256: string; bytes: number },
+  receipt: Receipt,
+): { [key: string]: string | number } {
+  const { holder, role, storedAt } = receipt.receipt;
+  return {
+    file: item.file,
+    seq: item.seq,
+    sha256: item.sha256,
+    bytes: item.bytes,
+    holder,
+    role,
+    storedAt,
+    receiptSig: receipt.sig,
+  };
+}
+
+/**
+ * The receipt an `upload-receipt` entry of `device` records, rebuilt with the hash of its sealing
+ * entry's line; null when the body lacks a field. Check it with receiptSignedBy().
+ */
+export function receiptOfJournaled(
+  device: string,
+  body: Record<string, unknown>,
+  entryHash: string,
+): { receipt: ReceiptBody; sig: string } | null {
+  const { file, seq, sha256, bytes, holder, role, storedAt, receiptSig } = body;
+  if (
+    typeof file !== 'string' ||
+    typeof seq !== 'number' ||
+    typeof sha256 !== 'string' ||
+    typeof bytes !== 'number' ||
+    typeof holder !== 'string' ||
+    (role !== 'station' && role !== 'center') ||
+    typeof storedAt !== 'string' ||
+    typeof receiptSig !== 'string'
+  )
+    return null;
+  return {
+    receipt: { v: 1, id: file, device, entrySeq: seq, entryHash, bytes, sha256, holder, role, storedAt },
+    sig: receiptSig,
+  };
+}
+
+/** Whether `key` signed the receipt (a body without canonical JSON never was). */
+export function receiptSignedBy(receipt: { receipt: object; sig: string }, key: KeyObject): boolean {
+  return signedBy(receipt, key);
+}
+
 function signedBy(receipt: { receipt: object; sig: string }, key: KeyObject): boolean {
   const sig = Buffer.from(receipt.sig, 'base64');
   if (sig.length !== 64) return false;

@@ -6,13 +6,17 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { JournalEntry } from '../../protocol/journal-entry.ts';
 import { PHOTO_KIND, SEGMENT_KIND } from './sealer.ts';
-import { EVIDENCE_ORPHAN_KIND, EVIDENCE_UNFINISHED_KIND } from '../../protocol/upload.ts';
+import {
+  EVIDENCE_ORPHAN_KIND,
+  EVIDENCE_UNFINISHED_KIND,
+  UPLOAD_RECEIPT_KIND,
+} from '../../protocol/upload.ts';
 
 /**
  * Kind of the entry the uploader writes when a gateway's signed receipt arrives; `body.file` names
  * the evidence file, which may then be deleted locally (DESIGN.md "Uploads").
  */
-export const UPLOAD_RECEIPT_KIND = 'upload-receipt';
+export { UPLOAD_RECEIPT_KIND };
 
 /** Kind of the entry a mark press writes during an event; `body.event` names the event (issue 6). */
 export const MARK_KIND = 'mark';

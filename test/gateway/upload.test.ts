@@ -679,6 +679,15 @@ function itemMessages(r: Rig, receiver: UploadReceiver) {
   };
 }
 
+/** Sends the item's bytes from `from`, says done: it is stored with a receipt, and its object checks. */
+async function storesWhole(t: ExecutionContext, r: Rig, m: ReturnType<typeof itemMessages>, from = 0) {
+  t.true((await m.chunks(from)).every((s) => s === null));
+  const reply = await m.done();
+  t.is(reply.state?.status, 'have');
+  t.truthy(reply.receipt);
+  t.is(await r.store.checkObject(r.store.get(DEVICE, m.item.file)!), null);
+}
+
 for (const where of ['done', 'travel'] as const) {
   test(`a datasync that fails (${where === 'done' ? 'at done' : 'while the item travels'}) is alerted, and the item is sent again from 0 before any receipt`, async (t) => {
     const r = await rig(t, [100_000]);
@@ -714,11 +723,7 @@ for (const where of ['done', 'travel'] as const) {
     const again = newReceiver(r.store, alerts);
     const m2 = itemMessages(r, again);
     t.like((await m2.offer()).state, { status: 'send', offset: 0 });
-    t.true((await m2.chunks(0)).every((s) => s === null));
-    const reply = await m2.done();
-    t.is(reply.state?.status, 'have');
-    t.truthy(reply.receipt);
-    t.is(await r.store.checkObject(r.store.get(DEVICE, m.item.file)!), null);
+    await storesWhole(t, r, m2);
     await again.close();
   });
 }
@@ -745,10 +750,7 @@ test('a write that fails (not for a full disk) is alerted, and the item is sent 
     alerts.map((a) => a.code),
     ['UPLOAD_WRITE_FAILED'],
   );
-  t.true((await m.chunks(0)).every((s) => s === null));
-  const reply = await m.done();
-  t.is(reply.state?.status, 'have');
-  t.is(await r.store.checkObject(r.store.get(DEVICE, m.item.file)!), null);
+  await storesWhole(t, r, m);
 });
 
 test("the store's fsync failing at done: no receipt on a second try, the item is sent again from 0", async (t) => {
@@ -840,10 +842,7 @@ test('a re-offer waiting behind a dropped session takes it over: a datasync of i
     alerts.map((a) => a.code),
     ['UPLOAD_WRITE_FAILED'],
   );
-  t.true((await m.chunks(0)).every((s) => s === null));
-  const reply = await m.done();
-  t.is(reply.state?.status, 'have');
-  t.is(await r.store.checkObject(r.store.get(DEVICE, m.item.file)!), null);
+  await storesWhole(t, r, m);
 });
 
 test('offers never followed by their bytes: a device holds at most MAX_SESSIONS_PER_DEVICE sessions, and an item whose session was dropped resumes from its file', async (t) => {
@@ -880,11 +879,7 @@ test('offers never followed by their bytes: a device holds at most MAX_SESSIONS_
   await waitFor(() => openOn(incoming) === 0, 5000, 'the dropped session to close its file');
   // Offered again, it resumes from what its file holds, and is stored with its own bytes.
   t.like((await m.offer()).state, { status: 'send', offset: 32_768 });
-  t.true((await m.chunks(32_768)).every((s) => s === null));
-  const reply = await m.done();
-  t.is(reply.state?.status, 'have');
-  t.truthy(reply.receipt);
-  t.is(await r.store.checkObject(r.store.get(DEVICE, m.item.file)!), null);
+  await storesWhole(t, r, m, 32_768);
   t.deepEqual(alerts, []);
   t.is(receiver.sessionCount(DEVICE), MAX_SESSIONS_PER_DEVICE - 1);
 });
